@@ -1,0 +1,83 @@
+# tthost build, test and tooling. Every target works on a fresh Debian
+# machine with Go installed; what a target needs and is missing it installs.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := $(CURDIR)/bin
+TOOLS := $(CURDIR)/.tools/bin
+
+# Pinned generators for `make proto` (installed into .tools/bin).
+BUF_VERSION                := v1.75.0
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
+
+PLUGINS := oneshot
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION)
+
+.PHONY: all build test vet fmt proto bench demo clean ensure-redis help
+
+all: build
+
+help:
+	@echo "make build   build bin/tthost and the built-in backend plugins"
+	@echo "make demo    run a town on the embedded default with a sample agent, one task end to end"
+	@echo "make test    go vet + go test -race ./... (installs redis-server when missing)"
+	@echo "make bench   run the benchmarks (numbers in docs/benchmarks.md)"
+	@echo "make proto   regenerate the committed protobuf code with pinned generators"
+
+## build: the host and every built-in plugin, plus their checksum manifest.
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tthost ./cmd/tthost
+	@for p in $(PLUGINS); do \
+		echo "$(GO) build -o $(BIN)/tthost-backend-$$p ./plugins/$$p"; \
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tthost-backend-$$p ./plugins/$$p || exit 1; \
+	done
+	@# The host refuses a built-in plugin whose SHA-256 differs from this manifest.
+	cd $(BIN) && sha256sum tthost-backend-* > tthost-plugins.sha256
+
+## test: what CI runs. Real redis-server, real plugin processes.
+test: ensure-redis vet
+	$(GO) test -race -timeout 30m ./...
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## ensure-redis: the tests start their own redis-server on a unix socket.
+ensure-redis:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+		echo "redis-server not found: installing the Debian package redis-server"; \
+		SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null || \
+		{ echo "could not install redis-server; install it with: sudo apt-get install redis-server"; exit 1; }; \
+	fi
+	@redis-server --version
+
+## bench: benchmarks against real processes; see docs/benchmarks.md.
+bench: ensure-redis
+	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./host/bench/...
+
+## demo: a throwaway town in .demo/ on the embedded default Redis.
+demo: build
+	@bash docs/demo/run.sh
+
+## proto: regenerate proto/ code with the pinned generators.
+proto: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc
+	cd proto && PATH=$(TOOLS):$$PATH $(TOOLS)/buf generate
+	cd proto && $(TOOLS)/buf lint
+
+$(TOOLS)/buf:
+	GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(TOOLS)/protoc-gen-go:
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(TOOLS)/protoc-gen-go-grpc:
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+clean:
+	rm -rf $(BIN) .demo
