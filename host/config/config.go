@@ -1,0 +1,199 @@
+// Package config reads and writes a town's tinytown.toml the way Tinytown
+// (`tt`) does, so tthost and tt can share one town directory.
+//
+// The file keeps tt's layout and defaults (see the Redis schema reference,
+// §7.2). tthost's own settings live in a [tthost] section, which tt ignores,
+// and in an optional `backend` key of each [agent_clis.<name>] table. Load
+// applies tt's defaults, normalizes legacy CLI values and reports errors as
+// "tinytown.toml:LINE:COL: …"; keys it does not know are warnings, and they
+// are kept when Save writes the file back, as is the whole [townhall] table,
+// which tthost does not interpret.
+package config
+
+import (
+	"maps"
+)
+
+// FileName is the name of a town's config file in its root directory.
+const FileName = "tinytown.toml"
+
+// Redis server kinds for [tthost] redis_server: what to start for the
+// town-private Redis.
+const (
+	RedisServerAuto     = "auto"         // redis-server when installed, else embedded
+	RedisServerReal     = "redis-server" // the real redis-server, or fail
+	RedisServerEmbedded = "embedded"     // the in-memory embedded server
+)
+
+// Config is a town's tinytown.toml.
+type Config struct {
+	// Name is the town name used in every Redis key (required).
+	Name string `toml:"name"`
+	// DefaultCLI is the CLI an agent gets when none is named.
+	DefaultCLI string `toml:"default_cli"`
+	// ConductorCLI is optional; "" means DefaultCLI (see Conductor).
+	ConductorCLI string `toml:"conductor_cli"`
+	// MaxAgents is only used by townhall's scaling metrics.
+	MaxAgents       int         `toml:"max_agents"`
+	UseCentralRedis bool        `toml:"use_central_redis"`
+	UseStreams      bool        `toml:"use_streams"`
+	Redis           RedisConfig `toml:"redis"`
+	// Townhall is tt's REST server section. tthost does not use it, so it
+	// is kept as raw TOML values and written back as loaded.
+	Townhall  map[string]any      `toml:"townhall"`
+	Agent     AgentConfig         `toml:"agent"`
+	AgentCLIs map[string]AgentCLI `toml:"agent_clis"`
+	// TTHost holds tthost's own settings ([tthost]; tt ignores it).
+	TTHost TTHostConfig `toml:"tthost"`
+
+	// Warnings lists what Load accepted but did not understand, each
+	// "FILE:LINE:COL: …" where the position is known.
+	Warnings []string `toml:"-"`
+
+	// extra holds unknown top-level keys, written back by Save.
+	extra map[string]any
+}
+
+// RedisConfig is the [redis] table. The defaults are tt's per-town socket
+// defaults.
+type RedisConfig struct {
+	// URL, when set, overrides everything else (an external Redis).
+	URL        string `toml:"url"`
+	UseSocket  bool   `toml:"use_socket"`
+	SocketPath string `toml:"socket_path"` // relative to the town root
+	Host       string `toml:"host"`
+	Port       int    `toml:"port"`
+	Persist    bool   `toml:"persist"` // unused by tt
+	AOFPath    string `toml:"aof_path"`
+	// Password is "" for none. tt's central mode stores it here in plain text.
+	Password   string `toml:"password"`
+	TLSEnabled bool   `toml:"tls_enabled"`
+	TLSCert    string `toml:"tls_cert"`
+	TLSKey     string `toml:"tls_key"`
+	TLSCACert  string `toml:"tls_ca_cert"`
+	Bind       string `toml:"bind"`
+
+	extra map[string]any
+}
+
+// AgentConfig is the [agent] table.
+type AgentConfig struct {
+	// IdleTimeoutSecs: after this many idle seconds with no current task a
+	// worker drains and exits; 0 disables the timeout.
+	IdleTimeoutSecs int64 `toml:"idle_timeout_secs"`
+	// Persistent opts codex and codex-mini into one long-lived session.
+	Persistent bool `toml:"persistent"`
+
+	extra map[string]any
+}
+
+// AgentCLI is one [agent_clis.<name>] table.
+type AgentCLI struct {
+	Name    string `toml:"name"`
+	Command string `toml:"command"`
+	// Workdir and Env are accepted and kept; tt's agent-loop ignores them.
+	Workdir string            `toml:"workdir"`
+	Env     map[string]string `toml:"env"`
+	// Backend names the tthost backend plugin that serves this CLI ("" lets
+	// the host choose). A tthost extension: tt ignores the key.
+	Backend string `toml:"backend"`
+
+	extra map[string]any
+}
+
+// TTHostConfig is tthost's own [tthost] section.
+type TTHostConfig struct {
+	// PluginDir is an extra directory to look for backend plugins in ("" = none).
+	PluginDir string `toml:"plugin_dir"`
+	// SafetyPollSecs is how often a waiting agent re-checks Redis for
+	// writers that send no wake signal (tt itself).
+	SafetyPollSecs int `toml:"safety_poll_secs"`
+	// HeartbeatSecs is the interval of an agent's heartbeat.
+	HeartbeatSecs int `toml:"heartbeat_secs"`
+	// StopGraceSecs is how long a plugin or CLI gets to stop before SIGKILL.
+	StopGraceSecs int `toml:"stop_grace_secs"`
+	// RedisServer says what to start for the town-private Redis:
+	// RedisServerAuto, RedisServerReal or RedisServerEmbedded.
+	RedisServer string `toml:"redis_server"`
+
+	extra map[string]any
+}
+
+// presets are tt's built-in CLI command lines (agent-loop reference §1.3).
+var presets = map[string]string{
+	"claude":     "claude --print --dangerously-skip-permissions",
+	"auggie":     "auggie --print",
+	"codex":      "codex exec --dangerously-bypass-approvals-and-sandbox",
+	"codex-mini": `codex exec --dangerously-bypass-approvals-and-sandbox -m gpt-5.4-mini -c model_reasoning_effort="medium"`,
+	"aider":      "aider --yes --no-auto-commits --message",
+	"gemini":     "gemini",
+	"copilot":    "gh copilot",
+	"cursor":     "cursor",
+}
+
+// Presets returns tt's built-in CLIs, name to command line. The map is a
+// copy the caller may change.
+func Presets() map[string]string { return maps.Clone(presets) }
+
+// defaults returns a Config with every default tt's deserializer applies to
+// a missing field. It has no CLIs: a loaded file uses only its own entries.
+func defaults() *Config {
+	return &Config{
+		DefaultCLI: "claude",
+		MaxAgents:  10,
+		Redis: RedisConfig{
+			UseSocket:  true,
+			SocketPath: ".tt/redis.sock",
+			Host:       "127.0.0.1",
+			Port:       6379,
+			AOFPath:    ".tt/redis.aof",
+			Bind:       "127.0.0.1",
+		},
+		Agent: AgentConfig{IdleTimeoutSecs: 300},
+		TTHost: TTHostConfig{
+			SafetyPollSecs: 5,
+			HeartbeatSecs:  30,
+			StopGraceSecs:  5,
+			RedisServer:    RedisServerAuto,
+		},
+	}
+}
+
+// defaultTownhall is what tt writes for [townhall] in a new town.
+func defaultTownhall() map[string]any {
+	return map[string]any{
+		"bind":               "127.0.0.1",
+		"rest_port":          int64(8080),
+		"request_timeout_ms": int64(30000),
+		"auth": map[string]any{
+			"mode":               "none",
+			"api_key_scopes":     []any{},
+			"required_scopes":    []any{},
+			"clock_skew_seconds": int64(60),
+		},
+		"tls":  map[string]any{"enabled": false},
+		"mtls": map[string]any{"enabled": false, "required": false},
+	}
+}
+
+// New returns the config `tthost init` writes for a new town: the defaults
+// (a per-town Redis socket in .tt/) plus tt's built-in CLI presets.
+func New(name string) *Config {
+	c := defaults()
+	c.Name = name
+	c.Townhall = defaultTownhall()
+	c.AgentCLIs = make(map[string]AgentCLI, len(presets))
+	for n, cmd := range presets {
+		c.AgentCLIs[n] = AgentCLI{Name: n, Command: cmd, Env: map[string]string{}}
+	}
+	return c
+}
+
+// Conductor returns the conductor's CLI reference: conductor_cli, else
+// default_cli.
+func (c *Config) Conductor() string {
+	if c.ConductorCLI != "" {
+		return c.ConductorCLI
+	}
+	return c.DefaultCLI
+}
