@@ -24,4 +24,19 @@
 // Errors returned from Send and OpenSession should wrap the sentinel errors
 // in this package (ErrTurnRunning, ErrInvalidConfig, ...); they arrive at
 // the host as the same sentinel.
+//
+// What Serve takes care of:
+//
+//   - Logging: Logger returns a JSON logger on stderr, which the host
+//     forwards to its own log under the plugin's name; the level comes from
+//     TTHOST_PLUGIN_LOG_LEVEL (the host sets it to its own).
+//   - Stdout: the host reads the plugin's stdout for the handshake, so the
+//     SDK sets the real stdout aside before the plugin's own code runs and
+//     sends stray prints to stderr. Never print to stdout anyway.
+//   - Stopping: when the host stops the plugin, on SIGTERM, and when the
+//     host process dies, every open session is closed with CloseImmediate
+//     (within 5 s), a Shutdowner backend's Shutdown is called, and the
+//     process exits with status 0.
+//   - Running by hand: `plugin --describe` prints the Description as JSON;
+//     without arguments the binary explains what it is and exits 1.
 package sdk

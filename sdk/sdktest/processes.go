@@ -49,8 +49,16 @@ func (p *Processes) Env() string { return MarkerEnv + "=" + p.marker }
 // Marker returns the marker value.
 func (p *Processes) Marker() string { return p.marker }
 
-// Environ returns os.Environ() plus the marker.
-func (p *Processes) Environ() []string { return append(os.Environ(), p.Env()) }
+// Environ returns os.Environ() plus the marker, and (under -race, where
+// Build makes race binaries) GORACE=atexit_sleep_ms=0 so the race runtime
+// does not add a second to every child's exit.
+func (p *Processes) Environ() []string {
+	env := append(os.Environ(), p.Env())
+	if raceEnabled {
+		env = append(env, "GORACE=atexit_sleep_ms=0")
+	}
+	return env
+}
 
 // Alive lists the PIDs of live processes carrying the marker.
 func (p *Processes) Alive() []int { return FindByEnv(MarkerEnv + "=" + p.marker) }

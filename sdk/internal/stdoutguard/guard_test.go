@@ -1,0 +1,14 @@
+package stdoutguard_test
+
+import (
+	"testing"
+
+	"github.com/tthost/tthost/sdk/internal/stdoutguard"
+	"github.com/tthost/tthost/sdk/internal/wire"
+)
+
+func TestCookieKeyMatchesTheHandshake(t *testing.T) {
+	if stdoutguard.CookieKey != wire.Handshake.MagicCookieKey {
+		t.Fatalf("the guard looks for %q but the handshake sets %q", stdoutguard.CookieKey, wire.Handshake.MagicCookieKey)
+	}
+}

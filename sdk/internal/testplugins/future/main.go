@@ -1,0 +1,15 @@
+// Command future is a test plugin that speaks only backend protocol
+// version 2, which no host speaks yet: the host must refuse it naming both
+// sides' versions.
+package main
+
+import (
+	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/internal/testhooks"
+	"github.com/tthost/tthost/sdk/internal/testplugins/echobackend"
+)
+
+func main() {
+	testhooks.ServeProtocolVersion = 2
+	sdk.Serve(echobackend.New())
+}
