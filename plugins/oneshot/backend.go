@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/tthost/tthost/host/version"
+	"github.com/tthost/tthost/sdk"
+)
+
+// backend is stateless: every session owns its turns and processes, and the
+// SDK closes all sessions before the plugin exits, so there is nothing to
+// shut down beyond them (no sdk.Shutdowner).
+type backend struct{}
+
+func newBackend() *backend { return &backend{} }
+
+// optionsSchema documents SessionConfig.Options for the host (draft 2020-12).
+const optionsSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": {
+    "prompt_mode": {
+      "description": "How the prompt reaches the CLI. auto: auggie gets --instruction-file, aider gets --message-file, every other CLI reads it on stdin.",
+      "type": "string",
+      "enum": ["auto", "stdin", "instruction-file", "message-file"],
+      "default": "auto"
+    }
+  },
+  "additionalProperties": false
+}`
+
+func (b *backend) Describe(context.Context) (sdk.Description, error) {
+	return sdk.Description{
+		Name:    "oneshot",
+		Version: version.Version,
+		Summary: "runs any coding CLI once per turn (sh -c), the fallback for CLIs without a persistent backend",
+		CLIs: []sdk.CLI{
+			{Name: sdk.AnyCLI, Capabilities: []sdk.Capability{sdk.CapInterrupt}},
+		},
+		OptionsSchema: optionsSchema,
+	}, nil
+}
+
+func (b *backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events sdk.EventSink) (sdk.Session, error) {
+	s, err := newSession(cfg, events)
+	if err != nil {
+		return nil, err
+	}
+	// A one-shot CLI keeps nothing between turns, so there is no runtime
+	// session id to save, and a resume id can only be reported as lost.
+	ready := sdk.SessionReady{}
+	if cfg.ResumeID != "" {
+		ready.ContextLostReason = "the one-shot backend keeps no CLI session between turns, so there is nothing to resume"
+	}
+	events.Emit(sdk.SessionReadyEvent(ready))
+	events.Emit(sdk.AwaitingInputEvent())
+	return s, nil
+}
+
+// sessionSettings is a validated SessionConfig, ready for turns.
+type sessionSettings struct {
+	cliName string
+	command string
+	workdir string
+	env     []string
+	prompt  promptMode // resolved: never modeAuto
+}
+
+func validate(cfg sdk.SessionConfig) (sessionSettings, error) {
+	if strings.TrimSpace(cfg.Command) == "" {
+		return sessionSettings{}, fmt.Errorf("%w: the command for CLI %q is empty: configure the CLI's command", sdk.ErrInvalidConfig, cfg.CLIName)
+	}
+	if cfg.Workdir == "" {
+		return sessionSettings{}, fmt.Errorf("%w: workdir is empty: give the directory the CLI runs in", sdk.ErrInvalidConfig)
+	}
+	// Absolute, so a later change of the plugin's own directory cannot move
+	// the CLI.
+	workdir, err := filepath.Abs(cfg.Workdir)
+	if err != nil {
+		return sessionSettings{}, fmt.Errorf("%w: workdir %q: %v", sdk.ErrInvalidConfig, cfg.Workdir, err)
+	}
+	fi, err := os.Stat(workdir)
+	if err != nil {
+		return sessionSettings{}, fmt.Errorf("%w: workdir: %v", sdk.ErrInvalidConfig, err)
+	}
+	if !fi.IsDir() {
+		return sessionSettings{}, fmt.Errorf("%w: workdir %s is not a directory", sdk.ErrInvalidConfig, workdir)
+	}
+	mode, err := parseOptions(cfg.Options)
+	if err != nil {
+		return sessionSettings{}, err
+	}
+	env, err := buildEnv(cfg.Env)
+	if err != nil {
+		return sessionSettings{}, err
+	}
+	return sessionSettings{
+		cliName: cfg.CLIName,
+		command: cfg.Command,
+		workdir: workdir,
+		env:     env,
+		prompt:  mode.resolve(cfg.CLIName),
+	}, nil
+}
+
+// buildEnv returns the plugin's environment plus extra. os/exec keeps the
+// last of duplicate keys, so extra overrides what the plugin inherited.
+func buildEnv(extra map[string]string) ([]string, error) {
+	env := os.Environ()
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		v := extra[k]
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(v, "\x00") {
+			return nil, fmt.Errorf("%w: environment variable %q: names must be non-empty without '=' or NUL, values without NUL", sdk.ErrInvalidConfig, k)
+		}
+		env = append(env, k+"="+v)
+	}
+	return env, nil
+}
