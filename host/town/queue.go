@@ -189,10 +189,14 @@ type IntakeOptions struct {
 // IntakeResult is what one Intake saw and did.
 type IntakeResult struct {
 	StopRequested bool
-	AgentExists   bool
-	State         AgentState // parsed like tt: unknown reads as starting
-	RawState      string     // the state field as stored ("" if missing)
-	Moved         []Entry    // urgent ones first (oldest first), then the inbox in order
+	// Quick is set when nothing was waiting (no wake token, stop flag or
+	// message): the agent's hash was not read, so AgentExists, State and
+	// RawState say nothing.
+	Quick       bool
+	AgentExists bool
+	State       AgentState // parsed like tt: unknown reads as starting
+	RawState    string     // the state field as stored ("" if missing)
+	Moved       []Entry    // urgent ones first (oldest first), then the inbox in order
 	// UrgentLeft and InboxLeft are what remains (Max reached, UrgentOnly).
 	UrgentLeft int64
 	InboxLeft  int64
@@ -210,7 +214,15 @@ type IntakeResult struct {
 // It consumes the wake token first, so a message that arrives after the
 // script leaves a fresh token; it moves nothing when the stop flag exists,
 // the agent hash is missing, or the agent is paused.
+//
+// An idle agent's safety poll takes the fast path: one EXISTS over the wake
+// token, the stop flag and both queues finds nothing, and the script returns
+// without reading the agent (exists = -1, state unread). That keeps an idle
+// agent at a few Redis commands per poll, script internals included.
 var intakeScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[4], KEYS[5]) == 0 then
+  return {0, -1, '', 0, 0, redis.call('LLEN', KEYS[7]), {}}
+end
 redis.call('DEL', KEYS[1])
 local stop = redis.call('EXISTS', KEYS[2])
 local exists = redis.call('EXISTS', KEYS[3])
@@ -267,7 +279,7 @@ func (s *Store) Intake(ctx context.Context, agent string, opts IntakeOptions) (I
 	iLeft, _ := v[4].(int64)
 	backlog, _ := v[5].(int64)
 	list, _ := v[6].([]any)
-	res := IntakeResult{StopRequested: stop == 1, AgentExists: exists == 1, RawState: raw,
+	res := IntakeResult{StopRequested: stop == 1, Quick: exists == -1, AgentExists: exists == 1, RawState: raw,
 		UrgentLeft: uLeft, InboxLeft: iLeft, BacklogLen: backlog}
 	res.State, _ = ParseAgentState(raw)
 	for _, x := range list {
