@@ -108,7 +108,8 @@ type TTHostConfig struct {
 	// SafetyPollSecs is how often a waiting agent re-checks Redis for
 	// writers that send no wake signal (tt itself).
 	SafetyPollSecs int `toml:"safety_poll_secs"`
-	// HeartbeatSecs is the interval of an agent's heartbeat.
+	// HeartbeatSecs is the interval of an agent's heartbeat (and of its
+	// worker-lease refresh); tt recover treats 120 s without one as dead.
 	HeartbeatSecs int `toml:"heartbeat_secs"`
 	// StopGraceSecs is how long a plugin or CLI gets to stop before SIGKILL.
 	StopGraceSecs int `toml:"stop_grace_secs"`
@@ -152,7 +153,7 @@ func defaults() *Config {
 		Agent: AgentConfig{IdleTimeoutSecs: 300},
 		TTHost: TTHostConfig{
 			SafetyPollSecs: 5,
-			HeartbeatSecs:  30,
+			HeartbeatSecs:  60,
 			StopGraceSecs:  5,
 			RedisServer:    RedisServerAuto,
 		},

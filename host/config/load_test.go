@@ -65,7 +65,7 @@ func TestLoadAppliesTTDefaults(t *testing.T) {
 		{"no presets merged into a loaded file", len(c.AgentCLIs), 0},
 		{"tthost.plugin_dir", c.TTHost.PluginDir, ""},
 		{"tthost.safety_poll_secs", c.TTHost.SafetyPollSecs, 5},
-		{"tthost.heartbeat_secs", c.TTHost.HeartbeatSecs, 30},
+		{"tthost.heartbeat_secs", c.TTHost.HeartbeatSecs, 60},
 		{"tthost.stop_grace_secs", c.TTHost.StopGraceSecs, 5},
 		{"tthost.redis_server", c.TTHost.RedisServer, "auto"},
 	}
