@@ -1,0 +1,467 @@
+// Package agentloop is the worker: it turns one agent's inbox into turns of
+// the agent's coding CLI, through a backend plugin session.
+//
+// The loop keeps Tinytown's semantics (ref tinytown-agent-loop.md §3): stop
+// and pause checks, idle timeout → draining → stopped, message
+// classification, informational batching, confirmations auto-dismissed,
+// backlog snapshot and the synthetic backlog query, round counting,
+// re-queue on CLI failure, task tracking, heartbeats, final state stopped.
+// It differs where Tinytown loses work or wastes time:
+//
+//   - Messages move atomically from the inbox into the agent's in-flight
+//     list and leave it only when their turn has an outcome; a restarted
+//     worker delivers what it finds in flight again (town.Store.Intake).
+//   - A waiting agent sleeps on a wake signal (BLPOP), not a fixed tick, so
+//     a message reaches the CLI within milliseconds; a slow safety poll
+//     remains for writers that send no signal (`tt` itself).
+//   - Stop and pause reach a running turn: it is cancelled within a second
+//     and its messages are re-queued at the front, in order.
+//   - A failing CLI backs off instead of replaying its work every second,
+//     and a failed turn is not counted as completed work.
+//   - An idle agent with role-matching backlog is offered the backlog once
+//     per new matching task instead of idling to its timeout.
+//   - Every step is visible in the agent's activity log and event stream.
+package agentloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/host/config"
+	"github.com/tthost/tthost/host/town"
+	"github.com/tthost/tthost/sdk"
+)
+
+// Backends is what the loop needs from the backend manager.
+type Backends interface {
+	Select(ctx context.Context, cliName string, persistent bool) (backend.Choice, error)
+	OpenSession(ctx context.Context, ch backend.Choice, cfg sdk.SessionConfig) (Session, error)
+}
+
+// Session is one backend session (sdk/client.Session satisfies it).
+type Session interface {
+	Send(ctx context.Context, in sdk.Input) (sdk.Delivery, error)
+	Events() <-chan sdk.Event
+	Close(ctx context.Context, mode sdk.CloseMode) error
+}
+
+// Options configures one agent's loop.
+type Options struct {
+	// TownDir is the town root (the CLI's working directory).
+	TownDir string
+	Config  *config.Config
+	Store   *town.Store
+	// Backends opens sessions.
+	Backends Backends
+	// Name, ID and MaxRounds are agent-loop's three arguments.
+	Name      string
+	ID        string
+	MaxRounds int
+	// Out receives the human log (the agent's .tt/logs/<name>.log when
+	// spawned in the background).
+	Out io.Writer
+	// Logger receives structured logs.
+	Logger hclog.Logger
+	// ToolDir is put first on the CLI's PATH so the prompt's `tthost`
+	// commands resolve to this tthost (default: the executable's directory).
+	ToolDir string
+	// Now is the clock (tests may replace it).
+	Now func() time.Time
+}
+
+// Loop is one agent's worker.
+type Loop struct {
+	opts  Options
+	store *town.Store
+	cfg   *config.Config
+	log   hclog.Logger
+
+	id, name        string
+	registered      bool // the agent hash exists; without it no state is written
+	cliName, cliCmd string
+	choice          backend.Choice
+	session         Session
+
+	round      int // turns attempted (completed or failed): counts toward MaxRounds
+	completed  int // turns completed
+	failures   int // consecutive failed turns, for the backoff
+	retries    int // attempts of the current round number (for transcript names)
+	state      town.AgentState
+	current    string // the agent's current_task, as far as this loop knows
+	lastActive time.Time
+	lastBeat   time.Time
+	agent      *town.Agent // the record read at start-up (nil when missing)
+	lease      *town.Lease
+	offered    map[string]bool // backlog tasks already offered to the agent
+	recovered  []town.Entry    // in flight at start-up: delivered first
+	backlogLen int64           // backlog length seen at the last snapshot
+}
+
+// ErrStopped is returned by Run when the loop ended because of a stop
+// request; callers treat it as a clean exit.
+var ErrStopped = errors.New("stopped by request")
+
+// New prepares a loop; Run runs it.
+func New(opts Options) (*Loop, error) {
+	if opts.MaxRounds < 0 {
+		return nil, fmt.Errorf("max rounds must be 0 or more, got %d", opts.MaxRounds)
+	}
+	id, err := town.ParseID(opts.ID)
+	if err != nil {
+		return nil, fmt.Errorf("invalid agent ID %q: %w", opts.ID, err)
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ToolDir == "" {
+		if exe, err := os.Executable(); err == nil {
+			opts.ToolDir = filepath.Dir(exe)
+		}
+	}
+	return &Loop{
+		opts: opts, store: opts.Store, cfg: opts.Config, log: opts.Logger.Named("agentloop"),
+		id: id, name: opts.Name, offered: map[string]bool{},
+	}, nil
+}
+
+func (l *Loop) say(format string, args ...any) {
+	fmt.Fprintf(l.opts.Out, "%s %s\n", l.opts.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// Run serves the agent until a stop request, the idle timeout, the round
+// limit, ctx's cancellation (SIGTERM), or an error. Whatever ends it, the
+// messages it holds in flight are re-queued and the agent is left in state
+// stopped.
+func (l *Loop) Run(ctx context.Context) (err error) {
+	if err := l.claim(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		// Finishing must happen even when ctx is cancelled (SIGTERM).
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		l.finish(fctx, err)
+	}()
+	if err := l.start(ctx); err != nil {
+		return err
+	}
+	err = l.serve(ctx)
+	if errors.Is(err, ErrStopped) || (err != nil && ctx.Err() != nil) {
+		return nil
+	}
+	return err
+}
+
+// claim reads the agent and takes its worker lease. Nothing is written
+// before the lease is ours: a second worker for the same agent leaves the
+// first one's state alone.
+func (l *Loop) claim(ctx context.Context) error {
+	agent, err := l.store.GetAgent(ctx, l.id)
+	switch {
+	case err == nil:
+		l.registered = true
+		l.agent = agent
+		l.state = agent.State
+		l.current = agent.CurrentTask
+		l.lastActive = agent.LastActiveAt
+	case errors.Is(err, town.ErrAgentNotFound):
+		l.say("⚠️ agent %s has no record in Redis: serving it anyway, without state writes", l.id)
+	default:
+		return fmt.Errorf("read agent %s: %w", l.id, err)
+	}
+	if l.lastActive.IsZero() {
+		l.lastActive = l.opts.Now()
+	}
+	return l.acquireLease(ctx)
+}
+
+// start reads the agent, resolves its CLI and backend, and collects what a
+// previous run left in flight.
+func (l *Loop) start(ctx context.Context) error {
+	agent := l.agent
+	var err error
+	ref := l.cfg.DefaultCLI
+	if agent != nil && agent.CLI != "" {
+		ref = agent.CLI
+	}
+	l.cliName = l.cfg.ResolveCLIName(ref)
+	l.cliCmd = l.cfg.ResolveCLICommand(ref)
+
+	l.say("🔄 Agent '%s' starting loop (max %d rounds)", l.name, l.opts.MaxRounds)
+	l.say("   CLI: %s (%s)", l.cliName, l.cliCmd)
+	l.say("   Idle timeout: %ds", l.cfg.Agent.IdleTimeoutSecs)
+
+	l.choice, err = l.opts.Backends.Select(ctx, l.cliName, l.cfg.Agent.Persistent)
+	if err != nil {
+		l.runtimeError(ctx, 0, "backend_unavailable", fmt.Sprintf("no backend can serve %s: %v", l.cliName, err))
+		return fmt.Errorf("choose a backend for CLI %q: %w", l.cliName, err)
+	}
+	l.say("   Runtime: %s backend: %s", l.choice.Backend, l.choice.Reason)
+	l.activity(ctx, fmt.Sprintf("Runtime: %s backend (%s)", l.choice.Backend, l.choice.Reason))
+	l.emit(ctx, town.EventAgentStateChanged, "Runtime: "+l.choice.Backend+" backend: "+l.choice.Reason, detail{
+		Kind: "backend_selected", Backend: l.choice.Backend, Fallback: l.choice.Fallback, Persistent: l.choice.Persistent,
+	})
+
+	l.recovered, err = l.store.InFlight(ctx, l.id)
+	if err != nil {
+		return fmt.Errorf("read in-flight messages: %w", err)
+	}
+	if n := len(l.recovered); n > 0 {
+		l.say("↩️ %d message(s) were in flight when the previous worker stopped: delivering them again", n)
+		l.activity(ctx, fmt.Sprintf("↩️ Re-delivering %d in-flight message(s) from an interrupted run", n))
+	}
+	return nil
+}
+
+// serve is the main loop.
+func (l *Loop) serve(ctx context.Context) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if l.round >= l.opts.MaxRounds {
+			l.say("📍 Reached the round limit (%d)", l.opts.MaxRounds)
+			return nil
+		}
+		res, err := l.store.Intake(ctx, l.id, town.IntakeOptions{})
+		if err != nil {
+			return fmt.Errorf("intake: %w", err)
+		}
+		if res.StopRequested {
+			return l.stopRequested(ctx)
+		}
+		if !res.Quick {
+			l.state = res.State
+		}
+		if res.State == town.StatePaused {
+			if err := l.paused(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		entries := append(l.recovered, res.Moved...)
+		l.recovered = nil
+		b := l.classify(ctx, entries)
+		if b.empty() {
+			exit, err := l.idle(ctx, res.BacklogLen)
+			if err != nil || exit {
+				return err
+			}
+			continue
+		}
+		if !b.hasActionable() {
+			q, total := l.backlogOffer(ctx, false)
+			if q == nil {
+				l.autoHandled(ctx, b, total)
+				continue
+			}
+			b.actionable = append(b.actionable, item{msg: q})
+		}
+		if err := l.turn(ctx, b); err != nil {
+			return err
+		}
+	}
+}
+
+// stopRequested ends the loop on the stop key (tthost stop / tt kill).
+func (l *Loop) stopRequested(ctx context.Context) error {
+	l.say("🛑 Stop requested, exiting")
+	l.activity(ctx, fmt.Sprintf("Round %d: 🛑 stopped by request", l.round+1))
+	if err := l.store.ClearStop(ctx, l.id); err != nil {
+		return err
+	}
+	return ErrStopped
+}
+
+// paused waits while the agent is paused, without taking messages.
+func (l *Loop) paused(ctx context.Context) error {
+	if l.state != town.StatePaused {
+		l.say("⏸️ Agent is paused; waiting for resume")
+		l.state = town.StatePaused
+	}
+	l.heartbeatIfDue(ctx)
+	return l.wait(ctx, l.pollInterval())
+}
+
+// finish leaves the agent stopped with nothing of ours in flight.
+func (l *Loop) finish(ctx context.Context, runErr error) {
+	if l.session != nil {
+		grace := time.Duration(l.cfg.TTHost.StopGraceSecs) * time.Second
+		cctx, cancel := context.WithTimeout(ctx, grace)
+		if err := l.session.Close(cctx, sdk.CloseGraceful); err != nil {
+			l.log.Warn("close backend session", "error", err)
+		}
+		cancel()
+		l.session = nil
+	}
+	// Anything still in flight (recovered but never reached, or left by an
+	// error exit) goes back to the front of the queues for the next worker.
+	if left, err := l.store.InFlight(ctx, l.id); err == nil && len(left) > 0 {
+		if _, err := l.store.Requeue(ctx, l.id, left...); err != nil {
+			l.log.Error("re-queue in-flight messages at exit", "error", err)
+		} else {
+			l.say("↩️ Re-queued %d in-flight message(s) at exit", len(left))
+		}
+	}
+	if runErr != nil && !errors.Is(runErr, ErrStopped) && ctx.Err() == nil {
+		l.runtimeError(ctx, 0, "loop_error", fmt.Sprintf("agent loop ended with an error: %v", runErr))
+	}
+	if l.registered {
+		now := l.opts.Now()
+		if err := l.store.SetAgentFields(ctx, l.id, map[string]string{
+			"state":          string(town.StateStopped),
+			"last_heartbeat": town.FormatHashTime(now),
+		}); err != nil {
+			l.log.Error("write final state", "error", err)
+		}
+	}
+	if l.lease != nil {
+		if err := l.lease.Release(ctx); err != nil {
+			l.log.Warn("release the worker lease", "error", err)
+		}
+	}
+	l.emit(ctx, town.EventAgentStopped, fmt.Sprintf("Agent %s stopped: %d round(s) completed", l.name, l.completed), detail{Kind: "loop_finished"})
+	l.say("🏁 Agent '%s' finished: %d round(s) completed", l.name, l.completed)
+}
+
+// wait sleeps until the agent's wake signal, ctx's end, or d.
+func (l *Loop) wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	_, err := l.store.WaitWake(ctx, l.id, d)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+func (l *Loop) pollInterval() time.Duration {
+	return time.Duration(l.cfg.TTHost.SafetyPollSecs) * time.Second
+}
+
+// heartbeatIfDue writes last_heartbeat at most every heartbeat_secs, and
+// touches the agent's log file: `tt recover` trusts its mtime.
+func (l *Loop) heartbeatIfDue(ctx context.Context) {
+	now := l.opts.Now()
+	if now.Sub(l.lastBeat) < time.Duration(l.cfg.TTHost.HeartbeatSecs)*time.Second {
+		return
+	}
+	l.heartbeat(ctx, now)
+}
+
+func (l *Loop) heartbeat(ctx context.Context, now time.Time) {
+	l.lastBeat = now
+	if l.lease != nil {
+		if err := l.lease.Refresh(ctx); err != nil {
+			l.log.Error("refresh the worker lease", "error", err)
+		}
+	}
+	if l.registered {
+		if err := l.store.SetAgentFields(ctx, l.id, map[string]string{"last_heartbeat": town.FormatHashTime(now)}); err != nil {
+			l.log.Warn("heartbeat", "error", err)
+		}
+	}
+	logFile := filepath.Join(l.opts.TownDir, ".tt", "logs", l.name+".log")
+	_ = os.Chtimes(logFile, now, now)
+}
+
+// setFields writes agent fields when the agent is registered.
+func (l *Loop) setFields(ctx context.Context, fields map[string]string) error {
+	if !l.registered {
+		return nil
+	}
+	return l.store.SetAgentFields(ctx, l.id, fields)
+}
+
+// becomeIdle marks the agent idle after work (unless it is paused).
+func (l *Loop) becomeIdle(ctx context.Context) error {
+	now := l.opts.Now()
+	l.lastActive = now
+	l.lastBeat = now
+	fields := map[string]string{
+		"last_active_at": town.FormatHashTime(now),
+		"last_heartbeat": town.FormatHashTime(now),
+	}
+	state, err := l.store.AgentState(ctx, l.id)
+	if err != nil && !errors.Is(err, town.ErrAgentNotFound) {
+		return err
+	}
+	if state != town.StatePaused {
+		fields["state"] = string(town.StateIdle)
+		l.state = town.StateIdle
+	} else {
+		l.state = town.StatePaused
+	}
+	return l.setFields(ctx, fields)
+}
+
+// cliEnv is the environment the CLI gets on top of the plugin's.
+func (l *Loop) cliEnv() map[string]string {
+	env := map[string]string{
+		"TINYTOWN_AGENT_ID":   l.id,
+		"TINYTOWN_AGENT_NAME": l.name,
+	}
+	if l.opts.ToolDir != "" {
+		env["PATH"] = l.opts.ToolDir + string(os.PathListSeparator) + os.Getenv("PATH")
+	}
+	return env
+}
+
+// ensureSession opens the backend session on first use (or after the
+// previous one died), resuming the saved runtime session when the backend
+// can.
+func (l *Loop) ensureSession(ctx context.Context) (Session, error) {
+	if l.session != nil {
+		return l.session, nil
+	}
+	var resume string
+	if l.choice.Has(sdk.CapResume) && l.registered {
+		if a, err := l.store.GetAgent(ctx, l.id); err == nil {
+			resume = a.RuntimeSessionID
+		}
+	}
+	s, err := l.opts.Backends.OpenSession(ctx, l.choice, sdk.SessionConfig{
+		CLIName:   l.cliName,
+		Command:   l.cliCmd,
+		Workdir:   l.opts.TownDir,
+		Env:       l.cliEnv(),
+		ResumeID:  resume,
+		AgentID:   l.id,
+		AgentName: l.name,
+		LogDir:    filepath.Join(l.opts.TownDir, ".tt", "logs"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.session = s
+	return s, nil
+}
+
+// transcriptPath names the turn's output log: Tinytown's
+// .tt/logs/<name>_round_<n>.log, with a suffix for a re-attempt of the same
+// round so an interrupted attempt's output is not overwritten.
+func (l *Loop) transcriptPath(display int) string {
+	name := fmt.Sprintf("%s_round_%d.log", l.name, display)
+	if l.retries > 0 {
+		name = fmt.Sprintf("%s_round_%d_%d.log", l.name, display, l.retries+1)
+	}
+	return filepath.Join(l.opts.TownDir, ".tt", "logs", name)
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,416 @@
+package agentloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tthost/tthost/host/prompt"
+	"github.com/tthost/tthost/host/town"
+	"github.com/tthost/tthost/sdk"
+)
+
+// maxStartFailures ends the loop after this many turns in a row could not
+// even start (the backend is broken): the agent stops, its messages are
+// re-queued for another worker, instead of retrying forever.
+const maxStartFailures = 5
+
+// turnResult is how a turn ended.
+type turnResult struct {
+	status   sdk.TurnStatus
+	exitCode *int
+	summary  string
+	errText  string
+	// cause is set when the loop cancelled the turn: "stop", "pause" or
+	// "shutdown".
+	cause string
+	// lost is set when the backend session ended before the turn did.
+	lost string
+}
+
+// turn runs one turn for the batch and settles its messages.
+func (l *Loop) turn(ctx context.Context, b *batch) error {
+	display := l.round + 1
+	l.trackTask(ctx, b)
+	text := prompt.Render(prompt.Turn{
+		AgentName:     l.name,
+		TownName:      l.cfg.Name,
+		Actionable:    l.promptItems(ctx, b.actionable),
+		Informational: b.informational,
+		Confirmations: b.confirmations,
+		Backlog:       l.promptBacklog(ctx),
+		Round:         display,
+		MaxRounds:     l.opts.MaxRounds,
+		LiveSession:   l.choice.Persistent,
+	})
+	now := l.opts.Now()
+	l.lastActive, l.lastBeat, l.state = now, now, town.StateWorking
+	if err := l.setFields(ctx, map[string]string{
+		"state":          string(town.StateWorking),
+		"last_active_at": town.FormatHashTime(now),
+		"last_heartbeat": town.FormatHashTime(now),
+	}); err != nil {
+		return err
+	}
+	l.startCurrentTask(ctx)
+
+	sess, err := l.ensureSession(ctx)
+	if err != nil {
+		return l.notStarted(ctx, b, display, "backend_unavailable", err)
+	}
+	l.say("🤖 Round %d: running %s through the %s backend (%d actionable, %d informational, %d confirmations)",
+		display, l.cliName, l.choice.Backend, len(b.actionable), len(b.informational), b.confirmCount)
+	d, err := sess.Send(ctx, sdk.Input{Kind: sdk.InputTurn, Text: text, TranscriptPath: l.transcriptPath(display)})
+	if err != nil {
+		if errors.Is(err, sdk.ErrPluginExited) {
+			l.session = nil
+		}
+		return l.notStarted(ctx, b, display, "turn_start_failed", err)
+	}
+	res := l.await(ctx, sess, d.TurnID, display)
+	return l.settle(ctx, b, display, d.TurnID, res)
+}
+
+// notStarted handles a turn that never reached the CLI: its messages go
+// back to the front of the queues and the loop backs off.
+func (l *Loop) notStarted(ctx context.Context, b *batch, display int, code string, cause error) error {
+	if ctx.Err() != nil {
+		l.putBack(context.WithoutCancel(ctx), b)
+		return ctx.Err()
+	}
+	n := l.putBack(ctx, b)
+	l.failures++
+	msg := fmt.Sprintf("Round %d: turn could not start: %v; %d message(s) re-queued", display, cause, n)
+	l.say("❌ %s", msg)
+	l.activity(ctx, fmt.Sprintf("Round %d: ❌ failed: %s", display, prompt.Truncate(cause.Error(), 120)))
+	l.runtimeError(ctx, display, code, msg)
+	if l.failures >= maxStartFailures {
+		return fmt.Errorf("%d turns in a row could not start; last error: %w", l.failures, cause)
+	}
+	return l.backoff(ctx)
+}
+
+// await follows the turn's events until its TurnCompleted (matched by turn
+// id), while watching for stop and pause and keeping the heartbeat fresh.
+func (l *Loop) await(ctx context.Context, sess Session, turnID string, display int) turnResult {
+	ctl := l.watchControl(ctx)
+	defer ctl.stop()
+	beat := time.NewTicker(time.Duration(l.cfg.TTHost.HeartbeatSecs) * time.Second)
+	defer beat.Stop()
+	deltas := newDeltaBuffer(l, display, turnID)
+	defer deltas.stopTimer()
+	var cause string
+	var forceClose <-chan time.Time
+	bg := context.WithoutCancel(ctx)
+	for {
+		select {
+		case ev, ok := <-sess.Events():
+			if !ok {
+				l.session = nil
+				deltas.flush(bg)
+				return turnResult{status: sdk.StatusFailed, lost: "the backend's event stream ended", cause: cause}
+			}
+			if ev.Kind != sdk.EventAssistantDelta {
+				deltas.flush(bg)
+			}
+			switch ev.Kind {
+			case sdk.EventAssistantDelta:
+				deltas.add(bg, ev.Text)
+			case sdk.EventTurnCompleted:
+				if ev.TurnID != turnID || ev.Completed == nil {
+					l.log.Warn("ignoring completion of another turn", "turn", ev.TurnID, "want", turnID)
+					continue
+				}
+				c := ev.Completed
+				return turnResult{status: c.Status, exitCode: c.ExitCode, summary: c.Summary, errText: c.Error, cause: cause}
+			case sdk.EventExited:
+				l.session = nil
+				reason := "the backend session exited"
+				if ev.Exited != nil && ev.Exited.Reason != "" {
+					reason += " (" + ev.Exited.Reason + ")"
+				}
+				return turnResult{status: sdk.StatusFailed, lost: reason, cause: cause}
+			default:
+				l.sessionEvent(bg, ev, display)
+			}
+		case sig := <-ctl.C:
+			if cause != "" {
+				continue
+			}
+			cause = sig
+			l.say("⏹️ Round %d: %s requested during the turn; cancelling it", display, sig)
+			if l.choice.Has(sdk.CapInterrupt) {
+				if _, err := sess.Send(bg, sdk.Input{Kind: sdk.InputCancel}); err != nil {
+					l.log.Warn("cancel the turn", "error", err)
+				}
+			} else {
+				_ = sess.Close(bg, sdk.CloseImmediate)
+			}
+			// A backend that does not end the turn promptly is closed.
+			forceClose = time.After(5 * time.Second)
+		case <-forceClose:
+			l.log.Warn("the backend did not end the cancelled turn in time; closing the session")
+			cctx, cancel := context.WithTimeout(bg, 5*time.Second)
+			_ = sess.Close(cctx, sdk.CloseImmediate)
+			cancel()
+			l.session = nil
+			return turnResult{status: sdk.StatusInterrupted, cause: cause}
+		case <-deltas.due():
+			deltas.flush(bg)
+		case <-beat.C:
+			l.heartbeat(bg, l.opts.Now())
+		}
+	}
+}
+
+// sessionEvent records a runtime event that is not the turn's end.
+func (l *Loop) sessionEvent(ctx context.Context, ev sdk.Event, display int) {
+	switch ev.Kind {
+	case sdk.EventTurnStarted:
+		l.emit(ctx, town.EventAgentTurnStarted, fmt.Sprintf("Agent turn started (round %d)", display), detail{Kind: "turn_started", TurnID: ev.TurnID, Round: display})
+	case sdk.EventToolCall:
+		if t := ev.Tool; t != nil {
+			l.activity(ctx, "🔧 Tool call: "+prompt.Truncate(t.Name, 120))
+			l.emit(ctx, town.EventAgentToolCall, "Tool call: "+prompt.Truncate(t.Name, 160), detail{
+				Kind: "tool_call", TurnID: ev.TurnID, Round: display, ToolKind: t.Kind, Status: t.Status, ExitCode: t.ExitCode,
+			})
+		}
+	case sdk.EventApproval:
+		if a := ev.Approval; a != nil {
+			l.emit(ctx, town.EventAgentToolCall, fmt.Sprintf("Approval %s: %s", a.Decision, prompt.Truncate(a.Description, 140)), detail{
+				Kind: "approval", TurnID: ev.TurnID, Round: display, Status: a.Decision, ToolKind: a.Kind,
+			})
+		}
+	case sdk.EventUsage:
+		if u := ev.Usage; u != nil {
+			l.emit(ctx, town.EventAgentStateChanged, fmt.Sprintf("Token usage: %d in, %d out", u.InputTokens, u.OutputTokens), detail{
+				Kind: "usage", TurnID: ev.TurnID, Round: display, Usage: u,
+			})
+		}
+	case sdk.EventError:
+		if e := ev.Error; e != nil {
+			l.activity(ctx, "Runtime: "+prompt.Truncate(e.Message, 140))
+			l.emit(ctx, town.EventAgentRuntimeError, "Runtime error: "+prompt.Truncate(e.Message, 160), detail{Kind: "error", TurnID: ev.TurnID, Round: display, Code: e.Code})
+		}
+	case sdk.EventSessionReady:
+		l.sessionReady(ctx, ev)
+	case sdk.EventAwaitingInput:
+		// The turn's own completion is what the loop waits for.
+	}
+}
+
+// sessionReady saves the runtime session id for a later resume.
+func (l *Loop) sessionReady(ctx context.Context, ev sdk.Event) {
+	r := ev.Ready
+	if r == nil {
+		return
+	}
+	if r.ContextLostReason != "" {
+		msg := "Saved session could not be resumed; started a new one: " + r.ContextLostReason
+		l.activity(ctx, prompt.Truncate(msg, 150))
+		l.emit(ctx, town.EventAgentRuntimeError, msg, detail{Kind: "context_lost", Code: "resume_failed"})
+	}
+	if r.RuntimeSessionID != "" && l.registered {
+		if err := l.store.SetRuntimeSessionID(ctx, l.id, r.RuntimeSessionID); err != nil {
+			l.log.Warn("save runtime session id", "error", err)
+		}
+	}
+}
+
+// settle gives every message of the turn its outcome.
+func (l *Loop) settle(ctx context.Context, b *batch, display int, turnID string, res turnResult) error {
+	bg := context.WithoutCancel(ctx)
+	switch {
+	case res.status == sdk.StatusCompleted && res.lost == "":
+		if err := l.store.Ack(bg, l.id, b.entries...); err != nil {
+			return err
+		}
+		l.round++
+		l.completed++
+		l.failures, l.retries = 0, 0
+		if l.registered {
+			if err := l.store.IncrRoundsCompleted(bg, l.id); err != nil {
+				return err
+			}
+		}
+		if err := l.clearFinishedTask(bg); err != nil {
+			return err
+		}
+		if err := l.becomeIdle(bg); err != nil {
+			return err
+		}
+		summary := oneLine(res.summary)
+		if summary == "" {
+			summary = "completed"
+		}
+		l.say("✅ Round %d completed", display)
+		l.activity(bg, fmt.Sprintf("Round %d: ✅ completed", display))
+		l.emit(bg, town.EventAgentTurnCompleted, fmt.Sprintf("Round %d completed: %s", display, prompt.Truncate(summary, 100)), detail{
+			Kind: "turn_completed", TurnID: turnID, Round: display, Status: string(sdk.StatusCompleted), ExitCode: res.exitCode,
+		})
+		return nil
+
+	case res.cause != "":
+		n := l.putBack(bg, b)
+		l.retries++
+		msg := fmt.Sprintf("Round %d interrupted (%s); %d message(s) re-queued", display, res.cause, n)
+		l.say("⏸️ %s", msg)
+		l.activity(bg, fmt.Sprintf("Round %d: ⏸️ interrupted (%s); %d message(s) re-queued", display, res.cause, n))
+		l.emit(bg, town.EventAgentTurnCompleted, msg, detail{Kind: "turn_interrupted", TurnID: turnID, Round: display, Status: string(sdk.StatusInterrupted), Requeued: n})
+		switch res.cause {
+		case "stop":
+			return l.stopRequested(bg)
+		case "shutdown":
+			return ctx.Err()
+		}
+		return nil // paused: the state stays paused; the loop waits
+
+	case res.lost != "":
+		n := l.putBack(bg, b)
+		l.retries++
+		l.failures++
+		msg := fmt.Sprintf("Round %d: %s before the turn finished; %d message(s) re-queued", display, res.lost, n)
+		l.say("❌ %s", msg)
+		l.activity(bg, fmt.Sprintf("Round %d: ❌ failed: %s", display, res.lost))
+		l.runtimeError(bg, display, "runtime_lost", msg)
+		return l.backoff(ctx)
+
+	default: // the CLI failed the turn
+		n := l.putBack(bg, b)
+		l.round++ // a failed attempt counts toward max_rounds, so a broken CLI cannot loop forever
+		l.failures++
+		l.retries = 0
+		why := res.errText
+		if why == "" {
+			why = string(res.status)
+		}
+		msg := fmt.Sprintf("Round %d failed: %s; %d message(s) re-queued", display, why, n)
+		l.say("⚠️ %s", msg)
+		l.activity(bg, fmt.Sprintf("Round %d: ⚠️ CLI error (%s)", display, prompt.Truncate(why, 100)))
+		l.emit(bg, town.EventAgentRuntimeError, msg, detail{Kind: "turn_failed", TurnID: turnID, Round: display, Status: string(res.status), ExitCode: res.exitCode, Requeued: n})
+		if err := l.becomeIdle(bg); err != nil {
+			return err
+		}
+		return l.backoff(ctx)
+	}
+}
+
+// putBack re-queues the turn's real actionable messages at the front of
+// their queues (in order), acknowledges the rest (they were shown), and
+// returns the turn's task to assigned. It returns how many were re-queued.
+func (l *Loop) putBack(ctx context.Context, b *batch) int {
+	act := b.realActionable()
+	if _, err := l.store.Requeue(ctx, l.id, act...); err != nil {
+		l.log.Error("re-queue messages", "error", err)
+	}
+	if err := l.store.Ack(ctx, l.id, b.nonActionable()...); err != nil {
+		l.log.Error("acknowledge shown messages", "error", err)
+	}
+	l.returnTask(ctx, b)
+	return len(act)
+}
+
+// backoff waits after a failed turn: 1 s, 2 s, 4 s … up to 60 s, so a
+// broken CLI does not replay its work once a second. A stop or pause ends
+// the wait early (the main loop then handles it).
+func (l *Loop) backoff(ctx context.Context) error {
+	if l.failures <= 0 {
+		return nil
+	}
+	d := min(time.Second<<min(l.failures-1, 6), time.Minute)
+	l.say("⏳ Backing off %s after %d failure(s) in a row", d, l.failures)
+	deadline := l.opts.Now().Add(d)
+	for {
+		left := deadline.Sub(l.opts.Now())
+		if left <= 0 {
+			return nil
+		}
+		if err := l.wait(ctx, left); err != nil {
+			return err
+		}
+		stop, state, err := l.store.ControlState(ctx, l.id)
+		if err != nil {
+			return err
+		}
+		if stop || state == town.StatePaused {
+			return nil
+		}
+	}
+}
+
+// trackTask sets current_task when the turn carries exactly one task
+// assignment (ref §2.5).
+func (l *Loop) trackTask(ctx context.Context, b *batch) {
+	var ids []string
+	for _, it := range b.actionable {
+		if it.msg.Type == town.TypeTaskAssign {
+			ids = append(ids, it.msg.TaskID)
+		}
+	}
+	if len(ids) != 1 || !l.registered {
+		return
+	}
+	if err := l.store.SetCurrentTask(ctx, l.id, ids[0]); err != nil {
+		l.log.Warn("set current task", "error", err)
+		return
+	}
+	l.current = ids[0]
+}
+
+// startCurrentTask marks the agent's current task running.
+func (l *Loop) startCurrentTask(ctx context.Context) {
+	task, err := l.store.CurrentTaskFor(ctx, l.id)
+	if err != nil || task == nil || task.State.Terminal() || task.State == town.TaskRunning {
+		return
+	}
+	if _, err := l.store.StartTask(ctx, task.ID); err != nil {
+		l.log.Warn("mark task running", "task", task.ID, "error", err)
+	}
+}
+
+// returnTask moves a running task of this turn back to assigned and clears
+// current_task. Unlike Tinytown it leaves alone a task that belongs to other
+// work (defect D10).
+func (l *Loop) returnTask(ctx context.Context, b *batch) {
+	mine := map[string]bool{}
+	for _, it := range b.actionable {
+		if it.msg.Type == town.TypeTaskAssign {
+			mine[it.msg.TaskID] = true
+		}
+	}
+	for id := range mine {
+		task, err := l.store.GetTask(ctx, id)
+		if err == nil && task.State == town.TaskRunning {
+			if _, err := l.store.ReturnToAssigned(ctx, id); err != nil {
+				l.log.Warn("return task to assigned", "task", id, "error", err)
+			}
+		}
+		if l.current == id {
+			l.current = ""
+			if l.registered {
+				if err := l.store.ClearCurrentTask(ctx, l.id); err != nil {
+					l.log.Warn("clear current task", "error", err)
+				}
+			}
+		}
+	}
+}
+
+// promptBacklog is the backlog snapshot shown in a turn prompt.
+func (l *Loop) promptBacklog(ctx context.Context) prompt.Backlog {
+	snap, err := l.store.BacklogSnapshot(ctx, l.name, 8)
+	if err != nil {
+		l.log.Warn("backlog snapshot", "error", err)
+		return prompt.Backlog{}
+	}
+	out := prompt.Backlog{Total: snap.Total, Matching: snap.Matching, Hint: snap.Hint}
+	for _, t := range snap.Shown {
+		out.Shown = append(out.Shown, prompt.BacklogTask{ID: t.ID, Description: t.Description, Tags: t.Tags})
+	}
+	return out
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, town.ErrTaskNotFound) || errors.Is(err, town.ErrAgentNotFound)
+}

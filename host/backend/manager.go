@@ -1,0 +1,261 @@
+// Package backend is the host's backend manager: it finds plugin binaries,
+// launches each backend once per host process (verifying its SHA-256 at
+// every launch), keeps it healthy (a crashed plugin is restarted with
+// backoff on next use), chooses the backend for an agent's CLI, and stops
+// every plugin with its whole process group when the host is done.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/client"
+)
+
+// Options configures a Manager.
+type Options struct {
+	// Dirs are searched for plugin binaries in order; the built-in
+	// directory (next to the tthost executable) comes first.
+	Dirs []string
+	// Env is added to every plugin process's environment.
+	Env []string
+	// Logger receives the manager's and the plugins' logs.
+	Logger hclog.Logger
+	// HostVersion is reported to plugins in Describe.
+	HostVersion string
+	// StopGrace is how long a plugin may take to stop before SIGKILL.
+	StopGrace time.Duration
+	// StartTimeout and DescribeTimeout bound a launch (defaults 10 s, 5 s).
+	StartTimeout    time.Duration
+	DescribeTimeout time.Duration
+	// MaxBackoff caps the delay before relaunching a crashed plugin.
+	MaxBackoff time.Duration
+}
+
+// Manager owns the plugin processes of one host process.
+type Manager struct {
+	opts       Options
+	log        hclog.Logger
+	candidates map[string]Candidate
+	order      []string
+
+	mu      sync.Mutex
+	plugins map[string]*instance
+	closed  bool
+}
+
+// instance is one backend's plugin process and its restart state.
+type instance struct {
+	cand Candidate
+
+	mu        sync.Mutex // held while launching, so one launch at a time
+	plugin    *client.Plugin
+	crashes   int
+	nextStart time.Time
+	lastErr   error
+}
+
+// New discovers the plugins in opts.Dirs. It fails when the built-in
+// one-shot backend is missing, because every agent can fall back to it.
+func New(opts Options) (*Manager, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.StopGrace <= 0 {
+		opts.StopGrace = 5 * time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 30 * time.Second
+	}
+	cands, err := Discover(opts.Dirs...)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{opts: opts, log: opts.Logger.Named("backend"), candidates: map[string]Candidate{}, plugins: map[string]*instance{}}
+	for _, c := range cands {
+		m.candidates[c.Name] = c
+		m.order = append(m.order, c.Name)
+	}
+	if _, ok := m.candidates[OneShot]; !ok {
+		return nil, fmt.Errorf("the built-in one-shot backend (%s%s) was not found in %v: build it with `make build`, which puts it next to tthost",
+			BinaryPrefix, OneShot, opts.Dirs)
+	}
+	return m, nil
+}
+
+// Candidates lists the discovered plugins, sorted by name.
+func (m *Manager) Candidates() []Candidate {
+	out := make([]Candidate, 0, len(m.order))
+	for _, n := range m.order {
+		out = append(out, m.candidates[n])
+	}
+	return out
+}
+
+// Plugin returns the running plugin for a backend, launching it when it is
+// not running. After a crash the relaunch waits for a backoff (100 ms
+// doubling up to MaxBackoff) so a plugin that crashes at once cannot spin.
+func (m *Manager) Plugin(ctx context.Context, name string) (*client.Plugin, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, sdk.ErrShuttingDown
+	}
+	inst := m.plugins[name]
+	if inst == nil {
+		cand, ok := m.candidates[name]
+		if !ok {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("no backend plugin named %q (found: %v)", name, m.order)
+		}
+		inst = &instance{cand: cand}
+		m.plugins[name] = inst
+	}
+	m.mu.Unlock()
+
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	if inst.plugin != nil {
+		select {
+		case <-inst.plugin.Done():
+			inst.plugin = nil // crashed; the watcher recorded it
+		default:
+			return inst.plugin, nil
+		}
+	}
+	if wait := time.Until(inst.nextStart); wait > 0 {
+		m.log.Info("waiting before relaunching plugin", "backend", name, "wait", wait.Round(time.Millisecond), "last_error", inst.lastErr)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+	if inst.cand.Checksum == nil {
+		err := fmt.Errorf("plugin %s: %w in %s: refusing to run a plugin whose SHA-256 cannot be verified (rebuild with `make build`, or install it with `tthost plugin install`)",
+			inst.cand.Path, ErrNoChecksum, inst.cand.Dir+"/"+ChecksumFile)
+		inst.lastErr = err
+		return nil, err
+	}
+	p, err := client.Launch(ctx, client.Config{
+		Path:            inst.cand.Path,
+		Env:             m.opts.Env,
+		Checksum:        inst.cand.Checksum,
+		Logger:          m.opts.Logger,
+		StartTimeout:    m.opts.StartTimeout,
+		DescribeTimeout: m.opts.DescribeTimeout,
+		HostVersion:     m.opts.HostVersion,
+	})
+	if err != nil {
+		inst.crashes++
+		inst.nextStart = time.Now().Add(m.backoff(inst.crashes))
+		inst.lastErr = err
+		return nil, err
+	}
+	desc := p.Description()
+	if desc.Name != name {
+		m.log.Warn("plugin describes itself under another name", "file", inst.cand.Path, "described_name", desc.Name)
+	}
+	m.log.Debug("plugin started", "backend", name, "pid", p.Pid(), "version", desc.Version)
+	inst.plugin = p
+	go m.watch(inst, p)
+	return p, nil
+}
+
+// watch records an unexpected plugin exit so the next use relaunches it
+// after a backoff. Sessions of the dead plugin see an Exited event from the
+// client.
+func (m *Manager) watch(inst *instance, p *client.Plugin) {
+	<-p.Done()
+	m.mu.Lock()
+	closing := m.closed
+	m.mu.Unlock()
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	if inst.plugin != p {
+		return
+	}
+	inst.plugin = nil
+	if closing {
+		return
+	}
+	inst.crashes++
+	inst.nextStart = time.Now().Add(m.backoff(inst.crashes))
+	inst.lastErr = fmt.Errorf("plugin %s (pid %d) exited unexpectedly", inst.cand.Name, p.Pid())
+	m.log.Error("plugin exited unexpectedly; it is relaunched on next use", "backend", inst.cand.Name, "pid", p.Pid())
+}
+
+func (m *Manager) backoff(crashes int) time.Duration {
+	if crashes <= 1 {
+		return 0 // the first relaunch is immediate: a one-off crash costs nothing
+	}
+	d := 100 * time.Millisecond << min(crashes-2, 20)
+	return min(d, m.opts.MaxBackoff)
+}
+
+// Describe returns a backend's description, launching it if needed.
+func (m *Manager) Describe(ctx context.Context, name string) (sdk.Description, error) {
+	p, err := m.Plugin(ctx, name)
+	if err != nil {
+		return sdk.Description{}, err
+	}
+	return p.Description(), nil
+}
+
+// Open opens a session on the chosen backend.
+func (m *Manager) Open(ctx context.Context, ch Choice, cfg sdk.SessionConfig) (*client.Session, error) {
+	p, err := m.Plugin(ctx, ch.Backend)
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.OpenSession(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open a session on the %s backend: %w", ch.Backend, err)
+	}
+	return s, nil
+}
+
+// Close stops every plugin: each gets SIGTERM (the SDK closes its sessions
+// and exits), then SIGKILL to its process group after the grace period.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	insts := make([]*instance, 0, len(m.plugins))
+	for _, inst := range m.plugins {
+		insts = append(insts, inst)
+	}
+	m.mu.Unlock()
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(insts))
+	for i, inst := range insts {
+		inst.mu.Lock()
+		p := inst.plugin
+		inst.plugin = nil
+		inst.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Stop(m.opts.StopGrace); err != nil {
+				errs[i] = fmt.Errorf("stop plugin %s: %w", inst.cand.Name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
