@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tthost/tthost/host/agentloop"
+	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/host/town"
+	"github.com/tthost/tthost/host/version"
+	"github.com/tthost/tthost/sdk"
+)
+
+// AgentLoopOptions are agent-loop's arguments: exactly Tinytown's.
+type AgentLoopOptions struct {
+	F         *Factory
+	Name      string
+	ID        string
+	MaxRounds int
+}
+
+// NewCmdAgentLoop builds `tthost agent-loop NAME ID MAX_ROUNDS`.
+func NewCmdAgentLoop(f *Factory, runF func(context.Context, *AgentLoopOptions) error) *cobra.Command {
+	opts := &AgentLoopOptions{F: f}
+	return &cobra.Command{
+		Use:   "agent-loop NAME ID MAX_ROUNDS",
+		Short: "Serve one agent: turn its inbox into CLI turns (the worker)",
+		Long: `agent-loop is the worker for one agent, with Tinytown's arguments: it takes
+the agent's messages, runs turns of its CLI through a backend plugin, and
+records every step in Redis. It ends on a stop request, after MAX_ROUNDS
+turns, or at the idle timeout, leaving the agent in state stopped.
+tthost spawn starts it in the background; run it yourself to serve an agent
+registered by Tinytown (or to watch it in the foreground).`,
+		Args: exactArgs(3, "NAME, ID and MAX_ROUNDS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Name, opts.ID = args[0], args[1]
+			n, err := strconv.Atoi(args[2])
+			if err != nil || n < 0 {
+				return usageError{fmt.Errorf("MAX_ROUNDS must be a whole number of 0 or more, got %q", args[2])}
+			}
+			opts.MaxRounds = n
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return agentLoopRun(cmd.Context(), opts)
+		},
+	}
+}
+
+func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
+	f := opts.F
+	id, err := town.ParseID(opts.ID)
+	if err != nil {
+		return fmt.Errorf("invalid agent ID %q: %w", opts.ID, err)
+	}
+	cfg, err := f.Config()
+	if err != nil {
+		return err
+	}
+	store, err := f.Store(ctx)
+	if err != nil {
+		return err
+	}
+	root, err := f.TownRoot()
+	if err != nil {
+		return err
+	}
+	exe, err := f.Executable()
+	if err != nil {
+		return err
+	}
+	dirs := []string{filepath.Dir(exe)}
+	if pd := cfg.TTHost.PluginDir; pd != "" {
+		if !filepath.IsAbs(pd) {
+			pd = filepath.Join(root, pd)
+		}
+		dirs = append(dirs, pd)
+	}
+	log := f.Logger("tthost")
+	mgr, err := backend.New(backend.Options{
+		Dirs:        dirs,
+		Logger:      log,
+		HostVersion: version.Version,
+		StopGrace:   time.Duration(cfg.TTHost.StopGraceSecs) * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+
+	// A signal cancels ctx; the wake token unblocks a waiting BLPOP at once.
+	stopWake := context.AfterFunc(ctx, func() { _ = store.Wake(context.Background(), id) })
+	defer stopWake()
+
+	loop, err := agentloop.New(agentloop.Options{
+		TownDir:   root,
+		Config:    cfg,
+		Store:     store,
+		Backends:  managerBackends{mgr},
+		Name:      opts.Name,
+		ID:        id,
+		MaxRounds: opts.MaxRounds,
+		Out:       f.IO.Out,
+		Logger:    log,
+		ToolDir:   filepath.Dir(exe),
+	})
+	if err != nil {
+		return err
+	}
+	return loop.Run(ctx)
+}
+
+// managerBackends adapts the backend manager to the loop's interface.
+type managerBackends struct{ m *backend.Manager }
+
+func (b managerBackends) Select(ctx context.Context, cli string, persistent bool) (backend.Choice, error) {
+	return b.m.Select(ctx, cli, persistent)
+}
+
+func (b managerBackends) OpenSession(ctx context.Context, ch backend.Choice, cfg sdk.SessionConfig) (agentloop.Session, error) {
+	s, err := b.m.Open(ctx, ch, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
