@@ -298,3 +298,43 @@ func TestTamperedPluginIsRefused(t *testing.T) {
 		t.Errorf("state %s, want stopped", got.State)
 	}
 }
+
+func TestPluginCrashMidTurnRedeliversAndLeavesNoCLIBehind(t *testing.T) {
+	e := newEnv(t)
+	a := e.agent("survivor")
+	m := e.send(a.ID, "SLEEP_ONCE while the plugin dies")
+	p := e.agentLoop(a, 1)
+	e.waitSleeping(a.ID)
+
+	var plugin int
+	for _, pid := range e.procs.Alive() {
+		if strings.Contains(sdktest.Cmdline(pid), "tthost-backend-oneshot") {
+			plugin = pid
+		}
+	}
+	if plugin == 0 {
+		t.Fatal("no one-shot plugin process found")
+	}
+	if err := syscall.Kill(plugin, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, long); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	prompts := e.prompts()
+	if len(prompts) != 2 || !strings.Contains(prompts[1], m.Description) {
+		t.Fatalf("the message was not delivered again after the plugin crash: %q", prompts)
+	}
+	if got := e.getAgent(a.ID); got.RoundsCompleted != 1 || got.State != town.StateStopped {
+		t.Errorf("rounds %d state %s; want 1, stopped", got.RoundsCompleted, got.State)
+	}
+	ev := e.waitEvent(a.ID, long, "runtime lost", func(ev *town.TownEvent) bool {
+		return ev.Type == town.EventAgentRuntimeError && strings.Contains(ev.Message, "re-queued")
+	})
+	t.Logf("crash reported as: %s", ev.Message)
+	// The first turn's `sleep 300` ran in a process group of its own; the
+	// host killed it when the plugin died.
+	if left := e.waitOnlyRedis(10 * time.Second); len(left) > 0 {
+		t.Fatalf("processes left after the plugin crash: %q", left)
+	}
+}

@@ -15,7 +15,9 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +42,7 @@ import (
 	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/internal/convert"
+	"github.com/tthost/tthost/sdk/internal/procscan"
 	"github.com/tthost/tthost/sdk/internal/wire"
 )
 
@@ -91,6 +94,7 @@ type Plugin struct {
 	pid  int
 
 	socketDir string
+	instance  string // the token in InstanceEnv
 	stderr    *tail
 
 	done   <-chan struct{} // the process exited
@@ -137,10 +141,11 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 	}
 
 	p := &Plugin{
-		cfg:    cfg,
-		name:   filepath.Base(cfg.Path),
-		stderr: newTail(stderrTailBytes),
-		reaped: make(chan struct{}),
+		cfg:      cfg,
+		instance: newInstanceToken(),
+		name:     filepath.Base(cfg.Path),
+		stderr:   newTail(stderrTailBytes),
+		reaped:   make(chan struct{}),
 	}
 	p.log = cfg.Logger.Named(p.name)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -260,9 +265,27 @@ func (p *Plugin) environ() []string {
 		// A plugin logging below the host's level only makes work.
 		env = append(env, sdk.LogLevelEnv+"="+p.cfg.Logger.GetLevel().String())
 	}
+	// The instance token marks the plugin and everything it starts (CLI
+	// processes inherit it), so what a crashed plugin leaves behind can be
+	// found and killed even after it left the plugin's process group.
+	env = append(env, p.instanceEnv())
 	// A private socket directory: short enough for the 108-byte limit and
 	// removed after the plugin, even when it was killed.
 	return append(env, "PLUGIN_UNIX_SOCKET_DIR="+p.socketDir)
+}
+
+// InstanceEnv is the variable that marks a plugin instance's processes.
+const InstanceEnv = "TTHOST_PLUGIN_INSTANCE"
+
+func (p *Plugin) instanceEnv() string { return InstanceEnv + "=" + p.instance }
+
+// sweep kills every process that carries this instance's token: CLI
+// processes a dead plugin could not stop (they run in process groups of
+// their own, so killing the plugin's group does not reach them).
+func (p *Plugin) sweep() {
+	if left := procscan.KillByEnv(p.instanceEnv(), groupGoneTimeout); len(left) > 0 {
+		p.log.Error("processes started by the plugin are still alive after SIGKILL", "pids", left)
+	}
 }
 
 func hasEnv(env []string, key string) bool {
@@ -307,6 +330,12 @@ func checksumMismatch(path string, want []byte) error {
 		"if the change is yours, else find out who replaced it", ErrChecksumMismatch, got, want)
 }
 
+func newInstanceToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 func fileSHA256(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -345,6 +374,7 @@ func (p *Plugin) reap() {
 	if left := waitGroupGone(p.pid, groupGoneTimeout); len(left) > 0 {
 		p.groupErr = fmt.Errorf("plugin %s: process group %d still has live processes %v after SIGKILL", p.name, p.pid, left)
 	}
+	p.sweep()
 	p.finish()
 }
 

@@ -4,7 +4,6 @@
 package sdktest
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tthost/tthost/sdk/internal/procscan"
 )
 
 // MarkerEnv is the environment variable that tags every process a test
@@ -97,47 +98,7 @@ func (p *Processes) assertNoneLeft(t testing.TB) {
 
 // FindByEnv lists the PIDs of live processes whose environment contains the
 // exact KEY=VALUE entry. Zombies and unreadable processes are skipped.
-func FindByEnv(entry string) []int {
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	want := []byte(entry)
-	var pids []int
-	self := os.Getpid()
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", d.Name(), "environ"))
-		if err != nil || len(env) == 0 {
-			continue
-		}
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if bytes.Equal(kv, want) {
-				if !isZombie(pid) {
-					pids = append(pids, pid)
-				}
-				break
-			}
-		}
-	}
-	return pids
-}
-
-func isZombie(pid int) bool {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return true
-	}
-	// The state follows the command name in parentheses.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+2 >= len(stat) {
-		return false
-	}
-	return stat[i+2] == 'Z' || stat[i+2] == 'X'
-}
+func FindByEnv(entry string) []int { return procscan.FindByEnv(entry) }
 
 // Cmdline returns a process's command line for messages.
 func Cmdline(pid int) string {
@@ -153,5 +114,5 @@ func ProcessAlive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil {
 		return false
 	}
-	return !isZombie(pid)
+	return !procscan.Zombie(pid)
 }
