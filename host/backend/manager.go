@@ -56,6 +56,7 @@ type instance struct {
 
 	mu        sync.Mutex // held while launching, so one launch at a time
 	plugin    *client.Plugin
+	launched  time.Time
 	crashes   int
 	nextStart time.Time
 	lastErr   error
@@ -166,6 +167,7 @@ func (m *Manager) Plugin(ctx context.Context, name string) (*client.Plugin, erro
 	}
 	m.log.Debug("plugin started", "backend", name, "pid", p.Pid(), "version", desc.Version)
 	inst.plugin = p
+	inst.launched = time.Now()
 	go m.watch(inst, p)
 	return p, nil
 }
@@ -187,11 +189,18 @@ func (m *Manager) watch(inst *instance, p *client.Plugin) {
 	if closing {
 		return
 	}
+	if time.Since(inst.launched) > healthyRun {
+		inst.crashes = 0 // it ran well for a while: this crash starts a new count
+	}
 	inst.crashes++
 	inst.nextStart = time.Now().Add(m.backoff(inst.crashes))
 	inst.lastErr = fmt.Errorf("plugin %s (pid %d) exited unexpectedly", inst.cand.Name, p.Pid())
 	m.log.Error("plugin exited unexpectedly; it is relaunched on next use", "backend", inst.cand.Name, "pid", p.Pid())
 }
+
+// healthyRun is how long a plugin must run for its earlier crashes to be
+// forgotten by the backoff.
+const healthyRun = time.Minute
 
 func (m *Manager) backoff(crashes int) time.Duration {
 	if crashes <= 1 {

@@ -1,0 +1,186 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/sdktest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	sdktest.CleanupBuilds()
+	os.Exit(code)
+}
+
+// pluginDir builds the one-shot plugin and, optionally, the echo test
+// plugin (which declares persistent sessions for CLI "echo") into a fresh
+// directory with a checksum manifest.
+func pluginDir(t *testing.T, withEcho bool) string {
+	t.Helper()
+	dir := t.TempDir()
+	oneshot := sdktest.Build(t, "github.com/tthost/tthost/plugins/oneshot", "plugins/tthost-backend-oneshot")
+	sdktest.CopyFile(t, oneshot, filepath.Join(dir, "tthost-backend-oneshot"), 0o755)
+	names := []string{"tthost-backend-oneshot"}
+	if withEcho {
+		echo := sdktest.Build(t, "github.com/tthost/tthost/sdk/internal/testplugins/echo", "plugins/tthost-backend-echo")
+		sdktest.CopyFile(t, echo, filepath.Join(dir, "tthost-backend-echo"), 0o755)
+		names = append(names, "tthost-backend-echo")
+	}
+	sdktest.WriteChecksums(t, dir, ChecksumFile, names...)
+	return dir
+}
+
+func newManager(t *testing.T, dirs ...string) *Manager {
+	t.Helper()
+	procs := sdktest.TrackProcesses(t)
+	m, err := New(Options{Dirs: dirs, Env: []string{procs.Env(), "GORACE=atexit_sleep_ms=0"}, StopGrace: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return m
+}
+
+func TestDiscoverReadsTheManifestAndLetsEarlierDirectoriesWin(t *testing.T) {
+	first, second := t.TempDir(), t.TempDir()
+	for _, d := range []string{first, second} {
+		if err := os.WriteFile(filepath.Join(d, "tthost-backend-x"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(second, "tthost-backend-y"), []byte("y"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(second, "tthost-backend-y.sha256"), []byte("ignored"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sdktest.WriteChecksums(t, first, ChecksumFile, "tthost-backend-x")
+	cands, err := Discover(first, second, filepath.Join(first, "missing"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cands) != 2 || cands[0].Name != "x" || cands[0].Dir != first || cands[1].Name != "y" {
+		t.Fatalf("candidates: %+v", cands)
+	}
+	if cands[0].Checksum == nil || cands[1].Checksum != nil {
+		t.Errorf("checksums: x %x, y %x; want x recorded, y missing", cands[0].Checksum, cands[1].Checksum)
+	}
+}
+
+func TestDiscoverRejectsAMalformedManifest(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ChecksumFile), []byte("# comment\nnot-hex  tthost-backend-x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Discover(dir)
+	if err == nil || !strings.Contains(err.Error(), ChecksumFile+":2:") {
+		t.Fatalf("err = %v; want one naming the manifest and line 2", err)
+	}
+}
+
+func TestNewNeedsTheOneShotBackend(t *testing.T) {
+	_, err := New(Options{Dirs: []string{t.TempDir()}})
+	if err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Fatalf("err = %v; want one that says how to build the one-shot backend", err)
+	}
+}
+
+func TestSelectChoosesAndSaysWhy(t *testing.T) {
+	m := newManager(t, pluginDir(t, true))
+	ctx := context.Background()
+	cases := []struct {
+		name       string
+		cli        string
+		persistent bool
+		backend    string
+		fallback   bool
+		reason     string
+	}{
+		{"one-shot when persistence is off", "echo", false, OneShot, false, "one-shot subprocess per turn"},
+		{"the persistent plugin for its CLI", "echo", true, "echo", false, "persistent session through the echo backend"},
+		{"one-shot fallback for a CLI no plugin keeps alive", "claude", true, OneShot, true, `no backend plugin declares persistent sessions for "claude"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ch, err := m.Select(ctx, c.cli, c.persistent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ch.Backend != c.backend || ch.Fallback != c.fallback || !strings.Contains(ch.Reason, c.reason) {
+				t.Errorf("choice %+v; want backend %s fallback %v reason containing %q", ch, c.backend, c.fallback, c.reason)
+			}
+			if c.backend == "echo" && !ch.Has(sdk.CapSteer) {
+				t.Errorf("the choice lost the CLI's capabilities: %+v", ch.CLI)
+			}
+		})
+	}
+}
+
+func TestAPluginWithoutARecordedChecksumIsRefused(t *testing.T) {
+	dir := pluginDir(t, false)
+	sdktest.CopyFile(t, filepath.Join(dir, "tthost-backend-oneshot"), filepath.Join(dir, "tthost-backend-extra"), 0o755)
+	m := newManager(t, dir)
+	_, err := m.Plugin(context.Background(), "extra")
+	if !errors.Is(err, ErrNoChecksum) || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("err = %v; want ErrNoChecksum, explained", err)
+	}
+	ch, err := m.Select(context.Background(), "claude", true)
+	if err != nil || ch.Backend != OneShot || !strings.Contains(ch.Reason, "plugin extra could not start") {
+		t.Errorf("choice %+v (%v); want the one-shot fallback naming the refused plugin", ch, err)
+	}
+}
+
+func TestACrashedPluginIsRelaunchedOnNextUse(t *testing.T) {
+	m := newManager(t, pluginDir(t, false))
+	ctx := context.Background()
+	p1, err := m.Plugin(ctx, OneShot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := m.Plugin(ctx, OneShot); again != p1 {
+		t.Fatal("a running plugin was launched a second time")
+	}
+	if err := syscall.Kill(p1.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p1.Done()
+	p2, err := m.Plugin(ctx, OneShot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2 == p1 || p2.Pid() == p1.Pid() {
+		t.Fatalf("not relaunched: pid %d then %d", p1.Pid(), p2.Pid())
+	}
+	s, err := m.Open(ctx, Choice{Backend: OneShot}, sdk.SessionConfig{CLIName: "x", Command: "true", Workdir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("open a session on the relaunched plugin: %v", err)
+	}
+	if err := s.Close(ctx, sdk.CloseImmediate); err != nil {
+		t.Fatal(err)
+	}
+	for range s.Events() {
+	}
+}
+
+func TestBackoffGrowsAndIsCapped(t *testing.T) {
+	m := &Manager{opts: Options{MaxBackoff: time.Second}}
+	got := []time.Duration{m.backoff(1), m.backoff(2), m.backoff(3), m.backoff(6), m.backoff(40)}
+	want := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, time.Second, time.Second}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("backoff(%d crashes) = %v, want %v", []int{1, 2, 3, 6, 40}[i], got[i], want[i])
+		}
+	}
+}
