@@ -140,11 +140,13 @@ func (l *Loop) senderLabel(from string) string {
 // autoHandled finishes a batch with nothing actionable and no backlog to
 // offer (ref §3 step 7); backlogTotal is the size of the (unmatched) backlog.
 func (l *Loop) autoHandled(ctx context.Context, b *batch, backlogTotal int) {
+	line := fmt.Sprintf("Round %d: ⏭️ auto-handled %d informational, %d confirmations", l.round+1, len(b.informational), b.confirmCount)
 	if backlogTotal > 0 {
-		l.activity(ctx, fmt.Sprintf("Round %d: ⏭️ no direct work and %d backlog task(s) did not match role hint", l.round+1, backlogTotal))
-	} else {
-		l.activity(ctx, fmt.Sprintf("Round %d: ⏭️ auto-handled %d informational, %d confirmations", l.round+1, len(b.informational), b.confirmCount))
+		line = fmt.Sprintf("Round %d: ⏭️ no direct work and %d backlog task(s) did not match role hint", l.round+1, backlogTotal)
 	}
+	l.activity(ctx, line)
+	l.emit(ctx, town.EventAgentStateChanged, fmt.Sprintf("Handled %d informational message(s) and %d confirmation(s) without a turn; idle",
+		len(b.informational), b.confirmCount), detail{Kind: "auto_handled"})
 	if err := l.store.Ack(ctx, l.id, b.entries...); err != nil {
 		l.log.Error("acknowledge auto-handled messages", "error", err)
 	}

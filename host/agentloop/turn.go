@@ -358,10 +358,16 @@ func (l *Loop) trackTask(ctx context.Context, b *batch) {
 	l.current = ids[0]
 }
 
-// startCurrentTask marks the agent's current task running.
+// startCurrentTask marks the agent's current task running. Tinytown falls
+// back to scanning every task for the single one assigned to the agent;
+// that scan costs a Redis round trip per task on every turn, and the task
+// it would find is the one this turn's task_assign already made current.
 func (l *Loop) startCurrentTask(ctx context.Context) {
-	task, err := l.store.CurrentTaskFor(ctx, l.id)
-	if err != nil || task == nil || task.State.Terminal() || task.State == town.TaskRunning {
+	if l.current == "" {
+		return
+	}
+	task, err := l.store.GetTask(ctx, l.current)
+	if err != nil || task.State.Terminal() || task.State == town.TaskRunning {
 		return
 	}
 	if _, err := l.store.StartTask(ctx, task.ID); err != nil {

@@ -294,13 +294,41 @@ func BenchmarkWakeLatency(b *testing.B) {
 
 	// Warm up: the first turn also launches the plugin.
 	last := t.roundTrip(ctx, started, "")
-	var s samples
+	var wake, direct samples
 	for b.Loop() {
 		var took time.Duration
 		took, last = t.timedRoundTrip(ctx, started, last)
-		s = append(s, took)
+		wake = append(wake, took)
+		// Baseline in the same run: the same command started directly, so
+		// the machine's own process start-up cost is visible.
+		direct = append(direct, directStart(b, fifo, started))
 	}
-	s.report(b, "")
+	wake.report(b, "")
+	direct.report(b, "exec-")
+	b.ReportMetric(ms(wake.quantile(0.5)-direct.quantile(0.5)), "loop-median-ms")
+}
+
+// directStart runs the CLI's first command with os/exec and measures until
+// its line arrives on the FIFO.
+func directStart(b *testing.B, fifo string, started <-chan time.Time) time.Duration {
+	b.Helper()
+	cmd := exec.Command("sh", "-c", "echo started > "+fifo+"; cat >/dev/null")
+	cmd.Stdin = strings.NewReader("prompt")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var at time.Time
+	select {
+	case at = <-started:
+	case <-time.After(30 * time.Second):
+		b.Fatal("the direct command did not start")
+	}
+	if err := cmd.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	return at.Sub(start)
 }
 
 func (t *benchTown) roundTrip(ctx context.Context, started <-chan time.Time, after string) string {
