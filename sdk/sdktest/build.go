@@ -42,7 +42,9 @@ func Build(t testing.TB, pkg, name string) string {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		t.Fatalf("mkdir: %v", err)
 	}
-	args := []string{"build", "-o", out}
+	// The same flags as `make build`, so tests and benchmarks run what
+	// users run (stripped binaries are smaller: faster to hash and start).
+	args := []string{"build", "-trimpath", "-ldflags=-s -w", "-o", out}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
