@@ -16,11 +16,7 @@ import (
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	sdktest.CleanupBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { sdktest.RunMain(m) }
 
 // runDirect runs a test plugin by hand, as an author would: without the
 // host's handshake cookie.

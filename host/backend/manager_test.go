@@ -14,11 +14,7 @@ import (
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	sdktest.CleanupBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { sdktest.RunMain(m) }
 
 // pluginDir builds the one-shot plugin and, optionally, the echo test
 // plugin (which declares persistent sessions for CLI "echo") into a fresh

@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,23 +30,7 @@ import (
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	sdktest.CleanupBuilds()
-	os.Exit(code)
-}
-
-var manifestOnce sync.Once
-
-// bins builds tthost and the one-shot plugin with their checksum manifest.
-func bins(b testing.TB) string {
-	b.Helper()
-	tt := sdktest.Build(b, "github.com/tthost/tthost/cmd/tthost", "bin/tthost")
-	sdktest.Build(b, "github.com/tthost/tthost/plugins/oneshot", "bin/tthost-backend-oneshot")
-	dir := filepath.Dir(tt)
-	manifestOnce.Do(func() { sdktest.WriteChecksums(b, dir, "tthost-plugins.sha256", "tthost-backend-oneshot") })
-	return dir
-}
+func TestMain(m *testing.M) { sdktest.RunMain(m) }
 
 // samples collects one duration per iteration and reports their median and
 // p99 in milliseconds.
@@ -71,7 +54,7 @@ func (s samples) report(b *testing.B, prefix string) {
 }
 
 func oneshotPlugin(b *testing.B) (string, []byte) {
-	dir := bins(b)
+	dir := testenv.Binaries(b)
 	path := filepath.Join(dir, "tthost-backend-oneshot")
 	return path, sdktest.SHA256File(b, path)
 }
@@ -192,7 +175,7 @@ type benchTown struct {
 // startTown registers an agent whose CLI is command and starts its
 // agent-loop (idle timeout off, many rounds).
 func startTown(b *testing.B, command string) *benchTown {
-	dir := bins(b)
+	dir := testenv.Binaries(b)
 	procs := sdktest.TrackProcesses(b)
 	r := testenv.StartRedis(b, procs.Env())
 	root, err := os.MkdirTemp("", "ttbench")

@@ -44,10 +44,7 @@ registered by Tinytown (or to watch it in the foreground).`,
 				return usageError{fmt.Errorf("MAX_ROUNDS must be a whole number of 0 or more, got %q", args[2])}
 			}
 			opts.MaxRounds = n
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return agentLoopRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, agentLoopRun)
 		},
 	}
 }
@@ -58,15 +55,7 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 	if err != nil {
 		return fmt.Errorf("invalid agent ID %q: %w", opts.ID, err)
 	}
-	cfg, err := f.Config()
-	if err != nil {
-		return err
-	}
-	store, err := f.Store(ctx)
-	if err != nil {
-		return err
-	}
-	root, err := f.TownRoot()
+	cfg, store, root, err := f.Town(ctx)
 	if err != nil {
 		return err
 	}

@@ -31,10 +31,7 @@ agent's inbox, as tt assign does. The agent completes it with
 		Args:    exactArgs(2, "AGENT and TASK"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Agent, opts.Description = args[0], args[1]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return assignRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, assignRun)
 		},
 	}
 }

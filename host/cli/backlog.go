@@ -47,10 +47,7 @@ func NewCmdBacklogAdd(f *Factory, runF func(context.Context, *BacklogAddOptions)
 		Args:    exactArgs(1, "the task's DESCRIPTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Description = args[0]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return backlogAddRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, backlogAddRun)
 		},
 	}
 	cmd.Flags().StringVar(&opts.Tags, "tags", "", "comma-separated tags (they help agents of a role find the task)")
@@ -99,10 +96,7 @@ func NewCmdBacklogList(f *Factory, runF func(context.Context, *BacklogListOption
 		Short: "List the backlog in order",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return backlogListRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, backlogListRun)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")
@@ -170,10 +164,7 @@ assigns it to AGENT and puts a task_assign message in the agent's inbox.`,
 		Args: exactArgs(2, "TASK_ID and AGENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.TaskID, opts.Agent = args[0], args[1]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return backlogClaimRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, backlogClaimRun)
 		},
 	}
 }
@@ -222,10 +213,7 @@ func NewCmdBacklogAssignAll(f *Factory, runF func(context.Context, *BacklogAssig
 		Args:  exactArgs(1, "AGENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Agent = args[0]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return backlogAssignAllRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, backlogAssignAllRun)
 		},
 	}
 }
@@ -269,10 +257,7 @@ func NewCmdBacklogRemove(f *Factory, runF func(context.Context, *BacklogRemoveOp
 		Args:  exactArgs(1, "TASK_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.TaskID = args[0]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return backlogRemoveRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, backlogRemoveRun)
 		},
 	}
 }

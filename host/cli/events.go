@@ -61,10 +61,7 @@ Event types:
 			if opts.Timeout > 0 && !opts.Follow && opts.Until == "" {
 				return usageError{errors.New("--timeout only applies with --follow or --until")}
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return eventsRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, eventsRun)
 		},
 	}
 	fl := cmd.Flags()

@@ -132,6 +132,38 @@ func (f *Factory) ensureRedis(ctx context.Context, cfg *config.Config, root stri
 	return srv, rdb, nil
 }
 
+// Town is what most commands need first: the config, the store and the
+// town root.
+func (f *Factory) Town(ctx context.Context) (*config.Config, *town.Store, string, error) {
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	store, err := f.Store(ctx)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	root, err := f.TownRoot()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return cfg, store, root, nil
+}
+
+// Endpoint resolves where the town's Redis is, without connecting.
+func (f *Factory) Endpoint() (townredis.Endpoint, string, error) {
+	cfg, err := f.Config()
+	if err != nil {
+		return townredis.Endpoint{}, "", err
+	}
+	root, err := f.TownRoot()
+	if err != nil {
+		return townredis.Endpoint{}, "", err
+	}
+	ep, err := townredis.Resolve(cfg, root, f.Getenv)
+	return ep, root, err
+}
+
 // Server is the Redis server the store connected to (after Store).
 func (f *Factory) Server() townredis.Server {
 	f.mu.Lock()

@@ -57,10 +57,7 @@ prefix: [T] task, [Q] query, [I] informational, [C] confirmation,
 			if opts.Limit < 1 {
 				return usageError{fmt.Errorf("-n must be at least 1, got %d", opts.Limit)}
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return inboxRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, inboxRun)
 		},
 	}
 	cmd.Flags().IntVarP(&opts.Limit, "limit", "n", 100, "show at most this many messages of each list")

@@ -44,10 +44,7 @@ it stops.`,
   REDIS_URL=redis://127.0.0.1:6379 tthost init`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return initRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, initRun)
 		},
 	}
 	cmd.Flags().StringVar(&opts.Name, "name", "", "the town's name (default: <repo>-<branch>, else the directory name)")

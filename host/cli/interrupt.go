@@ -28,10 +28,7 @@ the queue; while paused it takes no messages. Resume with
 		Args: exactArgs(1, "AGENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Agent = args[0]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return interruptRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, interruptRun)
 		},
 	}
 }

@@ -31,10 +31,7 @@ current task and the age of the last heartbeat. ` + "`tthost status`" + ` shows 
 same table under the town's name and Redis.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return listRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, listRun)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the agents as JSON")

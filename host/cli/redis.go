@@ -53,10 +53,7 @@ func NewCmdRedisStatus(f *Factory, runF func(context.Context, *RedisStatusOption
 		Short: "Say which Redis the town uses and whether it runs (starts nothing)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return redisStatusRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, redisStatusRun)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")
@@ -69,11 +66,7 @@ func redisStatusRun(ctx context.Context, opts *RedisStatusOptions) error {
 	if err != nil {
 		return err
 	}
-	root, err := f.TownRoot()
-	if err != nil {
-		return err
-	}
-	ep, err := townredis.Resolve(cfg, root, f.Getenv)
+	ep, root, err := f.Endpoint()
 	if err != nil {
 		return err
 	}
@@ -144,25 +137,14 @@ data in .tt/ for the next start; the embedded server's data is lost.
 An external Redis (REDIS_URL, [redis].url, host/port) is never stopped.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return redisStopRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, redisStopRun)
 		},
 	}
 }
 
 func redisStopRun(ctx context.Context, opts *RedisStopOptions) error {
 	f := opts.F
-	cfg, err := f.Config()
-	if err != nil {
-		return err
-	}
-	root, err := f.TownRoot()
-	if err != nil {
-		return err
-	}
-	ep, err := townredis.Resolve(cfg, root, f.Getenv)
+	ep, root, err := f.Endpoint()
 	if err != nil {
 		return err
 	}

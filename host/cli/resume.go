@@ -26,10 +26,7 @@ resume does; its worker takes the waiting messages again at once.`,
 		Args: exactArgs(1, "AGENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Agent = args[0]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return resumeRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, resumeRun)
 		},
 	}
 }

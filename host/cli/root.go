@@ -96,3 +96,11 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// dispatch runs a command's run function, or the test's runF instead.
+func dispatch[O any](cmd *cobra.Command, opts *O, runF, run func(context.Context, *O) error) error {
+	if runF != nil {
+		run = runF
+	}
+	return run(cmd.Context(), opts)
+}

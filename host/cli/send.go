@@ -54,10 +54,7 @@ supervisor / conductor. The words of MESSAGE are joined with spaces.`,
 			if n := btoi(opts.Query) + btoi(opts.Info) + btoi(opts.Ack); n > 1 {
 				return usageError{errors.New("use only one of --query, --info and --ack")}
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return sendRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, sendRun)
 		},
 	}
 	fl := cmd.Flags()

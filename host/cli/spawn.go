@@ -66,10 +66,7 @@ usable reference.`,
 			if opts.MaxRounds < 0 {
 				return usageError{fmt.Errorf("--max-rounds must be 0 or more, got %d", opts.MaxRounds)}
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return spawnRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, spawnRun)
 		},
 	}
 	fl := cmd.Flags()
@@ -89,15 +86,7 @@ func spawnRun(ctx context.Context, opts *SpawnOptions) error {
 	if err := checkAgentName(name); err != nil {
 		return err
 	}
-	cfg, err := f.Config()
-	if err != nil {
-		return err
-	}
-	store, err := f.Store(ctx)
-	if err != nil {
-		return err
-	}
-	root, err := f.TownRoot()
+	cfg, store, root, err := f.Town(ctx)
 	if err != nil {
 		return err
 	}

@@ -62,10 +62,7 @@ detail; --deep adds its last 5 activity lines.`,
 			if len(args) == 1 {
 				opts.Agent = args[0]
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return statusRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, statusRun)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Deep, "deep", false, "also show the agent's recent activity")
@@ -78,15 +75,7 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 		return agentStatusRun(ctx, opts)
 	}
 	f := opts.F
-	cfg, err := f.Config()
-	if err != nil {
-		return err
-	}
-	store, err := f.Store(ctx)
-	if err != nil {
-		return err
-	}
-	root, err := f.TownRoot()
+	cfg, store, root, err := f.Town(ctx)
 	if err != nil {
 		return err
 	}

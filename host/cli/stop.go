@@ -36,10 +36,7 @@ func NewCmdStop(f *Factory, runF func(context.Context, *StopOptions) error) *cob
 		Long:  "stop asks the named agents, or every agent that is not stopped, to stop.\n\n" + stopHelp,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Agents = args
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return stopRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, stopRun)
 		},
 	}
 	addWaitFlags(cmd, opts)
@@ -61,10 +58,7 @@ func NewCmdKill(f *Factory, runF func(context.Context, *StopOptions) error) *cob
 		Args:  exactArgs(1, "AGENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Agents = args
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return stopRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, stopRun)
 		},
 	}
 	addWaitFlags(cmd, opts)

@@ -115,10 +115,7 @@ working on?".`,
 			if len(args) == 1 {
 				opts.Agent = args[0]
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return taskCurrentRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, taskCurrentRun)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON (null when there is no current task)")
@@ -200,10 +197,7 @@ goes up by one (once: completing a finished task again changes no count).`,
 		Args:    exactArgs(1, "TASK_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.TaskID = args[0]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return taskCompleteRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, taskCompleteRun)
 		},
 	}
 	cmd.Flags().StringVar(&opts.Result, "result", "Completed", "what was done")
@@ -279,10 +273,7 @@ func NewCmdTaskShow(f *Factory, runF func(context.Context, *TaskShowOptions) err
 		Args:  exactArgs(1, "TASK_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.TaskID = args[0]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return taskShowRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, taskShowRun)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")
@@ -331,10 +322,7 @@ func NewCmdTaskList(f *Factory, runF func(context.Context, *TaskListOptions) err
 		Short: "List every task of the town, oldest first",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return taskListRun(cmd.Context(), opts)
+			return dispatch(cmd, opts, runF, taskListRun)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")

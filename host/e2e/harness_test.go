@@ -21,27 +21,7 @@ import (
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	sdktest.CleanupBuilds()
-	os.Exit(code)
-}
-
-// binDir builds tthost and the one-shot plugin side by side, with the
-// checksum manifest the host verifies plugins against (what `make build`
-// produces).
-func binDir(t testing.TB) string {
-	t.Helper()
-	tt := sdktest.Build(t, "github.com/tthost/tthost/cmd/tthost", "bin/tthost")
-	sdktest.Build(t, "github.com/tthost/tthost/plugins/oneshot", "bin/tthost-backend-oneshot")
-	dir := filepath.Dir(tt)
-	manifestOnce.Do(func() {
-		sdktest.WriteChecksums(t, dir, "tthost-plugins.sha256", "tthost-backend-oneshot")
-	})
-	return dir
-}
-
-var manifestOnce sync.Once
+func TestMain(m *testing.M) { sdktest.RunMain(m) }
 
 // env is one test's town: a real redis-server, a town directory, and the
 // tthost binaries.
@@ -73,7 +53,7 @@ func newEnv(t *testing.T) *env {
 	cfg.DefaultCLI = "test"
 	cfg.AgentCLIs["test"] = config.AgentCLI{Name: "test", Command: "sh " + testdataPath(t, "cli.sh")}
 	cfg.Agent.IdleTimeoutSecs = 0
-	e := &env{t: t, procs: procs, redis: r, cfg: cfg, dir: dir, work: work, bin: binDir(t)}
+	e := &env{t: t, procs: procs, redis: r, cfg: cfg, dir: dir, work: work, bin: testenv.Binaries(t)}
 	e.saveConfig()
 	e.store = town.New(r.Client, cfg.Name)
 	return e

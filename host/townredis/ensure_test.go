@@ -22,11 +22,7 @@ import (
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	sdktest.CleanupBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { sdktest.RunMain(m) }
 
 const (
 	embeddedPkg = "github.com/tthost/tthost/host/townredis/internal/embeddedmain"

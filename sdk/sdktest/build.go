@@ -126,3 +126,13 @@ func WriteChecksums(t testing.TB, dir, manifest string, names ...string) {
 		t.Fatalf("write manifest: %v", err)
 	}
 }
+
+// RunMain is a TestMain body for packages that Build binaries: it runs the
+// tests, removes the binaries and exits with the tests' code.
+//
+//	func TestMain(m *testing.M) { sdktest.RunMain(m) }
+func RunMain(m *testing.M) {
+	code := m.Run()
+	CleanupBuilds()
+	os.Exit(code)
+}
