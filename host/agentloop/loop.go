@@ -178,15 +178,14 @@ func (l *Loop) claim(ctx context.Context) error {
 		l.agent = agent
 		l.state = agent.State
 		l.current = agent.CurrentTask
-		l.lastActive = agent.LastActiveAt
 	case errors.Is(err, town.ErrAgentNotFound):
 		l.say("⚠️ agent %s has no record in Redis: serving it anyway, without state writes", l.id)
 	default:
 		return fmt.Errorf("read agent %s: %w", l.id, err)
 	}
-	if l.lastActive.IsZero() {
-		l.lastActive = l.opts.Now()
-	}
+	// The idle clock starts with the worker: an agent restarted after a
+	// long pause must not drain at its first idle poll.
+	l.lastActive = l.opts.Now()
 	return l.acquireLease(ctx)
 }
 
@@ -427,7 +426,7 @@ func (l *Loop) cliEnv() map[string]string {
 // previous one died), resuming the saved runtime session when the backend
 // can.
 func (l *Loop) ensureSession(ctx context.Context) (Session, error) {
-	if l.session != nil {
+	if l.session != nil && !l.sessionEnded(ctx) {
 		return l.session, nil
 	}
 	var resume string
@@ -451,6 +450,25 @@ func (l *Loop) ensureSession(ctx context.Context) (Session, error) {
 	}
 	l.session = s
 	return s, nil
+}
+
+// sessionEnded takes the events that arrived while no turn ran and reports
+// whether the session ended meanwhile (its plugin died while the agent was
+// idle), so the next turn opens a fresh session instead of failing.
+func (l *Loop) sessionEnded(ctx context.Context) bool {
+	for {
+		select {
+		case ev, ok := <-l.session.Events():
+			if !ok || ev.Kind == sdk.EventExited {
+				l.say("↻ The backend session ended while idle; opening a new one")
+				l.session = nil
+				return true
+			}
+			l.sessionEvent(ctx, ev, l.round)
+		default:
+			return false
+		}
+	}
 }
 
 // transcriptPath names the turn's output log: Tinytown's

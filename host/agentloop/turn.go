@@ -61,7 +61,18 @@ func (l *Loop) turn(ctx context.Context, b *batch) error {
 	}
 	l.say("🤖 Round %d: running %s through the %s backend (%d actionable, %d informational, %d confirmations)",
 		display, l.cliName, l.choice.Backend, len(b.actionable), len(b.informational), b.confirmCount)
-	d, err := sess.Send(ctx, sdk.Input{Kind: sdk.InputTurn, Text: text, TranscriptPath: l.transcriptPath(display)})
+	in := sdk.Input{Kind: sdk.InputTurn, Text: text, TranscriptPath: l.transcriptPath(display)}
+	d, err := sess.Send(ctx, in)
+	if errors.Is(err, sdk.ErrPluginExited) {
+		// The plugin died while the agent was idle and the news had not
+		// arrived yet: nothing reached the CLI, so open a new session (the
+		// manager relaunches the plugin) and send again, once.
+		l.session = nil
+		l.say("↻ The backend plugin had exited; relaunching it for this turn")
+		if sess, err = l.ensureSession(ctx); err == nil {
+			d, err = sess.Send(ctx, in)
+		}
+	}
 	if err != nil {
 		if errors.Is(err, sdk.ErrPluginExited) {
 			l.session = nil

@@ -338,3 +338,28 @@ func TestPluginCrashMidTurnRedeliversAndLeavesNoCLIBehind(t *testing.T) {
 		t.Fatalf("processes left after the plugin crash: %q", left)
 	}
 }
+
+func TestPluginCrashWhileIdleIsHealedBeforeTheNextTurn(t *testing.T) {
+	e := newEnv(t)
+	a := e.agent("healer")
+	e.send(a.ID, "first")
+	p := e.agentLoop(a, 2)
+	e.waitEventType(a.ID, town.EventAgentTurnCompleted, long)
+	for _, pid := range e.procs.Alive() {
+		if strings.Contains(sdktest.Cmdline(pid), "tthost-backend-oneshot") {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.send(a.ID, "second")
+	if code := p.wait(t, long); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	if got := e.getAgent(a.ID); got.RoundsCompleted != 2 {
+		t.Errorf("rounds %d, want 2", got.RoundsCompleted)
+	}
+	if strings.Contains(e.dumpEvents(a.ID), "could not start") {
+		t.Errorf("the second turn failed to start instead of reopening the session:\n%s", e.dumpEvents(a.ID))
+	}
+}
