@@ -103,7 +103,8 @@ type Loop struct {
 	lease      *town.Lease
 	offered    map[string]bool // backlog tasks already offered to the agent
 	recovered  []town.Entry    // in flight at start-up: delivered first
-	backlogLen int64           // backlog length seen at the last snapshot
+	backlogLen  int64          // backlog length seen at the last snapshot
+	backlogSeen int64          // backlog length reported by the last intake
 }
 
 // ErrStopped is returned by Run when the loop ended because of a stop
@@ -247,6 +248,7 @@ func (l *Loop) serve(ctx context.Context) error {
 		if !res.Quick {
 			l.state = res.State
 		}
+		l.backlogSeen = res.BacklogLen
 		if res.State == town.StatePaused {
 			if err := l.paused(ctx); err != nil {
 				return err

@@ -44,17 +44,9 @@ func (l *Loop) turn(ctx context.Context, b *batch) error {
 		MaxRounds:     l.opts.MaxRounds,
 		LiveSession:   l.choice.Persistent,
 	})
-	now := l.opts.Now()
-	l.lastActive, l.lastBeat, l.state = now, now, town.StateWorking
-	if err := l.setFields(ctx, map[string]string{
-		"state":          string(town.StateWorking),
-		"last_active_at": town.FormatHashTime(now),
-		"last_heartbeat": town.FormatHashTime(now),
-	}); err != nil {
+	if err := l.markWorking(ctx); err != nil {
 		return err
 	}
-	l.startCurrentTask(ctx)
-
 	sess, err := l.ensureSession(ctx)
 	if err != nil {
 		return l.notStarted(ctx, b, display, "backend_unavailable", err)
@@ -81,6 +73,19 @@ func (l *Loop) turn(ctx context.Context, b *batch) error {
 	}
 	res := l.await(ctx, sess, d.TurnID, display)
 	return l.settle(ctx, b, display, d.TurnID, res)
+}
+
+// markWorking records a running turn: state working, last_active_at and
+// the heartbeat, and the current task running.
+func (l *Loop) markWorking(ctx context.Context) error {
+	now := l.opts.Now()
+	l.lastActive, l.lastBeat, l.state = now, now, town.StateWorking
+	l.startCurrentTask(ctx)
+	return l.setFields(ctx, map[string]string{
+		"state":          string(town.StateWorking),
+		"last_active_at": town.FormatHashTime(now),
+		"last_heartbeat": town.FormatHashTime(now),
+	})
 }
 
 // notStarted handles a turn that never reached the CLI: its messages go
@@ -414,8 +419,13 @@ func (l *Loop) returnTask(ctx context.Context, b *batch) {
 	}
 }
 
-// promptBacklog is the backlog snapshot shown in a turn prompt.
+// promptBacklog is the backlog snapshot shown in a turn prompt. An empty
+// backlog (the last intake saw its length) needs no snapshot.
 func (l *Loop) promptBacklog(ctx context.Context) prompt.Backlog {
+	if l.backlogSeen == 0 {
+		role := town.RoleForName(l.name)
+		return prompt.Backlog{Hint: role.Hint()}
+	}
 	snap, err := l.store.BacklogSnapshot(ctx, l.name, 8)
 	if err != nil {
 		l.log.Warn("backlog snapshot", "error", err)
