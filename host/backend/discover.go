@@ -100,10 +100,14 @@ func readChecksums(path string) (map[string][]byte, error) {
 		sum, file, ok := strings.Cut(line, " ")
 		file = strings.TrimPrefix(strings.TrimSpace(file), "*")
 		b, err := hex.DecodeString(sum)
-		if !ok || err != nil || len(b) != 32 || file == "" {
+		base := filepath.Base(file)
+		if !ok || err != nil || len(b) != 32 || file == "" || base == "/" || base == "." || base == ".." {
 			return nil, fmt.Errorf("%s:%d: malformed checksum line %q (want \"<sha256 hex>  <file>\")", path, n, line)
 		}
-		sums[filepath.Base(file)] = b
+		sums[base] = b
 	}
-	return sums, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return sums, nil
 }
