@@ -91,20 +91,20 @@ type Loop struct {
 	choice          backend.Choice
 	session         Session
 
-	round      int // turns attempted (completed or failed): counts toward MaxRounds
-	completed  int // turns completed
-	failures   int // consecutive failed turns, for the backoff
-	retries    int // attempts of the current round number (for transcript names)
-	state      town.AgentState
-	current    string // the agent's current_task, as far as this loop knows
-	lastActive time.Time
-	lastBeat   time.Time
-	agent      *town.Agent // the record read at start-up (nil when missing)
-	lease      *town.Lease
-	offered    map[string]bool // backlog tasks already offered to the agent
-	recovered  []town.Entry    // in flight at start-up: delivered first
-	backlogLen  int64          // backlog length seen at the last snapshot
-	backlogSeen int64          // backlog length reported by the last intake
+	round       int // turns attempted (completed or failed): counts toward MaxRounds
+	completed   int // turns completed
+	failures    int // consecutive failed turns, for the backoff
+	retries     int // attempts of the current round number (for transcript names)
+	state       town.AgentState
+	current     string // the agent's current_task, as far as this loop knows
+	lastActive  time.Time
+	lastBeat    time.Time
+	agent       *town.Agent // the record read at start-up (nil when missing)
+	lease       *town.Lease
+	offered     map[string]bool // backlog tasks already offered to the agent
+	recovered   []town.Entry    // in flight at start-up: delivered first
+	backlogLen  int64           // backlog length seen at the last snapshot
+	backlogSeen int64           // backlog length reported by the last intake
 }
 
 // ErrStopped is returned by Run when the loop ended because of a stop
