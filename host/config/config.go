@@ -116,6 +116,11 @@ type TTHostConfig struct {
 	// RedisServer says what to start for the town-private Redis:
 	// RedisServerAuto, RedisServerReal or RedisServerEmbedded.
 	RedisServer string `toml:"redis_server"`
+	// Backends holds each backend plugin's settings, [tthost.backends.<name>]:
+	// string options passed to the plugin with every session (validated by
+	// the plugin against the options schema it declares), e.g.
+	// [tthost.backends.codex] codex_home = "/srv/codex".
+	Backends map[string]map[string]string `toml:"backends"`
 
 	extra map[string]any
 }

@@ -180,7 +180,7 @@ var (
 		"password", "tls_enabled", "tls_cert", "tls_key", "tls_ca_cert", "bind"}
 	knownAgent  = []string{"idle_timeout_secs", "persistent"}
 	knownCLI    = []string{"name", "command", "workdir", "env", "backend"}
-	knownTTHost = []string{"plugin_dir", "safety_poll_secs", "heartbeat_secs", "stop_grace_secs", "redis_server"}
+	knownTTHost = []string{"plugin_dir", "safety_poll_secs", "heartbeat_secs", "stop_grace_secs", "redis_server", "backends"}
 )
 
 func table(raw map[string]any, key string) map[string]any {

@@ -126,6 +126,13 @@ func (c *Config) Encode() []byte {
 	w.kv("stop_grace_secs", int64(t.StopGraceSecs))
 	w.kv("redis_server", t.RedisServer)
 	w.scalars(t.extra, []string{"tthost"})
+	for _, name := range slices.Sorted(maps.Keys(t.Backends)) {
+		w.header("tthost", "backends", name)
+		opts := t.Backends[name]
+		for _, k := range slices.Sorted(maps.Keys(opts)) {
+			w.kv(k, opts[k])
+		}
+	}
 	w.extraTables([]string{"tthost"}, t.extra)
 	return []byte(w.b.String())
 }

@@ -222,3 +222,27 @@ enabled = true
 		t.Fatalf("nested townhall table lost:\n%s", saved)
 	}
 }
+
+func TestBackendOptionsRoundTrip(t *testing.T) {
+	c := New("town")
+	c.TTHost.Backends = map[string]map[string]string{
+		"codex": {"codex_home": "/srv/codex home", "approval_policy": "never"},
+	}
+	got, err := Parse("tinytown.toml", c.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Warnings) != 0 {
+		t.Errorf("warnings: %v", got.Warnings)
+	}
+	if v := got.TTHost.Backends["codex"]["codex_home"]; v != "/srv/codex home" {
+		t.Errorf("codex_home = %q", v)
+	}
+	if !strings.Contains(string(c.Encode()), "[tthost.backends.codex]") {
+		t.Errorf("no [tthost.backends.codex] table in:\n%s", c.Encode())
+	}
+	if _, err := Parse("tinytown.toml", []byte("name = \"x\"\n[tthost.backends.codex]\ncodex_home = 3\n")); err == nil ||
+		!strings.Contains(err.Error(), "tinytown.toml:") {
+		t.Errorf("a non-string option: %v; want a positioned error", err)
+	}
+}
