@@ -39,6 +39,22 @@ func (b *batch) realActionable() []town.Entry {
 	return out
 }
 
+// dropEntries removes entries (by their stored element) from the batch.
+func (b *batch) dropEntries(drop []town.Entry) {
+	gone := map[string]bool{}
+	for _, e := range drop {
+		gone[e.Stored] = true
+	}
+	// A new slice: items point into the old one, which must not change.
+	keep := make([]town.Entry, 0, len(b.entries))
+	for _, e := range b.entries {
+		if !gone[e.Stored] {
+			keep = append(keep, e)
+		}
+	}
+	b.entries = keep
+}
+
 // nonActionable returns the parsed entries that are not actionable.
 func (b *batch) nonActionable() []town.Entry {
 	act := map[string]bool{}

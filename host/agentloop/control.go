@@ -7,21 +7,24 @@ import (
 	"github.com/tthost/tthost/host/town"
 )
 
-// control watches the agent's stop key and state while a turn runs, so a
-// stop or pause reaches the turn within milliseconds of `tthost stop` /
-// `tthost interrupt` (they signal the wake list), or within the safety poll
-// for writers that do not signal (`tt kill`).
+// control watches the agent while a turn runs, so a stop or pause reaches
+// the turn within milliseconds of `tthost stop` / `tthost interrupt` (they
+// signal the wake list), or within the safety poll for writers that do not
+// signal (`tt kill`). On a session that can be steered it also takes urgent
+// messages as they arrive (an urgent-only intake), for the loop to steer
+// into the running turn.
 type control struct {
-	C      chan string // "stop", "pause" or "shutdown"; at most one value
-	cancel context.CancelFunc
-	done   chan struct{}
+	C      chan string        // "stop", "pause" or "shutdown"; at most one value
+	urgent chan []town.Entry  // urgent messages taken for steering
+	cancel context.CancelFunc // ends the watcher
+	done   chan struct{}      // closed when the watcher returned
 	once   sync.Once
 	wake   func()
 }
 
-func (l *Loop) watchControl(ctx context.Context) *control {
+func (l *Loop) watchControl(ctx context.Context, steer bool) *control {
 	wctx, cancel := context.WithCancel(ctx)
-	c := &control{C: make(chan string, 1), cancel: cancel, done: make(chan struct{})}
+	c := &control{C: make(chan string, 1), urgent: make(chan []town.Entry), cancel: cancel, done: make(chan struct{})}
 	c.wake = func() {
 		// Unblock the watcher's BLPOP; the extra token at most causes the
 		// main loop one spurious, harmless wake-up.
@@ -36,23 +39,59 @@ func (l *Loop) watchControl(ctx context.Context) *control {
 				}
 				return
 			}
-			stop, state, err := l.store.ControlState(wctx, l.id)
-			if err == nil {
-				switch {
-				case stop:
-					c.C <- "stop"
-					return
-				case state == town.StatePaused:
-					c.C <- "pause"
-					return
-				}
-			} else if wctx.Err() == nil {
-				l.log.Warn("check stop/pause during a turn", "error", err)
+			if sig := l.check(wctx, c, steer); sig != "" {
+				c.C <- sig
+				return
 			}
 			_, _ = l.store.WaitWake(wctx, l.id, l.pollInterval())
 		}
 	}()
 	return c
+}
+
+// check looks at the stop flag and state once, and (steer) takes urgent
+// messages. It returns the signal to send, if any.
+func (l *Loop) check(ctx context.Context, c *control, steer bool) string {
+	if !steer {
+		stop, state, err := l.store.ControlState(ctx, l.id)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				l.log.Warn("check stop/pause during a turn", "error", err)
+			}
+			return ""
+		case stop:
+			return "stop"
+		case state == town.StatePaused:
+			return "pause"
+		}
+		return ""
+	}
+	res, err := l.store.Intake(ctx, l.id, town.IntakeOptions{UrgentOnly: true})
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			l.log.Warn("check stop/pause and urgent messages during a turn", "error", err)
+		}
+		return ""
+	case res.StopRequested:
+		return "stop"
+	case !res.Quick && res.State == town.StatePaused:
+		return "pause"
+	}
+	if len(res.Moved) == 0 {
+		return ""
+	}
+	select {
+	case c.urgent <- res.Moved:
+	case <-ctx.Done():
+		// The turn ended before the loop took them: they go back to the
+		// front of the urgent list for the next turn.
+		if _, err := l.store.Requeue(context.WithoutCancel(ctx), l.id, res.Moved...); err != nil {
+			l.log.Error("re-queue urgent messages", "error", err)
+		}
+	}
+	return ""
 }
 
 // stop ends the watcher and waits for it.

@@ -14,6 +14,7 @@ import (
 // exit is true when the idle timeout ended the loop.
 func (l *Loop) idle(ctx context.Context, backlogLen int64) (exit bool, err error) {
 	now := l.opts.Now()
+	l.drainIdle(ctx)
 	if err := l.clearFinishedTask(ctx); err != nil {
 		return false, err
 	}

@@ -43,7 +43,7 @@ import (
 
 // Backends is what the loop needs from the backend manager.
 type Backends interface {
-	Select(ctx context.Context, cliName string, persistent bool) (backend.Choice, error)
+	Select(ctx context.Context, w backend.Want) (backend.Choice, error)
 	OpenSession(ctx context.Context, ch backend.Choice, cfg sdk.SessionConfig) (Session, error)
 }
 
@@ -89,7 +89,9 @@ type Loop struct {
 	registered      bool // the agent hash exists; without it no state is written
 	cliName, cliCmd string
 	choice          backend.Choice
-	session         Session
+	session         *live        // the open backend session, nil before the first turn
+	running         *pendingTurn // the turn in progress
+	next            *pendingTurn // a turn an urgent message started while running ended
 
 	round       int // turns attempted (completed or failed): counts toward MaxRounds
 	completed   int // turns completed
@@ -206,7 +208,9 @@ func (l *Loop) start(ctx context.Context) error {
 	l.say("   CLI: %s (%s)", l.cliName, l.cliCmd)
 	l.say("   Idle timeout: %ds", l.cfg.Agent.IdleTimeoutSecs)
 
-	l.choice, err = l.opts.Backends.Select(ctx, l.cliName, l.cfg.Agent.Persistent)
+	l.choice, err = l.opts.Backends.Select(ctx, backend.Want{
+		CLI: l.cliName, Persistent: l.cfg.Agent.Persistent, Backend: l.cfg.AgentCLIs[l.cliName].Backend,
+	})
 	if err != nil {
 		l.runtimeError(ctx, 0, "backend_unavailable", fmt.Sprintf("no backend can serve %s: %v", l.cliName, err))
 		return fmt.Errorf("choose a backend for CLI %q: %w", l.cliName, err)
@@ -233,6 +237,12 @@ func (l *Loop) serve(ctx context.Context) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if l.running != nil {
+			if err := l.finishTurn(ctx); err != nil {
+				return err
+			}
+			continue
 		}
 		if l.round >= l.opts.MaxRounds {
 			l.say("📍 Reached the round limit (%d)", l.opts.MaxRounds)
@@ -301,15 +311,7 @@ func (l *Loop) paused(ctx context.Context) error {
 
 // finish leaves the agent stopped with nothing of ours in flight.
 func (l *Loop) finish(ctx context.Context, runErr error) {
-	if l.session != nil {
-		grace := time.Duration(l.cfg.TTHost.StopGraceSecs) * time.Second
-		cctx, cancel := context.WithTimeout(ctx, grace)
-		if err := l.session.Close(cctx, sdk.CloseGraceful); err != nil {
-			l.log.Warn("close backend session", "error", err)
-		}
-		cancel()
-		l.session = nil
-	}
+	l.closeSession(ctx, sdk.CloseGraceful)
 	// Anything still in flight (recovered but never reached, or left by an
 	// error exit) goes back to the front of the queues for the next worker.
 	if left, err := l.store.InFlight(ctx, l.id); err == nil && len(left) > 0 {
@@ -422,55 +424,6 @@ func (l *Loop) cliEnv() map[string]string {
 		env["PATH"] = l.opts.ToolDir + string(os.PathListSeparator) + os.Getenv("PATH")
 	}
 	return env
-}
-
-// ensureSession opens the backend session on first use (or after the
-// previous one died), resuming the saved runtime session when the backend
-// can.
-func (l *Loop) ensureSession(ctx context.Context) (Session, error) {
-	if l.session != nil && !l.sessionEnded(ctx) {
-		return l.session, nil
-	}
-	var resume string
-	if l.choice.Has(sdk.CapResume) && l.registered {
-		if a, err := l.store.GetAgent(ctx, l.id); err == nil {
-			resume = a.RuntimeSessionID
-		}
-	}
-	s, err := l.opts.Backends.OpenSession(ctx, l.choice, sdk.SessionConfig{
-		CLIName:   l.cliName,
-		Command:   l.cliCmd,
-		Workdir:   l.opts.TownDir,
-		Env:       l.cliEnv(),
-		ResumeID:  resume,
-		AgentID:   l.id,
-		AgentName: l.name,
-		LogDir:    filepath.Join(l.opts.TownDir, ".tt", "logs"),
-	})
-	if err != nil {
-		return nil, err
-	}
-	l.session = s
-	return s, nil
-}
-
-// sessionEnded takes the events that arrived while no turn ran and reports
-// whether the session ended meanwhile (its plugin died while the agent was
-// idle), so the next turn opens a fresh session instead of failing.
-func (l *Loop) sessionEnded(ctx context.Context) bool {
-	for {
-		select {
-		case ev, ok := <-l.session.Events():
-			if !ok || ev.Kind == sdk.EventExited {
-				l.say("↻ The backend session ended while idle; opening a new one")
-				l.session = nil
-				return true
-			}
-			l.sessionEvent(ctx, ev, l.round)
-		default:
-			return false
-		}
-	}
 }
 
 // transcriptPath names the turn's output log: Tinytown's

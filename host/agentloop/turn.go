@@ -29,9 +29,24 @@ type turnResult struct {
 	lost string
 }
 
-// turn runs one turn for the batch and settles its messages.
+// pendingTurn is a turn started in the CLI and not yet settled.
+type pendingTurn struct {
+	id      string
+	display int
+	batch   *batch
+	deltas  *deltaBuffer
+}
+
+// turn starts one turn for the batch; serve then follows it to its end
+// (finishTurn). On a session that can be steered, urgent messages that
+// arrived together with regular work are put back first (Tinytown's
+// deferral rule, ref §4): the turn starts with the regular work and the
+// urgent messages are steered into it at once, in their original order.
 func (l *Loop) turn(ctx context.Context, b *batch) error {
 	display := l.round + 1
+	if l.choice.Has(sdk.CapSteer) && l.choice.Persistent {
+		l.deferUrgent(ctx, b)
+	}
 	l.trackTask(ctx, b)
 	text := prompt.Render(prompt.Turn{
 		AgentName:     l.name,
@@ -47,22 +62,22 @@ func (l *Loop) turn(ctx context.Context, b *batch) error {
 	if err := l.markWorking(ctx); err != nil {
 		return err
 	}
-	sess, err := l.ensureSession(ctx)
+	lv, err := l.ensureSession(ctx)
 	if err != nil {
 		return l.notStarted(ctx, b, display, "backend_unavailable", err)
 	}
 	l.say("🤖 Round %d: running %s through the %s backend (%d actionable, %d informational, %d confirmations)",
 		display, l.cliName, l.choice.Backend, len(b.actionable), len(b.informational), b.confirmCount)
 	in := sdk.Input{Kind: sdk.InputTurn, Text: text, TranscriptPath: l.transcriptPath(display)}
-	d, err := sess.Send(ctx, in)
+	d, err := lv.s.Send(ctx, in)
 	if errors.Is(err, sdk.ErrPluginExited) {
 		// The plugin died while the agent was idle and the news had not
 		// arrived yet: nothing reached the CLI, so open a new session (the
 		// manager relaunches the plugin) and send again, once.
 		l.session = nil
 		l.say("↻ The backend plugin had exited; relaunching it for this turn")
-		if sess, err = l.ensureSession(ctx); err == nil {
-			d, err = sess.Send(ctx, in)
+		if lv, err = l.ensureSession(ctx); err == nil {
+			d, err = lv.s.Send(ctx, in)
 		}
 	}
 	if err != nil {
@@ -71,8 +86,55 @@ func (l *Loop) turn(ctx context.Context, b *batch) error {
 		}
 		return l.notStarted(ctx, b, display, "turn_start_failed", err)
 	}
-	res := l.await(ctx, sess, d.TurnID, display)
-	return l.settle(ctx, b, display, d.TurnID, res)
+	l.running = &pendingTurn{id: d.TurnID, display: display, batch: b, deltas: newDeltaBuffer(l, display, d.TurnID)}
+	return nil
+}
+
+// deferUrgent puts the batch's urgent actionable messages back on the
+// urgent list (front, original order) when regular actionable work came
+// with them, so the turn starts with the regular work and steers them in.
+func (l *Loop) deferUrgent(ctx context.Context, b *batch) {
+	var urgent []town.Entry
+	regular := false
+	for _, it := range b.actionable {
+		switch {
+		case it.urgent && it.entry != nil:
+			urgent = append(urgent, *it.entry)
+		case !it.urgent:
+			regular = true
+		}
+	}
+	if len(urgent) == 0 || !regular {
+		return
+	}
+	if _, err := l.store.Requeue(ctx, l.id, urgent...); err != nil {
+		l.log.Warn("defer urgent messages", "error", err)
+		return
+	}
+	keep := b.actionable[:0]
+	for _, it := range b.actionable {
+		if !it.urgent {
+			keep = append(keep, it)
+		}
+	}
+	b.actionable = keep
+	b.dropEntries(urgent)
+	l.say("⏩ %d urgent message(s) arrived with regular work: starting with the regular work and steering them in", len(urgent))
+}
+
+// finishTurn follows the running turn to its end and settles it; a turn an
+// urgent message started meanwhile becomes the running one.
+func (l *Loop) finishTurn(ctx context.Context) error {
+	pt := l.running
+	res := l.await(ctx, pt)
+	l.running, l.next = l.next, nil
+	if l.running != nil && (res.lost != "" || res.cause != "") {
+		// The follow-up turn died with the session, or is cancelled with it.
+		nb := l.running.batch
+		l.running = nil
+		l.putBack(context.WithoutCancel(ctx), nb)
+	}
+	return l.settle(ctx, pt.batch, pt.display, pt.id, res)
 }
 
 // markWorking records a running turn: state working, last_active_at and
@@ -108,34 +170,38 @@ func (l *Loop) notStarted(ctx context.Context, b *batch, display int, code strin
 }
 
 // await follows the turn's events until its TurnCompleted (matched by turn
-// id), while watching for stop and pause and keeping the heartbeat fresh.
-func (l *Loop) await(ctx context.Context, sess Session, turnID string, display int) turnResult {
-	ctl := l.watchControl(ctx)
+// id, never by order), while watching for stop and pause, steering urgent
+// messages into a live session, and keeping the heartbeat fresh.
+func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
+	lv := l.session
+	steer := l.choice.Has(sdk.CapSteer) && l.choice.Persistent
+	ctl := l.watchControl(ctx, steer)
 	defer ctl.stop()
 	beat := time.NewTicker(time.Duration(l.cfg.TTHost.HeartbeatSecs) * time.Second)
 	defer beat.Stop()
-	deltas := newDeltaBuffer(l, display, turnID)
-	defer deltas.stopTimer()
+	defer pt.deltas.stopTimer()
 	var cause string
 	var forceClose <-chan time.Time
 	bg := context.WithoutCancel(ctx)
 	for {
 		select {
-		case ev, ok := <-sess.Events():
+		case ev, ok := <-lv.events:
 			if !ok {
 				l.session = nil
-				deltas.flush(bg)
+				pt.deltas.flush(bg)
 				return turnResult{status: sdk.StatusFailed, lost: "the backend's event stream ended", cause: cause}
 			}
 			if ev.Kind != sdk.EventAssistantDelta {
-				deltas.flush(bg)
+				pt.deltas.flush(bg)
 			}
 			switch ev.Kind {
 			case sdk.EventAssistantDelta:
-				deltas.add(bg, ev.Text)
+				if ev.TurnID == pt.id || ev.TurnID == "" {
+					pt.deltas.add(bg, ev.Text)
+				}
 			case sdk.EventTurnCompleted:
-				if ev.TurnID != turnID || ev.Completed == nil {
-					l.log.Warn("ignoring completion of another turn", "turn", ev.TurnID, "want", turnID)
+				if ev.Completed == nil || ev.TurnID != pt.id {
+					l.log.Warn("ignoring the completion of another turn", "turn", ev.TurnID, "running", pt.id)
 					continue
 				}
 				c := ev.Completed
@@ -148,35 +214,79 @@ func (l *Loop) await(ctx context.Context, sess Session, turnID string, display i
 				}
 				return turnResult{status: sdk.StatusFailed, lost: reason, cause: cause}
 			default:
-				l.sessionEvent(bg, ev, display)
+				l.sessionEvent(bg, ev, pt.display)
+			}
+		case entries := <-ctl.urgent:
+			if cause == "" {
+				l.steer(ctx, pt, entries)
+			} else if _, err := l.store.Requeue(bg, l.id, entries...); err != nil {
+				l.log.Error("re-queue urgent messages", "error", err)
 			}
 		case sig := <-ctl.C:
 			if cause != "" {
 				continue
 			}
 			cause = sig
-			l.say("⏹️ Round %d: %s requested during the turn; cancelling it", display, sig)
+			l.say("⏹️ Round %d: %s requested during the turn; cancelling it", pt.display, sig)
 			if l.choice.Has(sdk.CapInterrupt) {
-				if _, err := sess.Send(bg, sdk.Input{Kind: sdk.InputCancel}); err != nil {
+				if _, err := lv.s.Send(bg, sdk.Input{Kind: sdk.InputCancel}); err != nil {
 					l.log.Warn("cancel the turn", "error", err)
 				}
 			} else {
-				_ = sess.Close(bg, sdk.CloseImmediate)
+				go func() { _ = lv.s.Close(bg, sdk.CloseImmediate) }()
 			}
 			// A backend that does not end the turn promptly is closed.
 			forceClose = time.After(5 * time.Second)
 		case <-forceClose:
 			l.log.Warn("the backend did not end the cancelled turn in time; closing the session")
-			cctx, cancel := context.WithTimeout(bg, 5*time.Second)
-			_ = sess.Close(cctx, sdk.CloseImmediate)
-			cancel()
-			l.session = nil
+			l.closeSession(bg, sdk.CloseImmediate)
 			return turnResult{status: sdk.StatusInterrupted, cause: cause}
-		case <-deltas.due():
-			deltas.flush(bg)
+		case <-pt.deltas.due():
+			pt.deltas.flush(bg)
 		case <-beat.C:
 			l.heartbeat(bg, l.opts.Now())
 		}
+	}
+}
+
+// steer delivers urgent messages that arrived during a turn into it. Those
+// that are not actionable are handled without the model (they are counted
+// in the activity log, not dropped: Tinytown discarded them, defect D13).
+// A failed steer puts the messages back and says so (defect D4).
+func (l *Loop) steer(ctx context.Context, pt *pendingTurn, entries []town.Entry) {
+	b := l.classify(ctx, entries)
+	if len(b.actionable) == 0 {
+		if len(b.entries) > 0 {
+			pt.batch.entries = append(pt.batch.entries, b.entries...)
+			l.activity(ctx, fmt.Sprintf("Round %d: ⏭️ auto-handled %d urgent informational, %d confirmations during the turn", pt.display, len(b.informational), b.confirmCount))
+		}
+		return
+	}
+	text := prompt.RenderSteer(prompt.Steer{AgentName: l.name, Actionable: l.promptItems(ctx, b.actionable), Round: pt.display, MaxRounds: l.opts.MaxRounds})
+	d, err := l.session.s.Send(ctx, sdk.Input{Kind: sdk.InputUrgent, Text: text, TranscriptPath: l.transcriptPath(pt.display)})
+	if err != nil {
+		n, rerr := l.store.Requeue(context.WithoutCancel(ctx), l.id, b.realActionable()...)
+		if rerr != nil {
+			l.log.Error("re-queue urgent messages after a failed steer", "error", rerr)
+		}
+		_ = l.store.Ack(context.WithoutCancel(ctx), l.id, b.nonActionable()...)
+		msg := fmt.Sprintf("Round %d: could not steer %d urgent message(s) into the turn: %v; re-queued %d", pt.display, len(b.actionable), err, n)
+		l.say("⚠️ %s", msg)
+		l.runtimeError(ctx, pt.display, "steer_failed", msg)
+		return
+	}
+	switch {
+	case d.Kind == sdk.DeliveryStarted && d.TurnID != pt.id:
+		// The running turn ended just before: the backend started a new
+		// turn for the urgent messages; it is followed after this one.
+		l.next = &pendingTurn{id: d.TurnID, display: pt.display + 1, batch: b, deltas: newDeltaBuffer(l, pt.display+1, d.TurnID)}
+		l.say("↪️ Round %d had ended: %d urgent message(s) started round %d", pt.display, len(b.actionable), pt.display+1)
+	default:
+		pt.batch.entries = append(pt.batch.entries, b.entries...)
+		pt.batch.actionable = append(pt.batch.actionable, b.actionable...)
+		l.say("↪️ Round %d: steered %d urgent message(s) into the running turn", pt.display, len(b.actionable))
+		l.emit(ctx, town.EventAgentStateChanged, fmt.Sprintf("Steered %d urgent message(s) into round %d", len(b.actionable), pt.display),
+			detail{Kind: "steered", TurnID: pt.id, Round: pt.display})
 	}
 }
 

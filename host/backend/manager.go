@@ -46,13 +46,16 @@ type Manager struct {
 	order      []string
 
 	mu      sync.Mutex
-	plugins map[string]*instance
+	plugins map[string]*instance       // by instance key (see Choice.Instance)
+	descs   map[string]sdk.Description // by backend name, from the last launch
 	closed  bool
 }
 
-// instance is one backend's plugin process and its restart state.
+// instance is one plugin process (a backend, or a backend for one CLI)
+// and its restart state.
 type instance struct {
 	cand Candidate
+	cli  string // the CLI a per-CLI instance serves ("" for a shared one)
 
 	mu        sync.Mutex // held while launching, so one launch at a time
 	plugin    *client.Plugin
@@ -78,7 +81,8 @@ func New(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{opts: opts, log: opts.Logger.Named("backend"), candidates: map[string]Candidate{}, plugins: map[string]*instance{}}
+	m := &Manager{opts: opts, log: opts.Logger.Named("backend"), candidates: map[string]Candidate{},
+		plugins: map[string]*instance{}, descs: map[string]sdk.Description{}}
 	for _, c := range cands {
 		m.candidates[c.Name] = c
 		m.order = append(m.order, c.Name)
@@ -99,24 +103,26 @@ func (m *Manager) Candidates() []Candidate {
 	return out
 }
 
-// Plugin returns the running plugin for a backend, launching it when it is
-// not running. After a crash the relaunch waits for a backoff (100 ms
-// doubling up to MaxBackoff) so a plugin that crashes at once cannot spin.
-func (m *Manager) Plugin(ctx context.Context, name string) (*client.Plugin, error) {
+// Plugin returns the running plugin process for an instance key (a
+// backend name, or "<backend>@<cli>"), launching it when it is not
+// running. After a crash the relaunch waits for a backoff (100 ms doubling
+// up to MaxBackoff) so a plugin that crashes at once cannot spin.
+func (m *Manager) Plugin(ctx context.Context, key string) (*client.Plugin, error) {
+	name, cli := splitInstance(key)
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil, sdk.ErrShuttingDown
 	}
-	inst := m.plugins[name]
+	inst := m.plugins[key]
 	if inst == nil {
 		cand, ok := m.candidates[name]
 		if !ok {
 			m.mu.Unlock()
 			return nil, fmt.Errorf("no backend plugin named %q (found: %v)", name, m.order)
 		}
-		inst = &instance{cand: cand}
-		m.plugins[name] = inst
+		inst = &instance{cand: cand, cli: cli}
+		m.plugins[key] = inst
 	}
 	m.mu.Unlock()
 
@@ -146,9 +152,13 @@ func (m *Manager) Plugin(ctx context.Context, name string) (*client.Plugin, erro
 		inst.lastErr = err
 		return nil, err
 	}
+	env := m.opts.Env
+	if inst.cli != "" {
+		env = append(append([]string(nil), env...), PluginCLIEnv+"="+inst.cli)
+	}
 	p, err := client.Launch(ctx, client.Config{
 		Path:            inst.cand.Path,
-		Env:             m.opts.Env,
+		Env:             env,
 		Checksum:        inst.cand.Checksum,
 		Logger:          m.opts.Logger,
 		StartTimeout:    m.opts.StartTimeout,
@@ -162,6 +172,9 @@ func (m *Manager) Plugin(ctx context.Context, name string) (*client.Plugin, erro
 		return nil, err
 	}
 	desc := p.Description()
+	m.mu.Lock()
+	m.descs[name] = desc
+	m.mu.Unlock()
 	if desc.Name != name {
 		m.log.Warn("plugin describes itself under another name", "file", inst.cand.Path, "described_name", desc.Name)
 	}
@@ -210,18 +223,55 @@ func (m *Manager) backoff(crashes int) time.Duration {
 	return min(d, m.opts.MaxBackoff)
 }
 
-// Describe returns a backend's description, launching it if needed.
-func (m *Manager) Describe(ctx context.Context, name string) (sdk.Description, error) {
-	p, err := m.Plugin(ctx, name)
+// PluginCLIEnv tells a per-CLI plugin process which CLI it serves.
+const PluginCLIEnv = "TTHOST_PLUGIN_CLI"
+
+// Describe returns the description of an instance's plugin, launching it
+// if needed.
+func (m *Manager) Describe(ctx context.Context, key string) (sdk.Description, error) {
+	p, err := m.Plugin(ctx, key)
 	if err != nil {
 		return sdk.Description{}, err
 	}
 	return p.Description(), nil
 }
 
-// Open opens a session on the chosen backend.
+// cachedDescription is a backend's description from an earlier launch.
+func (m *Manager) cachedDescription(name string) (sdk.Description, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.descs[name]
+	return d, ok
+}
+
+// stopInstance stops an instance's plugin (one launched only to learn its
+// description) and forgets it.
+func (m *Manager) stopInstance(key string) {
+	m.mu.Lock()
+	inst := m.plugins[key]
+	delete(m.plugins, key)
+	m.mu.Unlock()
+	if inst == nil {
+		return
+	}
+	inst.mu.Lock()
+	p := inst.plugin
+	inst.plugin = nil
+	inst.mu.Unlock()
+	if p != nil {
+		if err := p.Stop(m.opts.StopGrace); err != nil {
+			m.log.Warn("stop plugin", "instance", key, "error", err)
+		}
+	}
+}
+
+// Open opens a session on the chosen backend's plugin instance.
 func (m *Manager) Open(ctx context.Context, ch Choice, cfg sdk.SessionConfig) (*client.Session, error) {
-	p, err := m.Plugin(ctx, ch.Backend)
+	key := ch.Instance
+	if key == "" {
+		key = ch.Backend
+	}
+	p, err := m.Plugin(ctx, key)
 	if err != nil {
 		return nil, err
 	}

@@ -110,7 +110,7 @@ func TestSelectChoosesAndSaysWhy(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ch, err := m.Select(ctx, c.cli, c.persistent)
+			ch, err := m.Select(ctx, Want{CLI: c.cli, Persistent: c.persistent})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +132,7 @@ func TestAPluginWithoutARecordedChecksumIsRefused(t *testing.T) {
 	if !errors.Is(err, ErrNoChecksum) || !strings.Contains(err.Error(), "refusing") {
 		t.Fatalf("err = %v; want ErrNoChecksum, explained", err)
 	}
-	ch, err := m.Select(context.Background(), "claude", true)
+	ch, err := m.Select(context.Background(), Want{CLI: "claude", Persistent: true})
 	if err != nil || ch.Backend != OneShot || !strings.Contains(ch.Reason, "plugin extra could not start") {
 		t.Errorf("choice %+v (%v); want the one-shot fallback naming the refused plugin", ch, err)
 	}
@@ -178,5 +178,47 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("backoff(%d crashes) = %v, want %v", []int{1, 2, 3, 6, 40}[i], got[i], want[i])
 		}
+	}
+}
+
+func TestPersistentBackendsRunOneProcessPerCLI(t *testing.T) {
+	m := newManager(t, pluginDir(t, true))
+	ctx := context.Background()
+	echo, err := m.Select(ctx, Want{CLI: "echo", Persistent: true})
+	if err != nil || echo.Instance != "echo@echo" {
+		t.Fatalf("choice %+v (%v); want the instance echo@echo", echo, err)
+	}
+	p1, err := m.Plugin(ctx, echo.Instance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Asking for a CLI the plugin does not keep alive uses the cached
+	// description: no new process, and the probe of a new backend is
+	// stopped rather than left idle.
+	ch, err := m.Select(ctx, Want{CLI: "claude", Persistent: true})
+	if err != nil || ch.Backend != OneShot {
+		t.Fatalf("choice %+v (%v)", ch, err)
+	}
+	m.mu.Lock()
+	_, probe := m.plugins["echo@claude"]
+	m.mu.Unlock()
+	if probe {
+		t.Errorf("a plugin process was kept for a CLI it does not serve")
+	}
+	if again, _ := m.Plugin(ctx, echo.Instance); again != p1 {
+		t.Errorf("the per-CLI instance was relaunched")
+	}
+}
+
+func TestTheBackendNamedInConfigServesTheCLI(t *testing.T) {
+	m := newManager(t, pluginDir(t, true))
+	ctx := context.Background()
+	ch, err := m.Select(ctx, Want{CLI: "my-tool", Backend: "echo"})
+	if err != nil || ch.Backend != "echo" || ch.Fallback || !strings.Contains(ch.Reason, "[agent_clis.my-tool] backend") {
+		t.Fatalf("choice %+v (%v); want the echo backend, by config", ch, err)
+	}
+	ch, err = m.Select(ctx, Want{CLI: "my-tool", Backend: "missing"})
+	if err != nil || ch.Backend != OneShot || !ch.Fallback || !strings.Contains(ch.Reason, `no backend plugin named "missing"`) {
+		t.Fatalf("choice %+v (%v); want the one-shot fallback naming the missing backend", ch, err)
 	}
 }

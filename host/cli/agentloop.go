@@ -107,8 +107,8 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 // managerBackends adapts the backend manager to the loop's interface.
 type managerBackends struct{ m *backend.Manager }
 
-func (b managerBackends) Select(ctx context.Context, cli string, persistent bool) (backend.Choice, error) {
-	return b.m.Select(ctx, cli, persistent)
+func (b managerBackends) Select(ctx context.Context, w backend.Want) (backend.Choice, error) {
+	return b.m.Select(ctx, w)
 }
 
 func (b managerBackends) OpenSession(ctx context.Context, ch backend.Choice, cfg sdk.SessionConfig) (agentloop.Session, error) {
