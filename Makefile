@@ -14,14 +14,18 @@ PLUGINS := oneshot
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION)
 
-.PHONY: all build test vet fmt proto bench demo clean ensure-redis help
+# The Codex CLI the codex tests drive (plugins/codex/codextest), from npm.
+CODEX_VERSION := 0.169.0
+CODEX_DIR     := .tools/codex
+
+.PHONY: all build test vet fmt proto bench demo clean ensure-redis ensure-codex help
 
 all: build
 
 help:
 	@echo "make build   build bin/tthost and the built-in backend plugins"
 	@echo "make demo    run a town on the embedded default with a sample agent, one task end to end"
-	@echo "make test    go vet + go test -race ./... (installs redis-server when missing)"
+	@echo "make test    go vet + go test -race ./... (installs redis-server and codex when missing)"
 	@echo "make bench   run the benchmarks (numbers in docs/benchmarks.md)"
 	@echo "make proto   regenerate the committed protobuf code with pinned generators"
 
@@ -37,7 +41,7 @@ build:
 	cd $(BIN) && sha256sum tthost-backend-* > tthost-plugins.sha256
 
 ## test: what CI runs. Real redis-server, real plugin processes.
-test: ensure-redis vet
+test: ensure-redis ensure-codex vet
 	$(GO) test -race -timeout 30m ./...
 
 vet:
@@ -58,6 +62,27 @@ ensure-redis:
 		{ echo "could not install redis-server; install it with: sudo apt-get install redis-server"; exit 1; }; \
 	fi
 	@redis-server --version
+
+## ensure-codex: the codex tests run the real Codex CLI (offline, against a
+## mock model); npm installs the pinned release into .tools/codex.
+ensure-codex:
+	@if [ ! -x $(CODEX_DIR)/node_modules/.bin/codex ]; then \
+		if ! command -v npm >/dev/null 2>&1; then \
+			echo "npm not found: the codex tests need @openai/codex@$(CODEX_VERSION) from npm;" \
+				"install Node.js and npm (Debian: apt-get install nodejs npm)"; \
+			exit 1; \
+		fi; \
+		echo "codex not found in $(CODEX_DIR): installing @openai/codex@$(CODEX_VERSION) with npm (about 170 MB)"; \
+		npm install --no-audit --no-fund --prefix $(CODEX_DIR) @openai/codex@$(CODEX_VERSION) || \
+		{ echo "could not install codex; retry with: npm install --no-audit --no-fund --prefix $(CODEX_DIR) @openai/codex@$(CODEX_VERSION)"; exit 1; }; \
+	fi
+	@# A throwaway CODEX_HOME: even --version writes into it (default ~/.codex).
+	@mkdir -p .tools/codex-home; home=$$(mktemp -d "$(CURDIR)/.tools/codex-home/v.XXXXXX"); \
+	version=$$(CODEX_HOME=$$home $(CODEX_DIR)/node_modules/.bin/codex --version); rc=$$?; rm -rf "$$home"; \
+	[ $$rc = 0 ] || { echo "$(CODEX_DIR)/node_modules/.bin/codex does not run; reinstall: rm -rf $(CODEX_DIR) && make ensure-codex"; exit 1; }; \
+	echo "$$version"; \
+	case "$$version" in *" $(CODEX_VERSION)") ;; \
+	*) echo "the tests pin codex $(CODEX_VERSION); reinstall: rm -rf $(CODEX_DIR) && make ensure-codex"; exit 1;; esac
 
 ## bench: benchmarks against real processes; see docs/benchmarks.md.
 bench: ensure-redis
