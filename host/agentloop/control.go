@@ -67,7 +67,7 @@ func (l *Loop) check(ctx context.Context, c *control, steer bool) string {
 		}
 		return ""
 	}
-	res, err := l.store.Intake(ctx, l.id, town.IntakeOptions{UrgentOnly: true})
+	res, err := l.store.Intake(ctx, l.id, town.IntakeOptions{UrgentOnly: true, Full: true})
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
@@ -76,7 +76,7 @@ func (l *Loop) check(ctx context.Context, c *control, steer bool) string {
 		return ""
 	case res.StopRequested:
 		return "stop"
-	case !res.Quick && res.State == town.StatePaused:
+	case res.State == town.StatePaused:
 		return "pause"
 	}
 	if len(res.Moved) == 0 {

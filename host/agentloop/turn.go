@@ -180,7 +180,7 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 	beat := time.NewTicker(time.Duration(l.cfg.TTHost.HeartbeatSecs) * time.Second)
 	defer beat.Stop()
 	defer pt.deltas.stopTimer()
-	var cause string
+	var cause, dying string
 	var forceClose <-chan time.Time
 	bg := context.WithoutCancel(ctx)
 	for {
@@ -205,6 +205,11 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 					continue
 				}
 				c := ev.Completed
+				if dying != "" && c.Status != sdk.StatusCompleted {
+					// The turn failed because its session is going away: the
+					// runtime died, not the work. Deliver it again.
+					return turnResult{status: c.Status, lost: dying, cause: cause}
+				}
 				return turnResult{status: c.Status, exitCode: c.ExitCode, summary: c.Summary, errText: c.Error, cause: cause}
 			case sdk.EventExited:
 				l.session = nil
@@ -214,6 +219,9 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 				}
 				return turnResult{status: sdk.StatusFailed, lost: reason, cause: cause}
 			default:
+				if ev.Kind == sdk.EventError && ev.Error != nil && ev.Error.Fatal {
+					dying = "the backend session failed (" + oneLine(ev.Error.Message) + ")"
+				}
 				l.sessionEvent(bg, ev, pt.display)
 			}
 		case entries := <-ctl.urgent:
@@ -322,7 +330,7 @@ func (l *Loop) sessionEvent(ctx context.Context, ev sdk.Event, display int) {
 	case sdk.EventSessionReady:
 		l.sessionReady(ctx, ev)
 	case sdk.EventAwaitingInput:
-		// The turn's own completion is what the loop waits for.
+		l.emit(ctx, town.EventAgentAwaitingInput, "Agent runtime is awaiting input", detail{Kind: "awaiting_input"})
 	}
 }
 

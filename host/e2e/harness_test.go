@@ -34,6 +34,8 @@ type env struct {
 	dir   string // town root
 	work  string // where the test CLI records what it saw
 	bin   string // directory of tthost and its plugins
+	// extraEnv is added to the environment of tthost processes.
+	extraEnv []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -129,7 +131,7 @@ func (e *env) tthost(bin string, args ...string) *proc {
 		bin = e.bin
 	}
 	cmd := exec.Command(filepath.Join(bin, "tthost"), append([]string{"--town", e.dir}, args...)...)
-	cmd.Env = append(e.procs.Environ(), "REDIS_URL="+e.redis.URL, "E2E_DIR="+e.work)
+	cmd.Env = append(append(e.procs.Environ(), "REDIS_URL="+e.redis.URL, "E2E_DIR="+e.work), e.extraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &proc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out

@@ -184,6 +184,10 @@ type IntakeOptions struct {
 	UrgentOnly bool
 	// Max bounds how many messages one call moves; 0 moves all.
 	Max int
+	// Full always reads the stop flag and the agent's state, even when no
+	// message waits. A caller that has just consumed the wake token with
+	// WaitWake needs it: the token may have announced a pause.
+	Full bool
 }
 
 // IntakeResult is what one Intake saw and did.
@@ -210,7 +214,7 @@ type IntakeResult struct {
 // every message either where it was or in flight, never nowhere.
 //
 // KEYS: wake, stop, agent, urgent, inbox, inflight, backlog.
-// ARGV: urgentOnly ("1"), max (0 = all).
+// ARGV: urgentOnly ("1"), max (0 = all), full ("1": no fast path).
 // It consumes the wake token first, so a message that arrives after the
 // script leaves a fresh token; it moves nothing when the stop flag exists,
 // the agent hash is missing, or the agent is paused.
@@ -220,7 +224,7 @@ type IntakeResult struct {
 // without reading the agent (exists = -1, state unread). That keeps an idle
 // agent at a few Redis commands per poll, script internals included.
 var intakeScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[4], KEYS[5]) == 0 then
+if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[4], KEYS[5]) == 0 then
   return {0, -1, '', 0, 0, redis.call('LLEN', KEYS[7]), {}}
 end
 redis.call('DEL', KEYS[1])
@@ -262,10 +266,14 @@ func (s *Store) Intake(ctx context.Context, agent string, opts IntakeOptions) (I
 	if maxN < 0 {
 		maxN = 0
 	}
+	full := "0"
+	if opts.Full {
+		full = "1"
+	}
 	v, err := intakeScript.Run(ctx, s.rdb,
 		[]string{k.Wake(agent), k.Stop(agent), k.Agent(agent), k.Urgent(agent), k.Inbox(agent),
 			k.InFlight(agent), k.Backlog()},
-		urgentOnly, maxN).Slice()
+		urgentOnly, maxN, full).Slice()
 	if err != nil {
 		return IntakeResult{}, fmt.Errorf("intake for %s: %w", agent, err)
 	}

@@ -18,9 +18,10 @@ func Binaries(t testing.TB) string {
 	t.Helper()
 	tt := sdktest.Build(t, "github.com/tthost/tthost/cmd/tthost", "bin/tthost")
 	sdktest.Build(t, "github.com/tthost/tthost/plugins/oneshot", "bin/tthost-backend-oneshot")
+	sdktest.Build(t, "github.com/tthost/tthost/plugins/codex", "bin/tthost-backend-codex")
 	dir := filepath.Dir(tt)
 	manifestOnce.Do(func() {
-		sdktest.WriteChecksums(t, dir, "tthost-plugins.sha256", "tthost-backend-oneshot")
+		sdktest.WriteChecksums(t, dir, "tthost-plugins.sha256", "tthost-backend-oneshot", "tthost-backend-codex")
 	})
 	return dir
 }

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tthost/tthost/sdk"
+)
+
+// Option keys (SessionConfig.Options). optionsSchema in backend.go
+// documents them for the host; keep the two in step.
+const (
+	optCodexHome           = "codex_home"
+	optApprovalPolicy      = "approval_policy"
+	optSandbox             = "sandbox"
+	optCommandApproval     = "command_approval"
+	optFileChangeApproval  = "file_change_approval"
+	optPermissionsApproval = "permissions_approval"
+	optApprovalTimeout     = "approval_timeout_ms"
+	optModel               = "model"
+	optEffort              = "effort"
+	optRequestTimeout      = "request_timeout_ms"
+)
+
+// Option values. The defaults keep Tinytown's behaviour (never ask, full
+// access) so an autonomous worker never stalls on a question nobody answers.
+var (
+	approvalPolicies = []string{"untrusted", "on-request", "never"}
+	sandboxModes     = []string{"read-only", "workspace-write", "danger-full-access"}
+	reviewDecisions  = []string{"accept", "acceptForSession", "decline", "cancel"}
+	grantDecisions   = []string{"grant", "deny"}
+)
+
+const (
+	defaultApprovalPolicy = "never"
+	defaultSandbox        = "danger-full-access"
+	defaultReview         = "accept"
+	defaultGrant          = "grant"
+	defaultTimeout        = 30 * time.Second
+	maxTimeout            = 24 * time.Hour
+)
+
+// The CLIs this backend serves, and the model overrides Tinytown's
+// codex-mini preset implies (`-m gpt-5.4-mini -c model_reasoning_effort="medium"`).
+const (
+	cliCodex      = "codex"
+	cliCodexMini  = "codex-mini"
+	miniModel     = "gpt-5.4-mini"
+	miniEffort    = "medium"
+	logFileSuffix = ".codex.log"
+)
+
+// settings is a validated SessionConfig, ready to run.
+type settings struct {
+	cliName   string
+	launch    launchSpec
+	workdir   string
+	env       []string // the app-server's whole environment
+	logPath   string   // "" discards the app-server's stderr
+	resumeID  string
+	codexHome string // "" inherits the plugin's CODEX_HOME (or codex's ~/.codex)
+
+	approvalPolicy  string
+	sandbox         string // thread/start's kebab-case mode
+	commandDecision string
+	fileDecision    string
+	permissions     string
+	approvalTimeout time.Duration
+	requestTimeout  time.Duration
+	model           string // "" leaves the model to codex's config
+	effort          string
+}
+
+func validate(cfg sdk.SessionConfig) (settings, error) {
+	if cfg.CLIName != cliCodex && cfg.CLIName != cliCodexMini {
+		return settings{}, fmt.Errorf("%w: the codex backend serves the CLIs %q and %q, not %q", sdk.ErrInvalidConfig, cliCodex, cliCodexMini, cfg.CLIName)
+	}
+	if strings.TrimSpace(cfg.Command) == "" {
+		return settings{}, fmt.Errorf("%w: the command for CLI %q is empty: configure the CLI's command", sdk.ErrInvalidConfig, cfg.CLIName)
+	}
+	launch, err := deriveLaunch(cfg.Command)
+	if err != nil {
+		return settings{}, fmt.Errorf("%w: command %q: %v", sdk.ErrInvalidConfig, cfg.Command, err)
+	}
+	if cfg.Workdir == "" {
+		return settings{}, fmt.Errorf("%w: workdir is empty: give the directory codex runs in", sdk.ErrInvalidConfig)
+	}
+	// Absolute: codex takes it as thread and turn cwd, and a later change
+	// of the plugin's own directory must not move it.
+	workdir, err := filepath.Abs(cfg.Workdir)
+	if err != nil {
+		return settings{}, fmt.Errorf("%w: workdir %q: %v", sdk.ErrInvalidConfig, cfg.Workdir, err)
+	}
+	if fi, err := os.Stat(workdir); err != nil {
+		return settings{}, fmt.Errorf("%w: workdir: %v", sdk.ErrInvalidConfig, err)
+	} else if !fi.IsDir() {
+		return settings{}, fmt.Errorf("%w: workdir %s is not a directory", sdk.ErrInvalidConfig, workdir)
+	}
+	s := settings{cliName: cfg.CLIName, launch: launch, workdir: workdir, resumeID: cfg.ResumeID}
+	if err := s.applyOptions(cfg.Options); err != nil {
+		return settings{}, err
+	}
+	if s.env, err = buildEnv(cfg.Env, launch.env, s.codexHome); err != nil {
+		return settings{}, err
+	}
+	if cfg.LogDir != "" {
+		s.logPath = filepath.Join(cfg.LogDir, logName(cfg)+logFileSuffix)
+	}
+	return s, nil
+}
+
+// applyOptions reads SessionConfig.Options over the defaults.
+func (s *settings) applyOptions(opts map[string]string) error {
+	s.approvalPolicy, s.sandbox = defaultApprovalPolicy, defaultSandbox
+	s.commandDecision, s.fileDecision, s.permissions = defaultReview, defaultReview, defaultGrant
+	s.approvalTimeout, s.requestTimeout = defaultTimeout, defaultTimeout
+	if s.cliName == cliCodexMini {
+		s.model, s.effort = miniModel, miniEffort
+	}
+	for _, k := range slices.Sorted(maps.Keys(opts)) {
+		v := opts[k]
+		var err error
+		switch k {
+		case optCodexHome:
+			s.codexHome, err = codexHome(v, s.workdir)
+		case optApprovalPolicy:
+			s.approvalPolicy, err = oneOf(v, approvalPolicies)
+		case optSandbox:
+			s.sandbox, err = oneOf(v, sandboxModes)
+		case optCommandApproval:
+			s.commandDecision, err = oneOf(v, reviewDecisions)
+		case optFileChangeApproval:
+			s.fileDecision, err = oneOf(v, reviewDecisions)
+		case optPermissionsApproval:
+			s.permissions, err = oneOf(v, grantDecisions)
+		case optApprovalTimeout:
+			s.approvalTimeout, err = millis(v)
+		case optRequestTimeout:
+			s.requestTimeout, err = millis(v)
+		case optModel:
+			if v = strings.TrimSpace(v); v != "" {
+				s.model = v
+			}
+		case optEffort:
+			if v = strings.TrimSpace(v); v != "" {
+				s.effort = v
+			}
+		default:
+			return fmt.Errorf("%w: unknown option %q (known: %s)", sdk.ErrInvalidConfig, k, strings.Join(optionKeys(), ", "))
+		}
+		if err != nil {
+			return fmt.Errorf("%w: option %s: %v", sdk.ErrInvalidConfig, k, err)
+		}
+	}
+	return nil
+}
+
+func optionKeys() []string {
+	return []string{optApprovalPolicy, optApprovalTimeout, optCodexHome, optCommandApproval, optEffort,
+		optFileChangeApproval, optModel, optPermissionsApproval, optRequestTimeout, optSandbox}
+}
+
+func oneOf(v string, allowed []string) (string, error) {
+	if slices.Contains(allowed, v) {
+		return v, nil
+	}
+	return "", fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+func millis(v string) (time.Duration, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n <= 0 || time.Duration(n)*time.Millisecond > maxTimeout {
+		return 0, fmt.Errorf("%q is not a whole number of milliseconds between 1 and %d", v, maxTimeout.Milliseconds())
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}
+
+// codexHome resolves a codex_home option; a relative path is taken from the
+// workdir (the town root), where the town's other paths live too.
+func codexHome(v, workdir string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if strings.ContainsRune(v, 0) {
+		return "", fmt.Errorf("contains NUL")
+	}
+	if !filepath.IsAbs(v) {
+		v = filepath.Join(workdir, v)
+	}
+	return filepath.Clean(v), nil
+}
+
+// buildEnv is the plugin's environment, then SessionConfig.Env, then the
+// assignments written before codex in the command, then CODEX_HOME; os/exec
+// keeps the last of duplicate keys, so later sources win.
+func buildEnv(extra map[string]string, fromCommand []string, codexHome string) ([]string, error) {
+	env := os.Environ()
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		v := extra[k]
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(v, "\x00") {
+			return nil, fmt.Errorf("%w: environment variable %q: names must be non-empty without '=' or NUL, values without NUL", sdk.ErrInvalidConfig, k)
+		}
+		env = append(env, k+"="+v)
+	}
+	env = append(env, fromCommand...)
+	if codexHome != "" {
+		env = append(env, "CODEX_HOME="+codexHome)
+	}
+	return env, nil
+}
+
+// logName names the session's stderr log after its agent.
+func logName(cfg sdk.SessionConfig) string {
+	name := cfg.AgentName
+	if name == "" {
+		name = cfg.AgentID
+	}
+	if name == "" {
+		name = "session"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 {
+			return '_'
+		}
+		return r
+	}, name)
+}
+
+// sandboxPolicy is turn/start's sandboxPolicy: a camelCase tagged object,
+// unlike thread/start's kebab-case sandbox string (Tinytown sent the string
+// here and every real turn/start would be refused: defect D3).
+func sandboxPolicy(mode string) map[string]any {
+	switch mode {
+	case "read-only":
+		return map[string]any{"type": "readOnly", "networkAccess": false}
+	case "workspace-write":
+		return map[string]any{"type": "workspaceWrite", "writableRoots": []string{}, "networkAccess": false}
+	}
+	return map[string]any{"type": "dangerFullAccess"}
+}
