@@ -162,19 +162,38 @@ func waitKind(b *testing.B, ch <-chan sdk.Event, kind sdk.EventKind, turn string
 	}
 }
 
-// benchTown is a town served by a real `tthost agent-loop` process.
+// benchTown is a town served by real `tthost agent-loop` processes.
 type benchTown struct {
-	b     *testing.B
-	redis *testenv.Redis
-	store *town.Store
-	agent *town.Agent
-	loop  *exec.Cmd
-	done  chan struct{}
+	b      *testing.B
+	procs  *sdktest.Processes
+	redis  *testenv.Redis
+	store  *town.Store
+	agent  *town.Agent // the first agent
+	agents []*town.Agent
+	loops  []*exec.Cmd
 }
 
-// startTown registers an agent whose CLI is command and starts its
-// agent-loop (idle timeout off, many rounds).
+// townOpts shapes a benchmark town.
+type townOpts struct {
+	// command is the shell command of the CLI "bench" (one-shot).
+	command string
+	// cli is the agents' CLI (default "bench").
+	cli string
+	// configure changes the config before it is saved.
+	configure func(*config.Config)
+	// env is added to the agent loops' environment.
+	env []string
+	// agents is how many agents, each with its own agent-loop (default 1).
+	agents int
+}
+
+// startTown registers the agents and starts their agent-loops (idle
+// timeout off, many rounds).
 func startTown(b *testing.B, command string) *benchTown {
+	return startTownWith(b, townOpts{command: command})
+}
+
+func startTownWith(b *testing.B, o townOpts) *benchTown {
 	dir := testenv.Binaries(b)
 	procs := sdktest.TrackProcesses(b)
 	r := testenv.StartRedis(b, procs.Env())
@@ -184,43 +203,61 @@ func startTown(b *testing.B, command string) *benchTown {
 	}
 	b.Cleanup(func() { _ = os.RemoveAll(root) })
 	cfg := config.New("bench")
-	cfg.AgentCLIs["bench"] = config.AgentCLI{Name: "bench", Command: command}
+	if o.command != "" {
+		cfg.AgentCLIs["bench"] = config.AgentCLI{Name: "bench", Command: o.command}
+	}
 	cfg.Agent.IdleTimeoutSecs = 0
+	if o.configure != nil {
+		o.configure(cfg)
+	}
 	if err := cfg.Save(filepath.Join(root, config.FileName)); err != nil {
 		b.Fatal(err)
 	}
+	if o.cli == "" {
+		o.cli = "bench"
+	}
+	if o.agents == 0 {
+		o.agents = 1
+	}
 	store := town.New(r.Client, cfg.Name)
+	t := &benchTown{b: b, procs: procs, redis: r, store: store}
 	ctx := context.Background()
-	a, err := store.CreateAgent(ctx, town.AgentSpec{Name: "bencher", CLI: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(dir, "tthost"), "--town", root, "agent-loop", a.Name, a.ID, "1000000")
-	cmd.Env = append(procs.Environ(), "REDIS_URL="+r.URL)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.Create(filepath.Join(root, "agent-loop.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	t := &benchTown{b: b, redis: r, store: store, agent: a, loop: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(t.done); logf.Close() }()
-	b.Cleanup(func() {
-		_ = store.RequestStop(context.Background(), a.ID)
-		select {
-		case <-t.done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-t.done
+	for i := range o.agents {
+		a, err := store.CreateAgent(ctx, town.AgentSpec{Name: fmt.Sprintf("bencher%d", i+1), CLI: o.cli})
+		if err != nil {
+			b.Fatal(err)
 		}
-		if b.Failed() {
-			log, _ := os.ReadFile(filepath.Join(root, "agent-loop.log"))
-			b.Logf("agent-loop log:\n%s", log)
+		t.agents = append(t.agents, a)
+		cmd := exec.Command(filepath.Join(dir, "tthost"), "--town", root, "agent-loop", a.Name, a.ID, "1000000")
+		cmd.Env = append(append(procs.Environ(), "REDIS_URL="+r.URL), o.env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		logPath := filepath.Join(root, a.Name+".log")
+		logf, err := os.Create(logPath)
+		if err != nil {
+			b.Fatal(err)
 		}
-	})
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done); logf.Close() }()
+		t.loops = append(t.loops, cmd)
+		b.Cleanup(func() {
+			_ = store.RequestStop(context.Background(), a.ID)
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-done
+			}
+			if b.Failed() {
+				log, _ := os.ReadFile(logPath)
+				b.Logf("%s log:\n%s", a.Name, log)
+			}
+		})
+	}
+	t.agent = t.agents[0]
 	return t
 }
 
