@@ -111,13 +111,16 @@ func Env(home string) []string {
 // when the test ends.
 func newHomeDir(t testing.TB) string {
 	t.Helper()
+	// The module's .tools/ when the checkout is not itself under /tmp (a
+	// CI clone may be), else the user's cache directory.
 	base := ""
-	if root, err := moduleRoot(); err == nil {
+	if root, err := moduleRoot(); err == nil && !underTempDir(root) {
 		base = filepath.Join(root, ".tools", "codex-home")
-	} else if cache, err := os.UserCacheDir(); err == nil {
+	} else if cache, err := os.UserCacheDir(); err == nil && !underTempDir(cache) {
 		base = filepath.Join(cache, "tthost-codextest")
 	} else {
-		t.Fatalf("no place for a CODEX_HOME: no module root and no user cache dir: %v", err)
+		t.Fatalf("no place for a CODEX_HOME outside %s (codex refuses its helper aliases there): "+
+			"the checkout and the user cache directory ($XDG_CACHE_HOME or ~/.cache) are both under it", os.TempDir())
 	}
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		t.Fatalf("CODEX_HOME parent: %v", err)
@@ -132,4 +135,11 @@ func newHomeDir(t testing.TB) string {
 		}
 	})
 	return home
+}
+
+// underTempDir reports whether dir is the temp dir or inside it.
+func underTempDir(dir string) bool {
+	tmp := filepath.Clean(os.TempDir())
+	dir = filepath.Clean(dir)
+	return dir == tmp || strings.HasPrefix(dir, tmp+string(filepath.Separator))
 }
