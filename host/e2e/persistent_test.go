@@ -186,12 +186,14 @@ func TestPersistentStopInterruptsTheLiveTurnQuickly(t *testing.T) {
 	m := e.send(a.ID, "LONG_TURN SLEEP_MS=30000")
 	p := e.agentLoop(a, 10)
 	e.waitEventType(a.ID, town.EventAgentTurnStarted, long)
+	stopAt := time.Now()
 	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
 		t.Fatal(err)
 	}
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, p.out.String())
 	}
+	t.Logf("stop request to agent-loop exit: %v", time.Since(stopAt))
 	if n := len(e.fakeCalls("turn/interrupt")); n != 1 {
 		t.Errorf("turn/interrupt sent %d times, want 1", n)
 	}
