@@ -21,6 +21,7 @@ func commands(f *Factory) []*cobra.Command {
 		NewCmdResume(f, nil),
 		NewCmdRedis(f),
 		NewCmdAgentLoop(f, nil),
+		NewCmdPlugin(f),
 		NewCmdVersion(f),
 	}
 }
