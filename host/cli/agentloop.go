@@ -63,12 +63,9 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 	if err != nil {
 		return err
 	}
-	dirs := []string{filepath.Dir(exe)}
-	if pd := cfg.TTHost.PluginDir; pd != "" {
-		if !filepath.IsAbs(pd) {
-			pd = filepath.Join(root, pd)
-		}
-		dirs = append(dirs, pd)
+	dirs, err := f.PluginDirs()
+	if err != nil {
+		return err
 	}
 	log := f.Logger("tthost")
 	mgr, err := backend.New(backend.Options{

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -162,6 +163,58 @@ func (f *Factory) Endpoint() (townredis.Endpoint, string, error) {
 	}
 	ep, err := townredis.Resolve(cfg, root, f.Getenv)
 	return ep, root, err
+}
+
+// PluginDirEnv overrides the plugin directory.
+const PluginDirEnv = "TTHOST_PLUGIN_DIR"
+
+// PluginDir is where `tthost plugin install` puts plugins and where the
+// host looks for installed ones: $TTHOST_PLUGIN_DIR, else [tthost]
+// plugin_dir of the town (relative to the town root), else
+// $XDG_DATA_HOME/tthost/plugins (~/.local/share/tthost/plugins). A command
+// run outside a town uses the environment or the default.
+func (f *Factory) PluginDir() (string, error) {
+	if d := f.Getenv(PluginDirEnv); d != "" {
+		return filepath.Abs(d)
+	}
+	if cfg, err := f.Config(); err == nil && cfg.TTHost.PluginDir != "" {
+		d := cfg.TTHost.PluginDir
+		if !filepath.IsAbs(d) {
+			root, err := f.TownRoot()
+			if err != nil {
+				return "", err
+			}
+			d = filepath.Join(root, d)
+		}
+		return d, nil
+	} else if err != nil && !errors.Is(err, config.ErrNotInitialized) {
+		return "", err
+	}
+	if x := f.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "tthost", "plugins"), nil
+	}
+	home := f.Getenv("HOME")
+	if home == "" {
+		var err error
+		if home, err = os.UserHomeDir(); err != nil {
+			return "", fmt.Errorf("no plugin directory: set %s or HOME: %w", PluginDirEnv, err)
+		}
+	}
+	return filepath.Join(home, ".local", "share", "tthost", "plugins"), nil
+}
+
+// PluginDirs are the directories searched for backend plugins, in order:
+// the built-in plugins next to the tthost executable, then PluginDir.
+func (f *Factory) PluginDirs() ([]string, error) {
+	exe, err := f.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the tthost executable: %w", err)
+	}
+	pd, err := f.PluginDir()
+	if err != nil {
+		return nil, err
+	}
+	return []string{filepath.Dir(exe), pd}, nil
 }
 
 // Server is the Redis server the store connected to (after Store).
