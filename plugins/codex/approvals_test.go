@@ -48,17 +48,17 @@ func TestCommandApprovalsAreAnsweredByPolicy(t *testing.T) {
 			if c.Status != tt.turn {
 				t.Errorf("turn = %+v, want %s", c, tt.turn)
 			}
-			approvals := ofKind(evs, sdk.EventApproval, id)
+			approvals := sdktest.OfKind(evs, sdk.EventApproval, id)
 			if len(approvals) != 1 {
-				t.Fatalf("approvals:\n%s", dump(evs))
+				t.Fatalf("approvals:\n%s", sdktest.Dump(evs))
 			}
 			want := sdk.Approval{RequestID: "0", Kind: "command", Description: "touch x", Decision: tt.word}
 			if a := *approvals[0].Approval; a != want {
 				t.Errorf("Approval = %+v, want %+v", a, want)
 			}
-			tools := ofKind(evs, sdk.EventToolCall, id)
+			tools := sdktest.OfKind(evs, sdk.EventToolCall, id)
 			if len(tools) != 1 || tools[0].Tool.Status != tt.itemStatus || tools[0].Tool.Name != "touch x" {
-				t.Errorf("tool calls, want `touch x` %s:\n%s", tt.itemStatus, dump(tools))
+				t.Errorf("tool calls, want `touch x` %s:\n%s", tt.itemStatus, sdktest.Dump(tools))
 			}
 			answers := f.answers(t)
 			if len(answers) != 1 || string(answers[0].ID) != "0" || answer(t, answers[0])["decision"] != tt.policy {
@@ -78,9 +78,9 @@ func TestFileChangeAndPermissionApprovals(t *testing.T) {
 	if c.Status != sdk.StatusCompleted {
 		t.Fatalf("turn = %+v", c)
 	}
-	approvals := ofKind(evs, sdk.EventApproval, id)
+	approvals := sdktest.OfKind(evs, sdk.EventApproval, id)
 	if len(approvals) != 2 {
-		t.Fatalf("approvals:\n%s", dump(evs))
+		t.Fatalf("approvals:\n%s", sdktest.Dump(evs))
 	}
 	if a := approvals[0].Approval; a.Kind != "file_change" || a.Description != "x.txt" || a.Decision != "denied" {
 		t.Errorf("file change approval = %+v, want x.txt denied", *a)
@@ -88,9 +88,9 @@ func TestFileChangeAndPermissionApprovals(t *testing.T) {
 	if a := approvals[1].Approval; a.Kind != "permissions" || a.Decision != "approved" || !strings.Contains(a.Description, "needs the network") {
 		t.Errorf("permissions approval = %+v, want approved", *a)
 	}
-	tools := ofKind(evs, sdk.EventToolCall, id)
+	tools := sdktest.OfKind(evs, sdk.EventToolCall, id)
 	if len(tools) != 1 || tools[0].Tool.Kind != "file_change" || tools[0].Tool.Name != "x.txt" || tools[0].Tool.Status != "declined" {
-		t.Errorf("tool calls:\n%s", dump(tools))
+		t.Errorf("tool calls:\n%s", sdktest.Dump(tools))
 	}
 	answers := f.answers(t)
 	if len(answers) != 2 {
@@ -119,9 +119,9 @@ func TestAnApprovalWithoutADecisionInTimeIsDeclined(t *testing.T) {
 		tweak:   func(s *session) { s.decide = stuck },
 	})
 	id, c, evs := runTurn(t, s, rec, "APPROVAL=1")
-	approvals := ofKind(evs, sdk.EventApproval, id)
+	approvals := sdktest.OfKind(evs, sdk.EventApproval, id)
 	if len(approvals) != 1 || !approvals[0].Approval.TimedOut || approvals[0].Approval.Decision != "denied" {
-		t.Fatalf("approvals, want one timed out and denied:\n%s", dump(evs))
+		t.Fatalf("approvals, want one timed out and denied:\n%s", sdktest.Dump(evs))
 	}
 	if got := answer(t, f.answers(t)[0])["decision"]; got != "decline" || c.Status != sdk.StatusCompleted {
 		t.Errorf("answer %v, turn %+v; want decline and the turn going on", got, c)
@@ -143,8 +143,8 @@ func TestAnUnsupportedServerRequestGetsAnError(t *testing.T) {
 	if msg := answer(t, answers[0])["message"]; !strings.Contains(msg.(string), "item/tool/requestUserInput") {
 		t.Errorf("error message %q does not name the method", msg)
 	}
-	approvals := ofKind(evs, sdk.EventApproval, id)
+	approvals := sdktest.OfKind(evs, sdk.EventApproval, id)
 	if len(approvals) != 1 || approvals[0].Approval.Kind != "item/tool/requestUserInput" || approvals[0].Approval.Decision != "unsupported" {
-		t.Errorf("approvals:\n%s", dump(evs))
+		t.Errorf("approvals:\n%s", sdktest.Dump(evs))
 	}
 }

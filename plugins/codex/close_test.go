@@ -16,19 +16,19 @@ import (
 func checkClosed(t *testing.T, evs []sdk.Event, turnID string, status sdk.TurnStatus) {
 	t.Helper()
 	last := evs[len(evs)-1]
-	if n := len(ofKind(evs, sdk.EventExited, "")); n != 1 || last.Kind != sdk.EventExited || last.Exited.Reason != sdk.ExitClosed {
-		t.Fatalf("want exactly one exited (reason closed), last:\n%s", dump(evs))
+	if n := len(sdktest.OfKind(evs, sdk.EventExited, "")); n != 1 || last.Kind != sdk.EventExited || last.Exited.Reason != sdk.ExitClosed {
+		t.Fatalf("want exactly one exited (reason closed), last:\n%s", sdktest.Dump(evs))
 	}
-	if errs := ofKind(evs, sdk.EventError, ""); len(errs) > 0 {
-		t.Errorf("a close reported errors:\n%s", dump(errs))
+	if errs := sdktest.OfKind(evs, sdk.EventError, ""); len(errs) > 0 {
+		t.Errorf("a close reported errors:\n%s", sdktest.Dump(errs))
 	}
 	if turnID == "" {
 		return
 	}
-	checkTurnOrder(t, evs, turnID, false)
+	sdktest.CheckTurnOrder(t, evs, turnID, false)
 	prev := evs[len(evs)-2]
 	if prev.Kind != sdk.EventTurnCompleted || prev.TurnID != turnID || prev.Completed.Status != status {
-		t.Fatalf("want turn_completed %s of %s right before exited:\n%s", status, turnID, dump(evs))
+		t.Fatalf("want turn_completed %s of %s right before exited:\n%s", status, turnID, sdktest.Dump(evs))
 	}
 }
 
@@ -39,7 +39,7 @@ func TestCloseAnIdleSession(t *testing.T) {
 			t.Parallel()
 			procs := sdktest.TrackProcesses(t)
 			s, rec, _ := open(t, procs, openOpts{})
-			rec.waitReady(t)
+			rec.WaitReady(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			for range 3 {
@@ -47,7 +47,7 @@ func TestCloseAnIdleSession(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			evs := rec.snapshot()
+			evs := rec.Events()
 			checkClosed(t, evs, "", "")
 			if ex := evs[len(evs)-1].Exited; mode == sdk.CloseGraceful && (ex.ExitCode == nil || *ex.ExitCode != 0) {
 				t.Errorf("a graceful close ended codex with %+v, want exit status 0 (stdin closed)", *ex)
@@ -71,7 +71,7 @@ func TestCloseImmediateInterruptsTheRunningTurn(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("an immediate close took %v", took)
 	}
-	checkClosed(t, rec.snapshot(), id, sdk.StatusInterrupted)
+	checkClosed(t, rec.Events(), id, sdk.StatusInterrupted)
 	if got := f.params(t, "turn/interrupt"); len(got) != 1 {
 		t.Errorf("turn/interrupt sent %d times, want once", len(got))
 	}
@@ -90,10 +90,10 @@ func TestCloseGracefulLetsTheTurnFinish(t *testing.T) {
 	if err := s.Close(ctx, sdk.CloseGraceful); err != nil {
 		t.Fatal(err)
 	}
-	evs := rec.snapshot()
+	evs := rec.Events()
 	checkClosed(t, evs, id, sdk.StatusCompleted)
-	if output(evs, id) != "handled turn" {
-		t.Errorf("output = %q", output(evs, id))
+	if sdktest.Output(evs, id) != "handled turn" {
+		t.Errorf("output = %q", sdktest.Output(evs, id))
 	}
 	if left := procs.Alive(); len(left) > 0 {
 		t.Fatalf("processes alive after Close returned: %v", left)
@@ -114,7 +114,7 @@ func TestCloseGracefulInterruptsATurnThatOutlastsItsDeadline(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("close took %v past a 300ms deadline", took)
 	}
-	checkClosed(t, rec.snapshot(), id, sdk.StatusInterrupted)
+	checkClosed(t, rec.Events(), id, sdk.StatusInterrupted)
 	if left := procs.Alive(); len(left) > 0 {
 		t.Fatalf("processes alive after Close returned: %v", left)
 	}
@@ -131,7 +131,7 @@ func TestAnImmediateCloseEscalatesAGracefulOne(t *testing.T) {
 	// begun (no more input is taken), an immediate close must end it.
 	select {
 	case <-s.closeBegun:
-	case <-time.After(waitLong):
+	case <-time.After(sdktest.WaitLong):
 		t.Fatal("the graceful close did not begin")
 	}
 	if err := s.Close(context.Background(), sdk.CloseImmediate); err != nil {
@@ -142,10 +142,10 @@ func TestAnImmediateCloseEscalatesAGracefulOne(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(waitLong):
+	case <-time.After(sdktest.WaitLong):
 		t.Fatal("the graceful close did not return after the immediate one")
 	}
-	checkClosed(t, rec.snapshot(), id, sdk.StatusInterrupted)
+	checkClosed(t, rec.Events(), id, sdk.StatusInterrupted)
 }
 
 func TestCloseDuringStartup(t *testing.T) {
@@ -160,6 +160,6 @@ func TestCloseDuringStartup(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("closing a starting session took %v", took)
 	}
-	checkClosed(t, rec.snapshot(), "", "")
+	checkClosed(t, rec.Events(), "", "")
 	assertGone(t, procs)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/tthost/tthost/sdk/sdktest"
 )
 
 func TestDecodeLine(t *testing.T) {
@@ -178,7 +179,7 @@ func (h *handlerLog) idle()                        {}
 
 func (h *handlerLog) waitFor(t *testing.T, n int) []string {
 	t.Helper()
-	timer := time.NewTimer(waitLong)
+	timer := time.NewTimer(sdktest.WaitLong)
 	defer timer.Stop()
 	for {
 		h.mu.Lock()
@@ -197,7 +198,7 @@ func (h *handlerLog) waitFor(t *testing.T, n int) []string {
 
 func TestClientMatchesAnswersByIDAcrossTheTwoIDSpaces(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, waitLong)
+	p := newPeer(t, sdktest.WaitLong)
 	type answer struct {
 		raw json.RawMessage
 		err error
@@ -234,7 +235,7 @@ func TestClientMatchesAnswersByIDAcrossTheTwoIDSpaces(t *testing.T) {
 
 func TestAnErrorAnswerIsAnRPCError(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, waitLong)
+	p := newPeer(t, sdktest.WaitLong)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := p.client.call(context.Background(), "turn/steer", nil, nil)
@@ -272,7 +273,7 @@ func TestEveryRequestHasADeadline(t *testing.T) {
 
 func TestRequestsFailAtOnceWhenOutputEnds(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, waitLong)
+	p := newPeer(t, sdktest.WaitLong)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := p.client.call(context.Background(), "thread/start", nil, nil)
@@ -291,7 +292,7 @@ func TestRequestsFailAtOnceWhenOutputEnds(t *testing.T) {
 
 func TestWritesAreWholeLines(t *testing.T) {
 	t.Parallel()
-	p := newPeer(t, waitLong)
+	p := newPeer(t, sdktest.WaitLong)
 	const writers, each = 8, 50
 	big := strings.Repeat("y", 70<<10) // larger than a pipe buffer
 	var wg sync.WaitGroup

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tthost/tthost/host/version"
 	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/sdktest"
 )
 
 func TestDescribe(t *testing.T) {
@@ -119,8 +120,8 @@ func TestOpenSessionRejectsBadConfig(t *testing.T) {
 			if !errors.Is(err, sdk.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.msg) {
 				t.Fatalf("OpenSession = %v, %v; want ErrInvalidConfig mentioning %q", s, err, tt.msg)
 			}
-			if evs := rec.snapshot(); len(evs) != 0 {
-				t.Errorf("a refused session emitted events:\n%s", dump(evs))
+			if evs := rec.Events(); len(evs) != 0 {
+				t.Errorf("a refused session emitted events:\n%s", sdktest.Dump(evs))
 			}
 		})
 	}

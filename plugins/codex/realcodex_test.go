@@ -88,8 +88,8 @@ func (r *realRig) openWith(t *testing.T, cli, workdir, resumeID string, options 
 			t.Errorf("Close: %v", err)
 		}
 	})
-	if ready := rec.waitReady(t); ready.RuntimeSessionID == "" {
-		t.Fatalf("SessionReady without a thread id:\n%s", dump(rec.snapshot()))
+	if ready := rec.WaitReady(t); ready.RuntimeSessionID == "" {
+		t.Fatalf("SessionReady without a thread id:\n%s", sdktest.Dump(rec.Events()))
 	}
 	return s, rec
 }
@@ -100,24 +100,24 @@ func TestRealCodexRunsTurnsInOneAppServer(t *testing.T) {
 	s, rec := r.open(t, t.TempDir(), "", nil)
 
 	id, c, evs := runTurn(t, s, rec, "hello there")
-	if c.Status != sdk.StatusCompleted || c.Summary != "echo: hello there" || output(evs, id) != "echo: hello there" {
-		t.Fatalf("text turn %+v, output %q:\n%s", c, output(evs, id), dump(evs))
+	if c.Status != sdk.StatusCompleted || c.Summary != "echo: hello there" || sdktest.Output(evs, id) != "echo: hello there" {
+		t.Fatalf("text turn %+v, output %q:\n%s", c, sdktest.Output(evs, id), sdktest.Dump(evs))
 	}
-	if u := ofKind(evs, sdk.EventUsage, id); len(u) == 0 || u[len(u)-1].Usage.TotalTokens <= 0 {
-		t.Errorf("no usage for the turn:\n%s", dump(evs))
+	if u := sdktest.OfKind(evs, sdk.EventUsage, id); len(u) == 0 || u[len(u)-1].Usage.TotalTokens <= 0 {
+		t.Errorf("no usage for the turn:\n%s", sdktest.Dump(evs))
 	}
 
 	id, c, evs = runTurn(t, s, rec, "now a TOOL_CALL please")
-	if c.Status != sdk.StatusCompleted || !strings.Contains(output(evs, id), "tool output: hi") {
-		t.Fatalf("tool turn %+v, output %q:\n%s", c, output(evs, id), dump(evs))
+	if c.Status != sdk.StatusCompleted || !strings.Contains(sdktest.Output(evs, id), "tool output: hi") {
+		t.Fatalf("tool turn %+v, output %q:\n%s", c, sdktest.Output(evs, id), sdktest.Dump(evs))
 	}
-	tools := ofKind(evs, sdk.EventToolCall, id)
+	tools := sdktest.OfKind(evs, sdk.EventToolCall, id)
 	if len(tools) != 1 || tools[0].Tool.Kind != "command" || !strings.Contains(tools[0].Tool.Name, "echo hi") ||
 		tools[0].Tool.Status != "completed" || tools[0].Tool.ExitCode == nil || *tools[0].Tool.ExitCode != 0 {
-		t.Fatalf("tool calls:\n%s", dump(tools))
+		t.Fatalf("tool calls:\n%s", sdktest.Dump(tools))
 	}
-	if errs := ofKind(evs, sdk.EventError, ""); len(errs) > 0 {
-		t.Errorf("errors from a healthy codex:\n%s", dump(errs))
+	if errs := sdktest.OfKind(evs, sdk.EventError, ""); len(errs) > 0 {
+		t.Errorf("errors from a healthy codex:\n%s", sdktest.Dump(errs))
 	}
 }
 
@@ -127,18 +127,18 @@ func TestRealCodexSteersAndCancels(t *testing.T) {
 	s, rec := r.open(t, t.TempDir(), "", nil)
 
 	id := send(t, s, sdk.Input{Text: "SLOW_STREAM one"}, sdk.DeliveryStarted)
-	rec.waitOutput(t, id, "tick 1 ")
+	rec.WaitOutput(t, id, "tick 1 ")
 	if got := send(t, s, sdk.Input{Kind: sdk.InputUrgent, Text: "URGENT steer"}, sdk.DeliverySteered); got != id {
 		t.Fatalf("steered into %s, want %s", got, id)
 	}
-	if c := rec.waitCompleted(t, id); c.Status != sdk.StatusCompleted || c.Summary != "echo: URGENT steer" {
+	if c, _ := rec.WaitCompleted(t, id); c.Status != sdk.StatusCompleted || c.Summary != "echo: URGENT steer" {
 		t.Fatalf("steered turn = %+v", c)
 	}
 
 	id = send(t, s, sdk.Input{Text: "SLOW_STREAM two"}, sdk.DeliveryStarted)
-	rec.waitOutput(t, id, "tick 1 ")
+	rec.WaitOutput(t, id, "tick 1 ")
 	send(t, s, sdk.Input{Kind: sdk.InputCancel}, sdk.DeliveryCancelled)
-	if c := rec.waitCompleted(t, id); c.Status != sdk.StatusInterrupted {
+	if c, _ := rec.WaitCompleted(t, id); c.Status != sdk.StatusInterrupted {
 		t.Fatalf("cancelled turn = %+v", c)
 	}
 	if _, c, _ := runTurn(t, s, rec, "after"); c.Summary != "echo: after" {
@@ -151,22 +151,22 @@ func TestRealCodexResumesAThreadInANewAppServer(t *testing.T) {
 	r := newRealRig(t, nil)
 	workdir := t.TempDir()
 	s, rec := r.open(t, workdir, "", nil)
-	thread := rec.waitReady(t).RuntimeSessionID
+	thread := rec.WaitReady(t).RuntimeSessionID
 	runTurn(t, s, rec, "the first message")
 	if err := s.Close(context.Background(), sdk.CloseGraceful); err != nil {
 		t.Fatal(err)
 	}
 
 	s, rec = r.open(t, workdir, thread, nil)
-	if ready := rec.waitReady(t); !ready.Resumed || ready.RuntimeSessionID != thread {
+	if ready := rec.WaitReady(t); !ready.Resumed || ready.RuntimeSessionID != thread {
 		t.Fatalf("SessionReady = %+v, want %s resumed", ready, thread)
 	}
-	if id, _, evs := runTurn(t, s, rec, "REMEMBER"); !strings.Contains(output(evs, id), "the first message") {
-		t.Fatalf("the resumed thread lost its history: %q", output(evs, id))
+	if id, _, evs := runTurn(t, s, rec, "REMEMBER"); !strings.Contains(sdktest.Output(evs, id), "the first message") {
+		t.Fatalf("the resumed thread lost its history: %q", sdktest.Output(evs, id))
 	}
 
 	_, rec = r.open(t, workdir, "019a0000-0000-7000-8000-000000000000", nil)
-	if ready := rec.waitReady(t); ready.Resumed || ready.RuntimeSessionID == "" || !strings.Contains(ready.ContextLostReason, "no rollout found") {
+	if ready := rec.WaitReady(t); ready.Resumed || ready.RuntimeSessionID == "" || !strings.Contains(ready.ContextLostReason, "no rollout found") {
 		t.Fatalf("SessionReady for an unknown thread = %+v", ready)
 	}
 }
@@ -191,14 +191,14 @@ func TestRealCodexApprovalsFollowThePolicy(t *testing.T) {
 			workdir := t.TempDir()
 			s, rec := r.open(t, workdir, "", map[string]string{optApprovalPolicy: "untrusted", optCommandApproval: tt.policy})
 			id, c, evs := runTurn(t, s, rec, "make the file")
-			approvals := ofKind(evs, sdk.EventApproval, id)
+			approvals := sdktest.OfKind(evs, sdk.EventApproval, id)
 			if c.Status != sdk.StatusCompleted || len(approvals) != 1 || approvals[0].Approval.Kind != "command" ||
 				approvals[0].Approval.Decision != tt.word || !strings.Contains(approvals[0].Approval.Description, "touch approved.txt") {
-				t.Fatalf("turn %+v, want one %s command approval:\n%s", c, tt.word, dump(evs))
+				t.Fatalf("turn %+v, want one %s command approval:\n%s", c, tt.word, sdktest.Dump(evs))
 			}
-			tools := ofKind(evs, sdk.EventToolCall, id)
+			tools := sdktest.OfKind(evs, sdk.EventToolCall, id)
 			if len(tools) != 1 || tools[0].Tool.Status != tt.status {
-				t.Errorf("tool calls, want one %s:\n%s", tt.status, dump(tools))
+				t.Errorf("tool calls, want one %s:\n%s", tt.status, sdktest.Dump(tools))
 			}
 			_, err := os.Stat(filepath.Join(workdir, "approved.txt"))
 			if ran := err == nil; ran != (tt.policy == "accept") {

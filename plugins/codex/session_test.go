@@ -19,12 +19,12 @@ func TestHandshakeStartsAThreadAndReportsItsID(t *testing.T) {
 	t.Parallel()
 	procs := sdktest.TrackProcesses(t)
 	_, rec, f := open(t, procs, openOpts{})
-	ready := rec.waitReady(t)
+	ready := rec.WaitReady(t)
 	if ready.RuntimeSessionID != "fake-thread-1" || ready.Resumed || ready.ContextLostReason != "" {
 		t.Fatalf("SessionReady = %+v, want fake-thread-1, not resumed", ready)
 	}
-	rec.waitKind(t, sdk.EventAwaitingInput, "")
-	if ks := kinds(rec.snapshot()); !slices.Equal(ks, []sdk.EventKind{sdk.EventSessionReady, sdk.EventAwaitingInput}) {
+	rec.WaitKind(t, sdk.EventAwaitingInput, "")
+	if ks := sdktest.Kinds(rec.Events()); !slices.Equal(ks, []sdk.EventKind{sdk.EventSessionReady, sdk.EventAwaitingInput}) {
 		t.Fatalf("events = %v, want session_ready, awaiting_input", ks)
 	}
 
@@ -60,7 +60,7 @@ func TestResumeOfAKnownThreadContinuesIt(t *testing.T) {
 	t.Parallel()
 	procs := sdktest.TrackProcesses(t)
 	s, rec, f := open(t, procs, openOpts{resumeID: "fake-thread-41"})
-	ready := rec.waitReady(t)
+	ready := rec.WaitReady(t)
 	if ready.RuntimeSessionID != "fake-thread-41" || !ready.Resumed || ready.ContextLostReason != "" {
 		t.Fatalf("SessionReady = %+v, want fake-thread-41 resumed", ready)
 	}
@@ -81,7 +81,7 @@ func TestResumeOfAnUnknownThreadStartsANewOne(t *testing.T) {
 	t.Parallel()
 	procs := sdktest.TrackProcesses(t)
 	s, rec, _ := open(t, procs, openOpts{resumeID: "0199a-gone"})
-	ready := rec.waitReady(t)
+	ready := rec.WaitReady(t)
 	if ready.RuntimeSessionID != "fake-thread-1" || ready.Resumed ||
 		!strings.Contains(ready.ContextLostReason, "no rollout found for thread id 0199a-gone") {
 		t.Fatalf("SessionReady = %+v, want a new thread and the reason the old one was lost", ready)
@@ -130,9 +130,9 @@ func TestStartFailures(t *testing.T) {
 			t.Parallel()
 			procs := sdktest.TrackProcesses(t)
 			s, rec, _ := open(t, procs, openOpts{command: tt.command, options: tt.options, env: tt.env})
-			evs := rec.waitExited(t)
+			evs := rec.WaitExited(t)
 			if len(evs) != 2 || evs[0].Kind != sdk.EventError || !evs[0].Error.Fatal || evs[0].Error.Code != "start_failed" {
-				t.Fatalf("want a fatal start_failed error and exited:\n%s", dump(evs))
+				t.Fatalf("want a fatal start_failed error and exited:\n%s", sdktest.Dump(evs))
 			}
 			for _, m := range tt.msg {
 				if !strings.Contains(evs[0].Error.Message, m) {
@@ -156,7 +156,7 @@ func TestAppServerStderrGoesToTheSessionLog(t *testing.T) {
 	procs := sdktest.TrackProcesses(t)
 	logDir := filepath.Join(t.TempDir(), "logs")
 	s, rec, _ := open(t, procs, openOpts{logDir: logDir})
-	rec.waitReady(t)
+	rec.WaitReady(t)
 	if err := s.Close(context.Background(), sdk.CloseGraceful); err != nil {
 		t.Fatal(err)
 	}
@@ -245,12 +245,12 @@ func TestSendWaitsForAStartingSession(t *testing.T) {
 	// The first Send races the handshake: it must wait for it, not fail.
 	s, rec, _ := open(t, procs, openOpts{})
 	id := send(t, s, sdk.Input{Text: "hello"}, sdk.DeliveryStarted)
-	if c := rec.waitCompleted(t, id); c.Status != sdk.StatusCompleted {
+	if c, _ := rec.WaitCompleted(t, id); c.Status != sdk.StatusCompleted {
 		t.Fatalf("turn = %+v", c)
 	}
-	evs := rec.snapshot()
+	evs := rec.Events()
 	if evs[0].Kind != sdk.EventSessionReady {
-		t.Fatalf("session_ready is not the first event:\n%s", dump(evs))
+		t.Fatalf("session_ready is not the first event:\n%s", sdktest.Dump(evs))
 	}
 }
 
@@ -258,7 +258,7 @@ func TestSendOnAClosedSessionIsRefused(t *testing.T) {
 	t.Parallel()
 	procs := sdktest.TrackProcesses(t)
 	s, rec, _ := open(t, procs, openOpts{})
-	rec.waitReady(t)
+	rec.WaitReady(t)
 	if err := s.Close(context.Background(), sdk.CloseImmediate); err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestAProfileFlagIsReportedNotPassed(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, rec, _ := open(t, procs, openOpts{command: wrapper + " exec -p work -m gpt-5.5 --enable foo 'do it'"})
-	e := rec.waitKind(t, sdk.EventError, "")
+	e := rec.WaitKind(t, sdk.EventError, "")
 	if e.Error.Code != "ignored_flag" || e.Error.Fatal || !strings.Contains(e.Error.Message, "-p work") {
 		t.Fatalf("error = %+v, want a non-fatal ignored_flag about -p work", *e.Error)
 	}

@@ -30,7 +30,7 @@ func TestTurnsReuseOneAppServer(t *testing.T) {
 	if n := f.startCount(t); n != 1 {
 		t.Errorf("the app-server started %d times for two turns, want once", n)
 	}
-	if n := len(ofKind(evs, sdk.EventSessionReady, "")); n != 1 {
+	if n := len(sdktest.OfKind(evs, sdk.EventSessionReady, "")); n != 1 {
 		t.Errorf("%d session_ready events, want 1", n)
 	}
 }
@@ -41,30 +41,30 @@ func TestTurnEventsArriveInOrderWithOneCompletion(t *testing.T) {
 	s, rec, _ := open(t, procs, openOpts{})
 	transcript := filepath.Join(t.TempDir(), "logs", "worker-1_round_1.log")
 	id := send(t, s, sdk.Input{Text: "TOOL_CALL=1 DELTAS=3 please", TranscriptPath: transcript}, sdk.DeliveryStarted)
-	c := rec.waitCompleted(t, id)
-	evs := rec.waitFor(t, "awaiting_input", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput })
-	checkTurnOrder(t, evs, id, true)
+	c, _ := rec.WaitCompleted(t, id)
+	evs := rec.WaitFor(t, "awaiting_input", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput })
+	sdktest.CheckTurnOrder(t, evs, id, true)
 
 	if c.Status != sdk.StatusCompleted || c.Summary != "handled turn" || c.Error != "" {
 		t.Errorf("TurnCompleted = %+v", c)
 	}
-	if n := len(ofKind(evs, sdk.EventTurnCompleted, id)); n != 1 {
+	if n := len(sdktest.OfKind(evs, sdk.EventTurnCompleted, id)); n != 1 {
 		t.Errorf("%d turn_completed for %s, want 1", n, id)
 	}
-	if got := output(evs, id); got != "xxxhandled turn" {
+	if got := sdktest.Output(evs, id); got != "xxxhandled turn" {
 		t.Errorf("deltas = %q, want %q", got, "xxxhandled turn")
 	}
-	tools := ofKind(evs, sdk.EventToolCall, id)
+	tools := sdktest.OfKind(evs, sdk.EventToolCall, id)
 	if len(tools) != 1 {
-		t.Fatalf("tool calls:\n%s", dump(evs))
+		t.Fatalf("tool calls:\n%s", sdktest.Dump(evs))
 	}
 	if tc := tools[0].Tool; tc.Kind != "command" || tc.Name != "echo hi" || tc.Status != "completed" || tc.ExitCode == nil || *tc.ExitCode != 0 {
 		t.Errorf("tool call = %+v, want command `echo hi` completed with exit 0", *tc)
 	}
-	usage := ofKind(evs, sdk.EventUsage, id)
+	usage := sdktest.OfKind(evs, sdk.EventUsage, id)
 	want := sdk.Usage{InputTokens: 10, OutputTokens: 5, TotalTokens: 15}
 	if len(usage) != 1 || *usage[0].Usage != want {
-		t.Errorf("usage events %s, want one %+v", dump(usage), want)
+		t.Errorf("usage events %s, want one %+v", sdktest.Dump(usage), want)
 	}
 
 	b, err := os.ReadFile(transcript)
@@ -85,16 +85,16 @@ func TestSteerJoinsTheRunningTurn(t *testing.T) {
 	transcript := filepath.Join(t.TempDir(), "round.log")
 	// The fake sleeps on through the steer: long enough for it to land.
 	id := send(t, s, sdk.Input{Text: "SLEEP_MS=1500 work", TranscriptPath: transcript}, sdk.DeliveryStarted)
-	rec.waitKind(t, sdk.EventTurnStarted, id)
+	rec.WaitKind(t, sdk.EventTurnStarted, id)
 
 	steered := send(t, s, sdk.Input{Kind: sdk.InputUrgent, Text: "URGENT: look here", TranscriptPath: filepath.Join(t.TempDir(), "other.log")}, sdk.DeliverySteered)
 	if steered != id {
 		t.Fatalf("steered into %s, want the running turn %s", steered, id)
 	}
-	c := rec.waitCompleted(t, id)
-	evs := rec.snapshot()
-	if c.Status != sdk.StatusCompleted || output(evs, id) != "handled urgent turn" {
-		t.Fatalf("turn = %+v with output %q, want completed with the urgent input handled", c, output(evs, id))
+	c, _ := rec.WaitCompleted(t, id)
+	evs := rec.Events()
+	if c.Status != sdk.StatusCompleted || sdktest.Output(evs, id) != "handled urgent turn" {
+		t.Fatalf("turn = %+v with output %q, want completed with the urgent input handled", c, sdktest.Output(evs, id))
 	}
 	steers := f.params(t, "turn/steer")
 	if len(steers) != 1 || steers[0]["expectedTurnId"] != id || steers[0]["threadId"] != "fake-thread-1" {
@@ -113,21 +113,21 @@ func TestSteerRacingTheTurnsEndStartsANewTurn(t *testing.T) {
 	// LATE_COMPLETE: the fake ends the turn before its last delta but holds
 	// turn/completed back until it has refused the steer.
 	first := send(t, s, sdk.Input{Text: "LATE_COMPLETE=1"}, sdk.DeliveryStarted)
-	rec.waitOutput(t, first, "handled turn")
+	rec.WaitOutput(t, first, "handled turn")
 
 	second := send(t, s, sdk.Input{Kind: sdk.InputUrgent, Text: "URGENT now"}, sdk.DeliveryStarted)
 	if second == first {
 		t.Fatalf("the urgent input went to the finished turn %s", first)
 	}
-	if c := rec.waitCompleted(t, first); c.Status != sdk.StatusCompleted {
+	if c, _ := rec.WaitCompleted(t, first); c.Status != sdk.StatusCompleted {
 		t.Errorf("first turn = %+v", c)
 	}
-	c := rec.waitCompleted(t, second)
-	evs := rec.waitFor(t, "awaiting_input", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput })
-	checkTurnOrder(t, evs, first, false)
-	checkTurnOrder(t, evs, second, true)
-	if c.Status != sdk.StatusCompleted || output(evs, second) != "handled urgent turn" {
-		t.Fatalf("second turn = %+v, output %q", c, output(evs, second))
+	c, _ := rec.WaitCompleted(t, second)
+	evs := rec.WaitFor(t, "awaiting_input", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput })
+	sdktest.CheckTurnOrder(t, evs, first, false)
+	sdktest.CheckTurnOrder(t, evs, second, true)
+	if c.Status != sdk.StatusCompleted || sdktest.Output(evs, second) != "handled urgent turn" {
+		t.Fatalf("second turn = %+v, output %q", c, sdktest.Output(evs, second))
 	}
 }
 
@@ -136,7 +136,7 @@ func TestUrgentInputWithNoTurnStartsOne(t *testing.T) {
 	procs := sdktest.TrackProcesses(t)
 	s, rec, _ := open(t, procs, openOpts{})
 	id := send(t, s, sdk.Input{Kind: sdk.InputUrgent, Text: "URGENT"}, sdk.DeliveryStarted)
-	if c := rec.waitCompleted(t, id); c.Summary != "handled urgent turn" {
+	if c, _ := rec.WaitCompleted(t, id); c.Summary != "handled urgent turn" {
 		t.Fatalf("turn = %+v", c)
 	}
 }
@@ -153,7 +153,7 @@ func TestCancelInterruptsTheTurnQuickly(t *testing.T) {
 	if got := send(t, s, sdk.Input{Kind: sdk.InputCancel}, sdk.DeliveryCancelled); got != id {
 		t.Fatalf("cancelled %s, want %s", got, id)
 	}
-	c := rec.waitCompleted(t, id)
+	c, _ := rec.WaitCompleted(t, id)
 	if took := time.Since(start); c.Status != sdk.StatusInterrupted || took > 5*time.Second {
 		t.Fatalf("turn = %+v after %v, want interrupted at once", c, took)
 	}
@@ -177,7 +177,7 @@ func TestATurnWhileOneRunsIsRefused(t *testing.T) {
 		t.Errorf("codex got %d turn/start, want 1: the refused turn must not reach it", n)
 	}
 	send(t, s, sdk.Input{Kind: sdk.InputCancel}, sdk.DeliveryCancelled)
-	rec.waitCompleted(t, id)
+	rec.WaitCompleted(t, id)
 }
 
 func TestAFailedTurnStartLeavesTheSessionUsable(t *testing.T) {
@@ -196,7 +196,7 @@ func TestAFailedTurnStartLeavesTheSessionUsable(t *testing.T) {
 		if _, c, _ := runTurn(t, s, rec, "fine"); c.Status != sdk.StatusCompleted {
 			t.Fatalf("next turn = %+v", c)
 		}
-		if n := len(ofKind(rec.snapshot(), sdk.EventTurnStarted, "")); n != 1 {
+		if n := len(sdktest.OfKind(rec.Events(), sdk.EventTurnStarted, "")); n != 1 {
 			t.Errorf("%d turn_started events, want 1 (the refused turn never started)", n)
 		}
 	})
@@ -207,7 +207,7 @@ func TestAFailedTurnStartLeavesTheSessionUsable(t *testing.T) {
 			options: map[string]string{optRequestTimeout: "300"},
 			env:     map[string]string{"FAKE_CODEX_IGNORE": "turn/start"},
 		})
-		rec.waitReady(t)
+		rec.WaitReady(t)
 		for range 2 {
 			start := time.Now()
 			_, err := s.Send(context.Background(), sdk.Input{Kind: sdk.InputTurn, Text: "hello"})
@@ -218,7 +218,7 @@ func TestAFailedTurnStartLeavesTheSessionUsable(t *testing.T) {
 				t.Fatalf("turn/start took %v to fail, want about request_timeout_ms", took)
 			}
 		}
-		if ks := kinds(rec.snapshot()); len(ks) != 2 {
+		if ks := sdktest.Kinds(rec.Events()); len(ks) != 2 {
 			t.Errorf("events = %v, want only session_ready and awaiting_input", ks)
 		}
 	})
@@ -232,9 +232,9 @@ func TestGarbageOutputIsReportedAndTheTurnGoesOn(t *testing.T) {
 	if c.Status != sdk.StatusCompleted {
 		t.Fatalf("turn = %+v", c)
 	}
-	errs := ofKind(evs, sdk.EventError, "")
+	errs := sdktest.OfKind(evs, sdk.EventError, "")
 	if len(errs) != 1 || errs[0].Error.Code != "invalid_output" || errs[0].Error.Fatal || !strings.Contains(errs[0].Error.Message, "this is not json") {
-		t.Fatalf("errors = %s, want one non-fatal invalid_output quoting the line", dump(errs))
+		t.Fatalf("errors = %s, want one non-fatal invalid_output quoting the line", sdktest.Dump(errs))
 	}
 }
 
@@ -243,9 +243,9 @@ func TestCodexErrorNotificationIsReported(t *testing.T) {
 	procs := sdktest.TrackProcesses(t)
 	s, rec, _ := open(t, procs, openOpts{})
 	id, c, evs := runTurn(t, s, rec, "ERROR=1")
-	errs := ofKind(evs, sdk.EventError, id)
+	errs := sdktest.OfKind(evs, sdk.EventError, id)
 	if c.Status != sdk.StatusCompleted || len(errs) != 1 || errs[0].Error.Message != "upstream trouble" || errs[0].Error.Fatal || errs[0].Error.Code != "codex_error" {
-		t.Fatalf("turn %+v, errors:\n%s", c, dump(errs))
+		t.Fatalf("turn %+v, errors:\n%s", c, sdktest.Dump(errs))
 	}
 }
 
@@ -267,30 +267,30 @@ func TestACrashMidTurnFailsTheTurnAndEndsTheSession(t *testing.T) {
 	procs := sdktest.TrackProcesses(t)
 	s, rec, _ := open(t, procs, openOpts{})
 	id := send(t, s, sdk.Input{Text: "TOOL_CALL=1 CRASH=1"}, sdk.DeliveryStarted)
-	evs := rec.waitExited(t)
+	evs := rec.WaitExited(t)
 	n := len(evs)
 	if n < 4 {
-		t.Fatalf("events:\n%s", dump(evs))
+		t.Fatalf("events:\n%s", sdktest.Dump(evs))
 	}
 	// The tool call written before the crash is delivered (defect D9).
-	if tools := ofKind(evs, sdk.EventToolCall, id); len(tools) != 1 {
-		t.Errorf("the tool call before the crash was lost:\n%s", dump(evs))
+	if tools := sdktest.OfKind(evs, sdk.EventToolCall, id); len(tools) != 1 {
+		t.Errorf("the tool call before the crash was lost:\n%s", sdktest.Dump(evs))
 	}
 	// The fatal error comes first, so a host knows the turn failed because
 	// the session is going away.
 	fatal, c, exited := evs[n-3], evs[n-2], evs[n-1]
 	if fatal.Kind != sdk.EventError || !fatal.Error.Fatal || fatal.Error.Code != "cli_exited" ||
 		!strings.Contains(fatal.Error.Message, "crashing on purpose") {
-		t.Errorf("want a fatal cli_exited error quoting stderr, got:\n%s", dump(evs[n-3:]))
+		t.Errorf("want a fatal cli_exited error quoting stderr, got:\n%s", sdktest.Dump(evs[n-3:]))
 	}
 	if c.Kind != sdk.EventTurnCompleted || c.TurnID != id || c.Completed.Status != sdk.StatusFailed ||
 		!strings.Contains(c.Completed.Error, "codex app-server exited: exit status 3") {
-		t.Errorf("want the turn failed by the exit, got:\n%s", dump(evs[n-2:]))
+		t.Errorf("want the turn failed by the exit, got:\n%s", sdktest.Dump(evs[n-2:]))
 	}
 	if ex := exited.Exited; ex.Reason != sdk.ExitCLIExited || ex.ExitCode == nil || *ex.ExitCode != 3 {
 		t.Errorf("Exited = %+v, want cli_exited with exit code 3", *ex)
 	}
-	checkTurnOrder(t, evs, id, false)
+	sdktest.CheckTurnOrder(t, evs, id, false)
 	assertGone(t, procs)
 	if _, err := s.Send(context.Background(), sdk.Input{Kind: sdk.InputTurn, Text: "x"}); err == nil || !strings.Contains(err.Error(), "exited") {
 		t.Errorf("Send after the crash = %v, want an error saying codex exited", err)

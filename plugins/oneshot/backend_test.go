@@ -82,8 +82,8 @@ func TestOpenSessionRejectsBadConfig(t *testing.T) {
 			if !errors.Is(err, sdk.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.msg) {
 				t.Fatalf("OpenSession = %v, %v; want ErrInvalidConfig mentioning %q", s, err, tt.msg)
 			}
-			if evs := rec.snapshot(); len(evs) != 0 {
-				t.Errorf("a refused session emitted events:\n%s", dump(evs))
+			if evs := rec.Events(); len(evs) != 0 {
+				t.Errorf("a refused session emitted events:\n%s", sdktest.Dump(evs))
 			}
 		})
 	}
@@ -93,9 +93,9 @@ func TestOpenSessionIsReadyAndAwaitsInput(t *testing.T) {
 	t.Parallel()
 	procs := sdktest.TrackProcesses(t)
 	_, rec := openSession(t, procs, openOpts{command: "cat"})
-	evs := rec.snapshot()
-	if !slices.Equal(kinds(evs), []sdk.EventKind{sdk.EventSessionReady, sdk.EventAwaitingInput}) {
-		t.Fatalf("events = %v, want session_ready, awaiting_input", kinds(evs))
+	evs := rec.Events()
+	if !slices.Equal(sdktest.Kinds(evs), []sdk.EventKind{sdk.EventSessionReady, sdk.EventAwaitingInput}) {
+		t.Fatalf("events = %v, want session_ready, awaiting_input", sdktest.Kinds(evs))
 	}
 	if r := evs[0].Ready; r.RuntimeSessionID != "" || r.Resumed || r.ContextLostReason != "" {
 		t.Errorf("SessionReady = %+v, want no runtime session id", *r)
@@ -111,7 +111,7 @@ func TestOpenSessionWithResumeIDReportsContextLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background(), sdk.CloseImmediate)
-	if r := rec.snapshot()[0].Ready; r.Resumed || r.ContextLostReason == "" {
+	if r := rec.Events()[0].Ready; r.Resumed || r.ContextLostReason == "" {
 		t.Errorf("SessionReady = %+v, want not resumed with a reason", *r)
 	}
 }

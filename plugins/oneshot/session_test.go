@@ -26,12 +26,12 @@ func checkClosed(t *testing.T, evs []sdk.Event, turnID string) {
 	}
 	last := evs[len(evs)-1]
 	if exited != 1 || last.Kind != sdk.EventExited || last.Exited.Reason != sdk.ExitClosed {
-		t.Fatalf("want exactly one exited (reason closed), last:\n%s", dump(evs))
+		t.Fatalf("want exactly one exited (reason closed), last:\n%s", sdktest.Dump(evs))
 	}
 	if turnID != "" {
-		checkTurnOrder(t, evs, turnID, false)
+		sdktest.CheckTurnOrder(t, evs, turnID, false)
 		if prev := evs[len(evs)-2]; prev.Kind != sdk.EventTurnCompleted || prev.TurnID != turnID {
-			t.Fatalf("want turn_completed of %s right before exited:\n%s", turnID, dump(evs))
+			t.Fatalf("want turn_completed of %s right before exited:\n%s", turnID, sdktest.Dump(evs))
 		}
 	}
 }
@@ -56,7 +56,7 @@ func TestCloseIdleSessionIsIdempotent(t *testing.T) {
 				t.Fatalf("Close: %v", err)
 			}
 		}
-		checkClosed(t, rec.snapshot(), "")
+		checkClosed(t, rec.Events(), "")
 		checkRefusesInput(t, s)
 	}
 }
@@ -75,7 +75,7 @@ func TestCloseGracefulWaitsForTheRunningTurn(t *testing.T) {
 		env:     map[string]string{"GATE": gate},
 	})
 	id := send(t, s, sdk.Input{Text: "x"})
-	rec.waitOutput(t, id, "ready")
+	rec.WaitOutput(t, id, "ready")
 
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close(context.Background(), sdk.CloseGraceful) }()
@@ -91,16 +91,16 @@ func TestCloseGracefulWaitsForTheRunningTurn(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	evs := rec.snapshot()
+	evs := rec.Events()
 	checkClosed(t, evs, id)
-	c, _ := rec.waitCompleted(t, id)
-	if c.Status != sdk.StatusCompleted || output(evs, id) != "ready\ngot go\n" {
-		t.Errorf("turn = %s output %q; want it completed on its own", fmtCompleted(c), output(evs, id))
+	c, _ := rec.WaitCompleted(t, id)
+	if c.Status != sdk.StatusCompleted || sdktest.Output(evs, id) != "ready\ngot go\n" {
+		t.Errorf("turn = %s output %q; want it completed on its own", fmtCompleted(c), sdktest.Output(evs, id))
 	}
 	if err := s.Close(context.Background(), sdk.CloseImmediate); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	checkClosed(t, rec.snapshot(), id)
+	checkClosed(t, rec.Events(), id)
 }
 
 func TestCloseStopsTheRunningTurn(t *testing.T) {
@@ -110,7 +110,7 @@ func TestCloseStopsTheRunningTurn(t *testing.T) {
 		mode     sdk.CloseMode
 		deadline time.Duration // of Close's context
 	}{
-		{"immediate close interrupts at once", sdk.CloseImmediate, waitLong},
+		{"immediate close interrupts at once", sdk.CloseImmediate, sdktest.WaitLong},
 		{"graceful close interrupts at its deadline", sdk.CloseGraceful, 200 * time.Millisecond},
 	}
 	for _, tt := range tests {
@@ -119,7 +119,7 @@ func TestCloseStopsTheRunningTurn(t *testing.T) {
 			procs := sdktest.TrackProcesses(t)
 			s, rec := openSession(t, procs, openOpts{command: `trap "" TERM; sleep 30 & sleep 30 & echo ready; wait`})
 			id := send(t, s, sdk.Input{Text: "x"})
-			rec.waitOutput(t, id, "ready")
+			rec.WaitOutput(t, id, "ready")
 
 			ctx, cancel := context.WithTimeout(context.Background(), tt.deadline)
 			defer cancel()
@@ -134,9 +134,9 @@ func TestCloseStopsTheRunningTurn(t *testing.T) {
 			if took := time.Since(start); took > limit {
 				t.Errorf("Close took %v, want under %v", took, limit)
 			}
-			evs := rec.snapshot()
+			evs := rec.Events()
 			checkClosed(t, evs, id)
-			if c, _ := rec.waitCompleted(t, id); c.Status != sdk.StatusInterrupted {
+			if c, _ := rec.WaitCompleted(t, id); c.Status != sdk.StatusInterrupted {
 				t.Errorf("TurnCompleted = %s, want interrupted", fmtCompleted(c))
 			}
 			checkRefusesInput(t, s)
@@ -150,7 +150,7 @@ func TestCloseImmediateEscalatesAWaitingGracefulClose(t *testing.T) {
 	procs := sdktest.TrackProcesses(t)
 	s, rec := openSession(t, procs, openOpts{command: `echo ready; exec sleep 30`})
 	id := send(t, s, sdk.Input{Text: "x"})
-	rec.waitOutput(t, id, "ready")
+	rec.WaitOutput(t, id, "ready")
 
 	graceful := make(chan error, 1)
 	go func() { graceful <- s.Close(context.Background(), sdk.CloseGraceful) }()
@@ -160,11 +160,11 @@ func TestCloseImmediateEscalatesAWaitingGracefulClose(t *testing.T) {
 	}
 	// The immediate close returns only after Exited, so the graceful one
 	// has nothing left to wait for.
-	checkClosed(t, rec.snapshot(), id)
+	checkClosed(t, rec.Events(), id)
 	if err := <-graceful; err != nil {
 		t.Fatalf("graceful Close: %v", err)
 	}
-	if c, _ := rec.waitCompleted(t, id); c.Status != sdk.StatusInterrupted {
+	if c, _ := rec.WaitCompleted(t, id); c.Status != sdk.StatusInterrupted {
 		t.Errorf("TurnCompleted = %s, want interrupted", fmtCompleted(c))
 	}
 	assertGone(t, procs)

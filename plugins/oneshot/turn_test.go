@@ -137,22 +137,22 @@ func TestCancelInterruptsTheTurnWithinOneSecond(t *testing.T) {
 			procs := sdktest.TrackProcesses(t)
 			s, rec := openSession(t, procs, openOpts{command: tt.command})
 			id := send(t, s, sdk.Input{Text: tt.prompt})
-			rec.waitOutput(t, id, "ready")
+			rec.WaitOutput(t, id, "ready")
 
 			start := time.Now()
 			d, err := s.Send(context.Background(), sdk.Input{Kind: sdk.InputCancel})
 			if err != nil || d.Kind != sdk.DeliveryCancelled || d.TurnID != id {
 				t.Fatalf("cancel = %+v, %v; want cancelled %s", d, err, id)
 			}
-			c, _ := rec.waitCompleted(t, id)
+			c, _ := rec.WaitCompleted(t, id)
 			if took := time.Since(start); took > time.Second {
 				t.Errorf("the cancelled turn took %v to end, want under 1s", took)
 			}
 			if c.Status != sdk.StatusInterrupted || (tt.summary != "" && c.Summary != tt.summary) {
 				t.Errorf("TurnCompleted = %s, want interrupted", fmtCompleted(c))
 			}
-			evs := rec.waitFor(t, "awaiting_input", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput })
-			checkTurnOrder(t, evs, id, true)
+			evs := rec.WaitFor(t, "awaiting_input", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput })
+			sdktest.CheckTurnOrder(t, evs, id, true)
 			assertGone(t, procs)
 		})
 	}
@@ -173,7 +173,7 @@ func TestInputWhileATurnRunsIsRefused(t *testing.T) {
 	procs := sdktest.TrackProcesses(t)
 	s, rec := openSession(t, procs, openOpts{command: "echo ready; exec sleep 30"})
 	id := send(t, s, sdk.Input{Text: "x"})
-	rec.waitOutput(t, id, "ready")
+	rec.WaitOutput(t, id, "ready")
 	for _, kind := range []sdk.InputKind{sdk.InputTurn, sdk.InputUrgent} {
 		if d, err := s.Send(context.Background(), sdk.Input{Kind: kind, Text: "y"}); !errors.Is(err, sdk.ErrTurnRunning) {
 			t.Errorf("%v while %s runs = %+v, %v; want ErrTurnRunning", kind, id, d, err)
@@ -182,7 +182,7 @@ func TestInputWhileATurnRunsIsRefused(t *testing.T) {
 	if _, err := s.Send(context.Background(), sdk.Input{Kind: sdk.InputCancel}); err != nil {
 		t.Fatal(err)
 	}
-	rec.waitCompleted(t, id)
+	rec.WaitCompleted(t, id)
 }
 
 func TestTurnIDsAreUniqueAndUrgentStartsATurnWhenIdle(t *testing.T) {
@@ -193,19 +193,19 @@ func TestTurnIDsAreUniqueAndUrgentStartsATurnWhenIdle(t *testing.T) {
 	for i, kind := range []sdk.InputKind{sdk.InputTurn, sdk.InputUrgent, sdk.InputTurn} {
 		prompt := fmt.Sprintf("prompt %d", i)
 		id := send(t, s, sdk.Input{Kind: kind, Text: prompt})
-		c, evs := rec.waitCompleted(t, id)
-		if c.Status != sdk.StatusCompleted || output(evs, id) != prompt {
-			t.Errorf("%v turn %s = %s output %q", kind, id, fmtCompleted(c), output(evs, id))
+		c, evs := rec.WaitCompleted(t, id)
+		if c.Status != sdk.StatusCompleted || sdktest.Output(evs, id) != prompt {
+			t.Errorf("%v turn %s = %s output %q", kind, id, fmtCompleted(c), sdktest.Output(evs, id))
 		}
-		rec.waitFor(t, "awaiting_input", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput })
+		rec.WaitFor(t, "awaiting_input", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput })
 		ids = append(ids, id)
 	}
 	if strings.Join(ids, ",") != "turn-1,turn-2,turn-3" {
 		t.Errorf("turn ids = %v, want turn-1..turn-3", ids)
 	}
-	evs := rec.snapshot()
+	evs := rec.Events()
 	for _, id := range ids {
-		checkTurnOrder(t, evs, id, true)
+		sdktest.CheckTurnOrder(t, evs, id, true)
 	}
 }
 
@@ -264,11 +264,11 @@ func TestConcurrentSessionsStayIsolated(t *testing.T) {
 		t.Fatalf("Send: %v", err)
 	}
 	for i, r := range rs {
-		c, _ := r.rec.waitCompleted(t, r.id)
-		evs := r.rec.waitFor(t, "awaiting_input", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput })
-		checkTurnOrder(t, evs, r.id, true)
+		c, _ := r.rec.WaitCompleted(t, r.id)
+		evs := r.rec.WaitFor(t, "awaiting_input", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput })
+		sdktest.CheckTurnOrder(t, evs, r.id, true)
 		want := fmt.Sprintf("prompt %d from %d", i, i)
-		got := output(evs, r.id)
+		got := sdktest.Output(evs, r.id)
 		b, _ := os.ReadFile(r.transcript)
 		if c.Status != sdk.StatusCompleted || got != want || string(b) != want {
 			t.Errorf("session %d: %s deltas %q transcript %q, want %q", i, fmtCompleted(c), got, b, want)
@@ -338,11 +338,11 @@ func TestTurnThatCannotStartFails(t *testing.T) {
 				t.Errorf("TurnCompleted = %s, want failed mentioning %q", fmtCompleted(c), tt.msg)
 			}
 			var startFailed bool
-			for _, e := range rec.snapshot() {
+			for _, e := range rec.Events() {
 				startFailed = startFailed || (e.Kind == sdk.EventError && e.Error.Code == "start_failed" && !e.Error.Fatal)
 			}
 			if !startFailed {
-				t.Errorf("no start_failed error event:\n%s", dump(rec.snapshot()))
+				t.Errorf("no start_failed error event:\n%s", sdktest.Dump(rec.Events()))
 			}
 
 			// The session survives: once the cause is gone, turns run.
@@ -373,7 +373,7 @@ func TestTurnEndsWhenAnEscapedProcessHoldsTheOutput(t *testing.T) {
 	s, rec := openSession(t, procs, openOpts{command: `(setsid sh -c 'echo escaped; exec sleep 30' &) | head -n 1`})
 	start := time.Now()
 	id := send(t, s, sdk.Input{})
-	c, evs := rec.waitCompleted(t, id)
+	c, evs := rec.WaitCompleted(t, id)
 	if took := time.Since(start); took < drainGrace || took > drainGrace+5*time.Second {
 		t.Errorf("the turn took %v, want about drainGrace (%v)", took, drainGrace)
 	}
@@ -381,8 +381,8 @@ func TestTurnEndsWhenAnEscapedProcessHoldsTheOutput(t *testing.T) {
 	for _, e := range evs {
 		truncated = truncated || (e.Kind == sdk.EventError && e.Error.Code == "output_truncated")
 	}
-	if c.Status != sdk.StatusCompleted || output(evs, id) != "escaped\n" || !truncated {
-		t.Errorf("turn = %s output %q, want completed with an output_truncated error:\n%s", fmtCompleted(c), output(evs, id), dump(evs))
+	if c.Status != sdk.StatusCompleted || sdktest.Output(evs, id) != "escaped\n" || !truncated {
+		t.Errorf("turn = %s output %q, want completed with an output_truncated error:\n%s", fmtCompleted(c), sdktest.Output(evs, id), sdktest.Dump(evs))
 	}
 	if len(procs.Alive()) == 0 {
 		t.Errorf("the escaped process is gone; this test no longer shows the limit")
