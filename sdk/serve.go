@@ -97,8 +97,9 @@ func newDefaultLogger(w io.Writer, level string) hclog.Logger {
 // return.
 //
 // Started by hand (without the host's handshake cookie), the binary prints
-// its Description as JSON when given --describe, and otherwise explains
-// what it is and exits with status 1.
+// its Description as JSON when given --describe, serves in debug mode when
+// given --debug or with TTHOST_PLUGIN_DEBUG=1 (see DebugEnv), and otherwise
+// explains what it is and exits with status 1.
 func Serve(b Backend, opts ...ServeOption) {
 	os.Exit(serve(b, os.Args[1:], opts...))
 }
@@ -111,47 +112,72 @@ func serve(b Backend, args []string, opts ...ServeOption) int {
 	if cfg.logger != nil {
 		setLogger(cfg.logger)
 	}
-	log := Logger()
 
 	if os.Getenv(wire.Handshake.MagicCookieKey) != wire.Handshake.MagicCookieValue {
+		if debugRequested(args) {
+			return serveDebug(b, cfg)
+		}
 		return runDirect(b, args)
 	}
 
-	version := ProtocolVersion
-	if testhooks.ServeProtocolVersion != 0 {
-		version = testhooks.ServeProtocolVersion
-	}
-	srv := newServer(b, log, version)
-	parent := os.Getppid()
-
-	var grpcServer struct {
-		sync.Mutex
-		s *grpc.Server
-	}
-	served := make(chan struct{})
+	log := Logger()
+	srv := newServer(b, log, serveVersion())
 	// go-plugin prints its handshake line to os.Stdout and then replaces
 	// os.Stdout with a pipe of its own; hand it the real stdout, which the
 	// stdout guard set aside before any plugin code could print.
 	os.Stdout = stdoutguard.Stdout()
-	go func() {
-		defer close(served)
-		plugin.Serve(&plugin.ServeConfig{
-			HandshakeConfig:  wire.Handshake,
-			VersionedPlugins: wire.ServerPlugins(srv, version),
-			GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-				s := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(gracefulShutdown(srv)))...)
-				grpcServer.Lock()
-				grpcServer.s = s
-				grpcServer.Unlock()
-				return s
-			},
-			Logger: log,
-		})
-	}()
-
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	defer signal.Stop(term)
+	return startServing(srv, log, nil).waitAndStop(term)
+}
+
+// serveVersion is the backend protocol version the plugin offers.
+func serveVersion() int {
+	if testhooks.ServeProtocolVersion != 0 {
+		return testhooks.ServeProtocolVersion
+	}
+	return ProtocolVersion
+}
+
+// serving is a go-plugin server running in the background.
+type serving struct {
+	srv    *server
+	log    hclog.Logger
+	parent int
+	served chan struct{} // closed when go-plugin's Serve returned
+
+	mu   sync.Mutex
+	grpc *grpc.Server
+}
+
+// startServing runs go-plugin's Serve for srv. test is nil for the real
+// handshake with a host, and set for debug mode.
+func startServing(srv *server, log hclog.Logger, test *plugin.ServeTestConfig) *serving {
+	s := &serving{srv: srv, log: log, parent: os.Getppid(), served: make(chan struct{})}
+	go func() {
+		defer close(s.served)
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig:  wire.Handshake,
+			VersionedPlugins: wire.ServerPlugins(srv, srv.protocol),
+			GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+				g := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(gracefulShutdown(srv)))...)
+				s.mu.Lock()
+				s.grpc = g
+				s.mu.Unlock()
+				return g
+			},
+			Logger: log,
+			Test:   test,
+		})
+	}()
+	return s
+}
+
+// waitAndStop waits until the host stops the plugin, a signal arrives on
+// stop, or the host process dies; then it closes every session, stops the
+// gRPC server and returns the exit status.
+func (s *serving) waitAndStop(stop <-chan os.Signal) int {
 	// Once the host is gone, a log line to stderr hits a broken pipe, and
 	// Go would end the plugin with SIGPIPE before it closed its sessions.
 	// Handling SIGPIPE turns that into an EPIPE write error. (Notify, not
@@ -159,34 +185,44 @@ func serve(b Backend, args []string, opts ...ServeOption) int {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	orphaned := watchParent(ctx, parent, os.Getppid, parentPollInterval)
+	orphaned := watchParent(ctx, s.parent, os.Getppid, parentPollInterval)
 
 	var reason string
 	select {
-	case <-served:
+	case <-s.served:
 		reason = "the host stopped the plugin"
-	case <-term:
-		reason = "SIGTERM"
+	case sig := <-stop:
+		reason = signalName(sig)
 	case <-orphaned:
 		reason = "the host process is gone"
 	}
-	log.Info("plugin stopping", "reason", reason)
-	srv.shutdown(shutdownBudget)
+	s.log.Info("plugin stopping", "reason", reason)
+	s.srv.shutdown(shutdownBudget)
 
 	// Stopping the gRPC server closes go-plugin's listener, which removes
 	// the plugin's unix socket file.
-	grpcServer.Lock()
-	if grpcServer.s != nil {
-		grpcServer.s.Stop()
+	s.mu.Lock()
+	if s.grpc != nil {
+		s.grpc.Stop()
 	}
-	grpcServer.Unlock()
+	s.mu.Unlock()
 	select {
-	case <-served:
+	case <-s.served:
 	case <-time.After(time.Second):
 	}
 	removeSocketDir()
-	log.Info("plugin stopped")
+	s.log.Info("plugin stopped")
 	return 0
+}
+
+func signalName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case os.Interrupt:
+		return "SIGINT"
+	}
+	return sig.String()
 }
 
 // removeSocketDir removes the private socket directory the tthost host
@@ -286,6 +322,7 @@ func runDirect(b Backend, args []string) int {
 	name := filepath.Base(os.Args[0])
 	fmt.Fprintf(realStderr, "%s is a tthost backend plugin: tthost starts it and talks to it over gRPC, "+
 		"so on its own it does nothing. Run `%s --describe` to print the CLIs it serves as JSON, "+
-		"or install it for a town with `tthost plugin install`.\n", name, name)
+		"`%s --debug` to serve it for a host under a debugger, "+
+		"or install it for a town with `tthost plugin install`.\n", name, name, name)
 	return 1
 }

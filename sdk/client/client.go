@@ -107,6 +107,8 @@ type Plugin struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	attach *attachment // set for a plugin from Attach (debug mode)
 }
 
 // Launch starts the plugin binary, completes the handshake and calls
@@ -441,8 +443,17 @@ func (p *Plugin) exited() bool {
 // the plugin's process group, waits up to grace for the plugin to exit,
 // then SIGKILLs the group. When Stop returns nil, nothing of the group is
 // alive. It is safe to call more than once and concurrently.
+//
+// A plugin from Attach is not stopped: Stop closes the sessions this host
+// opened (immediately, within grace) and disconnects.
 func (p *Plugin) Stop(grace time.Duration) error {
-	p.stopOnce.Do(func() { p.stopErr = p.stop(grace) })
+	p.stopOnce.Do(func() {
+		if p.attach != nil {
+			p.stopErr = p.stopAttached(grace)
+			return
+		}
+		p.stopErr = p.stop(grace)
+	})
 	return p.stopErr
 }
 

@@ -52,6 +52,7 @@ func (p *Plugin) OpenSession(ctx context.Context, cfg sdk.SessionConfig) (*Sessi
 		out:    make(chan sdk.Event),
 		notify: make(chan struct{}, 1),
 	}
+	p.track(s)
 	go s.receive()
 	go s.deliver()
 	return s, nil
@@ -183,6 +184,7 @@ func (s *Session) push(ev sdk.Event) {
 }
 
 func (s *Session) finish() {
+	s.p.untrack(s)
 	s.mu.Lock()
 	s.finished = true
 	s.mu.Unlock()
