@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 )
@@ -26,57 +27,185 @@ const OneShot = "oneshot"
 
 // Candidate is a plugin binary found on disk.
 type Candidate struct {
-	// Name is the backend name taken from the file name.
+	// Name is the backend name: from the file name of a loose binary, from
+	// the lock file (which recorded its Describe) for an installed one.
 	Name string
 	// Path is the binary's absolute path.
 	Path string
-	// Checksum is the SHA-256 recorded in the directory's manifest; nil when
-	// the manifest has no entry (such a plugin is refused at launch).
+	// Checksum is the SHA-256 recorded in the directory's manifest or lock
+	// file; nil when neither has an entry (such a plugin is refused at
+	// launch).
 	Checksum []byte
 	// Dir is the directory it was found in.
 	Dir string
+	// Installed is the lock-file entry of a plugin installed with `tthost
+	// plugin install`; nil for a loose binary listed in the directory's
+	// checksum manifest (the built-in plugins).
+	Installed *LockEntry
 }
 
 // ErrNoChecksum is returned for a plugin binary that has no recorded
 // checksum: tthost runs only plugins whose SHA-256 it can verify.
 var ErrNoChecksum = errors.New("no checksum recorded")
 
-// Discover lists the plugin binaries in dirs. A name found in an earlier
-// directory wins over the same name in a later one, so the built-in
-// directory (first) cannot be shadowed by a plugin directory.
+// Listed is a plugin binary a plugin directory knows of, whether or not
+// discovery uses it: every installed version, and every loose binary or
+// manifest entry.
+type Listed struct {
+	Candidate
+	// Active is true for the one binary Discover returns under the name.
+	Active bool
+	// Note says why an entry is not active ("" when it is).
+	Note string
+}
+
+// Discover lists the plugins that serve under each name, searching dirs in
+// order:
+//
+//   - A name found in an earlier directory wins over the same name in a
+//     later one, so the built-in directory (first) cannot be shadowed by a
+//     plugin directory.
+//   - Within a directory, a plugin installed with `tthost plugin install`
+//     (recorded in plugins.lock.json) wins over a loose binary of the same
+//     name listed in tthost-plugins.sha256.
+//   - Of several installed versions of one plugin, the highest semantic
+//     version built for this OS and architecture is used. (Pinning another
+//     is `tthost plugin remove NAME@VERSION` of the newer ones.)
 func Discover(dirs ...string) ([]Candidate, error) {
-	seen := map[string]bool{}
+	all, err := List(dirs...)
+	if err != nil {
+		return nil, err
+	}
 	var out []Candidate
+	for _, l := range all {
+		if l.Active {
+			out = append(out, l.Candidate)
+		}
+	}
+	return out, nil
+}
+
+// List is what Discover sees, with the entries it does not use and why:
+// older installed versions, shadowed names, manifest entries whose file is
+// missing. It is sorted by name, active entry first.
+func List(dirs ...string) ([]Listed, error) {
+	winner := map[string]string{} // name -> where the active binary is
+	var out []Listed
 	for _, dir := range dirs {
 		if dir == "" {
 			continue
-		}
-		entries, err := os.ReadDir(dir)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read plugin directory %s: %w", dir, err)
-		}
-		sums, err := readChecksums(filepath.Join(dir, ChecksumFile))
-		if err != nil {
-			return nil, err
 		}
 		abs, err := filepath.Abs(dir)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range entries {
-			name, ok := strings.CutPrefix(e.Name(), BinaryPrefix)
-			if !ok || name == "" || e.IsDir() || strings.Contains(name, ".") || seen[name] {
-				continue
+		found, err := scanDir(abs)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range found {
+			if l.Active {
+				if where, ok := winner[l.Name]; ok {
+					l.Active = false
+					l.Note = "not used: " + where + " has the same name"
+				} else {
+					winner[l.Name] = l.Path
+				}
 			}
-			seen[name] = true
-			out = append(out, Candidate{Name: name, Path: filepath.Join(abs, e.Name()), Checksum: sums[e.Name()], Dir: abs})
+			out = append(out, l)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Active && !out[j].Active
+	})
 	return out, nil
+}
+
+// scanDir lists one directory's plugins: installed ones from its lock file
+// (the highest version for this platform active), then loose binaries
+// (listed, and active unless missing or an installed plugin has the name).
+func scanDir(dir string) ([]Listed, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read plugin directory %s: %w", dir, err)
+	}
+	lock, err := ReadLock(dir)
+	if err != nil {
+		return nil, err
+	}
+	sums, err := readChecksums(filepath.Join(dir, ChecksumFile))
+	if err != nil {
+		return nil, err
+	}
+	var out []Listed
+	best := map[string]int{} // name -> index in out of its best version here
+	for _, e := range lock.Plugins {
+		l := Listed{Candidate: Candidate{Name: e.Name, Path: filepath.Join(dir, e.Path), Checksum: e.Checksum(), Dir: dir, Installed: &e}}
+		if e.OS != runtime.GOOS || e.Arch != runtime.GOARCH {
+			l.Note = fmt.Sprintf("not used: built for %s/%s, this is %s/%s", e.OS, e.Arch, runtime.GOOS, runtime.GOARCH)
+			out = append(out, l)
+			continue
+		}
+		if i, ok := best[e.Name]; !ok || compareVersions(e.Version, out[i].Installed.Version) > 0 {
+			if ok {
+				out[i].Active = false
+			}
+			best[e.Name] = len(out)
+			l.Active = true
+		}
+		out = append(out, l)
+	}
+	for i := range out {
+		if !out[i].Active && out[i].Note == "" {
+			out[i].Note = "not used: version " + out[best[out[i].Name]].Installed.Version + " is installed too and is newer"
+		}
+	}
+	loose := map[string]bool{}
+	for _, e := range entries {
+		name, ok := looseName(e.Name())
+		if !ok || e.IsDir() {
+			continue
+		}
+		loose[e.Name()] = true
+		l := Listed{Candidate: Candidate{Name: name, Path: filepath.Join(dir, e.Name()), Checksum: sums[e.Name()], Dir: dir}, Active: true}
+		if _, ok := best[name]; ok {
+			l.Active = false
+			l.Note = "not used: a plugin of the same name is installed in " + dir
+		}
+		out = append(out, l)
+	}
+	for file, sum := range sums {
+		name, ok := looseName(file)
+		if !ok || loose[file] {
+			continue
+		}
+		out = append(out, Listed{Candidate: Candidate{Name: name, Path: filepath.Join(dir, file), Checksum: sum, Dir: dir},
+			Note: "missing: listed in " + ChecksumFile + " but there is no such file"})
+	}
+	return out, nil
+}
+
+// looseName is the backend name of a loose binary's file name
+// (tthost-backend-<name>, no dot, so "<binary>.sha256" and the like are
+// not binaries).
+func looseName(file string) (string, bool) {
+	name, ok := strings.CutPrefix(file, BinaryPrefix)
+	if !ok || name == "" || strings.Contains(name, ".") {
+		return "", false
+	}
+	return name, true
+}
+
+// ReadManifest reads dir's checksum manifest (tthost-plugins.sha256): file
+// name to SHA-256. A missing manifest is an empty one.
+func ReadManifest(dir string) (map[string][]byte, error) {
+	return readChecksums(filepath.Join(dir, ChecksumFile))
 }
 
 // readChecksums parses a sha256sum-format manifest. A missing manifest is

@@ -1,5 +1,9 @@
-// Package backend is the host's backend manager: it finds plugin binaries,
-// launches each backend once per host process (verifying its SHA-256 at
+// Package backend is the host's backend manager: it finds plugin binaries
+// (the built-in ones beside tthost, listed in tthost-plugins.sha256, and
+// those installed into the plugin directory, recorded in plugins.lock.json;
+// see Discover), installs, verifies and removes plugins (Install, Remove,
+// Candidate.VerifyChecksum), launches each backend once per host process
+// (verifying its SHA-256 and, for installed plugins, its permissions at
 // every launch), keeps it healthy (a crashed plugin is restarted with
 // backoff on next use), chooses the backend for an agent's CLI, and stops
 // every plugin with its whole process group when the host is done.
@@ -9,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -36,6 +41,11 @@ type Options struct {
 	DescribeTimeout time.Duration
 	// MaxBackoff caps the delay before relaunching a crashed plugin.
 	MaxBackoff time.Duration
+	// Reattach lists plugins an author runs by hand in debug mode (from
+	// sdk.ReattachEnv), by backend name or instance key ("<backend>@<cli>").
+	// The manager attaches to them instead of launching those backends,
+	// without checksum or TLS: a development aid only.
+	Reattach map[string]client.ReattachInfo
 }
 
 // Manager owns the plugin processes of one host process.
@@ -86,6 +96,16 @@ func New(opts Options) (*Manager, error) {
 	for _, c := range cands {
 		m.candidates[c.Name] = c
 		m.order = append(m.order, c.Name)
+	}
+	for key := range opts.Reattach {
+		// A plugin being debugged need not be installed: its name is enough.
+		name, _ := splitInstance(key)
+		if _, ok := m.candidates[name]; !ok {
+			m.candidates[name] = Candidate{Name: name, Path: name + " (debug mode)"}
+			m.order = append(m.order, name)
+		}
+		m.log.Warn("using a plugin in debug mode instead of launching it: its checksum is not verified and its connection has no TLS",
+			"backend", key, "pid", opts.Reattach[key].Pid, "env", sdk.ReattachEnv)
 	}
 	if _, ok := m.candidates[OneShot]; !ok {
 		return nil, fmt.Errorf("the built-in one-shot backend (%s%s) was not found in %v: build it with `make build`, which puts it next to tthost",
@@ -146,9 +166,18 @@ func (m *Manager) Plugin(ctx context.Context, key string) (*client.Plugin, error
 		case <-t.C:
 		}
 	}
+	if info, ok := m.reattachInfo(key); ok {
+		return m.attach(ctx, inst, name, info)
+	}
 	if inst.cand.Checksum == nil {
 		err := fmt.Errorf("plugin %s: %w in %s: refusing to run a plugin whose SHA-256 cannot be verified (rebuild with `make build`, or install it with `tthost plugin install`)",
-			inst.cand.Path, ErrNoChecksum, inst.cand.Dir+"/"+ChecksumFile)
+			inst.cand.Path, ErrNoChecksum, filepath.Join(inst.cand.Dir, ChecksumFile))
+		inst.lastErr = err
+		return nil, err
+	}
+	// Checked at every launch, not only at install: permissions change, and
+	// a checksum kept where others may write protects nothing.
+	if err := inst.cand.CheckSafe(); err != nil {
 		inst.lastErr = err
 		return nil, err
 	}
@@ -171,6 +200,13 @@ func (m *Manager) Plugin(ctx context.Context, key string) (*client.Plugin, error
 		inst.lastErr = err
 		return nil, err
 	}
+	m.started(inst, name, p)
+	m.log.Debug("plugin started", "backend", name, "pid", p.Pid(), "version", p.Description().Version)
+	return p, nil
+}
+
+// started records a running plugin of inst and watches it.
+func (m *Manager) started(inst *instance, name string, p *client.Plugin) {
 	desc := p.Description()
 	m.mu.Lock()
 	m.descs[name] = desc
@@ -178,10 +214,42 @@ func (m *Manager) Plugin(ctx context.Context, key string) (*client.Plugin, error
 	if desc.Name != name {
 		m.log.Warn("plugin describes itself under another name", "file", inst.cand.Path, "described_name", desc.Name)
 	}
-	m.log.Debug("plugin started", "backend", name, "pid", p.Pid(), "version", desc.Version)
 	inst.plugin = p
 	inst.launched = time.Now()
 	go m.watch(inst, p)
+}
+
+// reattachInfo finds the debug-mode entry for an instance key: the key
+// itself ("codex@codex-mini"), else its backend name.
+func (m *Manager) reattachInfo(key string) (client.ReattachInfo, bool) {
+	if info, ok := m.opts.Reattach[key]; ok {
+		return info, true
+	}
+	name, _ := splitInstance(key)
+	info, ok := m.opts.Reattach[name]
+	return info, ok
+}
+
+// attach connects an instance to a plugin running in debug mode. A plugin
+// that is gone is an error, never a silent launch of the installed one:
+// the author asked for the process under the debugger.
+func (m *Manager) attach(ctx context.Context, inst *instance, name string, info client.ReattachInfo) (*client.Plugin, error) {
+	p, err := client.Attach(ctx, info, client.Config{
+		Path:            inst.cand.Path,
+		Logger:          m.opts.Logger,
+		DescribeTimeout: m.opts.DescribeTimeout,
+		HostVersion:     m.opts.HostVersion,
+	})
+	if err != nil {
+		err = fmt.Errorf("backend %s: %w (start the plugin again with --debug and update %s, or unset it to run the installed plugin)",
+			name, err, sdk.ReattachEnv)
+		inst.crashes++
+		inst.nextStart = time.Now().Add(m.backoff(inst.crashes))
+		inst.lastErr = err
+		return nil, err
+	}
+	m.started(inst, name, p)
+	m.log.Info("attached to plugin in debug mode", "backend", name, "pid", p.Pid(), "version", p.Description().Version)
 	return p, nil
 }
 
