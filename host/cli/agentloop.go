@@ -14,6 +14,7 @@ import (
 	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/host/version"
 	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/client"
 )
 
 // AgentLoopOptions are agent-loop's arguments: exactly Tinytown's.
@@ -67,12 +68,20 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 	if err != nil {
 		return err
 	}
+	// Plugins an author runs under a debugger (`plugin --debug`).
+	var reattach map[string]client.ReattachInfo
+	if v := f.Getenv(sdk.ReattachEnv); v != "" {
+		if reattach, err = client.ParseReattach(v); err != nil {
+			return err
+		}
+	}
 	log := f.Logger("tthost")
 	mgr, err := backend.New(backend.Options{
 		Dirs:        dirs,
 		Logger:      log,
 		HostVersion: version.Version,
 		StopGrace:   time.Duration(cfg.TTHost.StopGraceSecs) * time.Second,
+		Reattach:    reattach,
 	})
 	if err != nil {
 		return err
