@@ -2,26 +2,296 @@ package cli
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/sdk/conformance"
 )
 
 // PluginConformanceOptions are `tthost plugin conformance`'s arguments.
 type PluginConformanceOptions struct {
 	F *Factory
+	// Plugin is an installed plugin's NAME or a PATH to a plugin binary.
+	Plugin string
+	// Command is the CLI command the backend drives ("" = the stand-in).
+	Command string
+	// CLI is the CLI name sessions are opened for ("" = the plugin's first).
+	CLI string
+	// Env ("K=V") is added to every session's environment.
+	Env []string
+	// Options ("k=v") are every session's backend options.
+	Options []string
+	// Timeout bounds each step of a check.
+	Timeout time.Duration
+	// LongPrompt, FailPrompt and Echo say how the CLI is made to run long,
+	// fail and answer (see conformance.Prompts).
+	LongPrompt string
+	FailPrompt string
+	Echo       string
+	// Checks limits the run to these checks.
+	Checks []string
+	JSON   bool
 }
 
-// NewCmdPluginConformance builds `tthost plugin conformance` (being written).
+// NewCmdPluginConformance builds `tthost plugin conformance`.
 func NewCmdPluginConformance(f *Factory, runF func(context.Context, *PluginConformanceOptions) error) *cobra.Command {
 	opts := &PluginConformanceOptions{F: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "conformance NAME|PATH",
 		Short: "Prove a backend plugin keeps the contract",
+		Long: `conformance runs the backend conformance suite against a plugin: an
+installed plugin by NAME (its recorded checksum is verified), or any plugin
+binary by PATH. Each check starts the plugin afresh, as the host would, and
+proves one part of the contract (docs/protocol.md); checks for a capability
+the plugin does not declare for the CLI are reported as not declared.
+
+The suite needs the CLI the backend drives to answer a prompt, to run a long
+turn and to fail a turn on demand. --command is that CLI's command; without
+it the suite uses a shell stand-in for backends that run a command per turn
+with the prompt on stdin (the one-shot backend): it sleeps when the prompt
+holds ` + conformance.MarkSleep + `, exits 3 when it holds ` + conformance.MarkFail + `, and
+echoes the prompt otherwise. For another CLI, say which prompts make it run
+long (--long-prompt) and fail (--fail-prompt), and what it answers (--echo:
+full, first-line or none).
+
+It prints a line per check, each failure with what was expected, what
+happened and which rule that breaks, and a summary; --json prints the report
+as one JSON object. It exits 1 when a check fails.
+
+Checks:
+` + conformanceCheckList(),
+		Example: `  tthost plugin conformance oneshot
+  tthost plugin conformance ./tthost-backend-mine --cli mine --command "mine-cli --stdio" \
+      --long-prompt "SLEEP 60" --fail-prompt "FAIL" --echo first-line
+  tthost plugin conformance codex --command "$(which codex) exec" --env CODEX_HOME=/tmp/h --check cancel_bound --json`,
+		Args: exactArgs(1, "a plugin NAME or PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return dispatch(cmd, opts, runF, func(context.Context, *PluginConformanceOptions) error {
-				return errors.New("not implemented yet")
-			})
+			opts.Plugin = args[0]
+			if _, err := conformanceAssignments("--env", opts.Env); err != nil {
+				return usageError{err}
+			}
+			if _, err := conformanceAssignments("--option", opts.Options); err != nil {
+				return usageError{err}
+			}
+			switch conformance.Echo(opts.Echo) {
+			case conformance.EchoDefault, conformance.EchoFull, conformance.EchoFirstLine, conformance.EchoNone:
+			default:
+				return usageError{fmt.Errorf("--echo %q: use full, first-line or none", opts.Echo)}
+			}
+			if opts.Timeout <= 0 {
+				return usageError{fmt.Errorf("--timeout must be positive, got %v", opts.Timeout)}
+			}
+			for _, c := range opts.Checks {
+				if !isConformanceCheck(c) {
+					return usageError{fmt.Errorf("--check %q is not a check; the checks are: %s", c, strings.Join(conformanceCheckNames(), ", "))}
+				}
+			}
+			return dispatch(cmd, opts, runF, pluginConformanceRun)
 		},
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Command, "command", "", "the CLI command the backend drives (default: the suite's shell stand-in)")
+	fl.StringVar(&opts.CLI, "cli", "", "the CLI name to open sessions for (default: the first the plugin declares)")
+	fl.StringArrayVar(&opts.Env, "env", nil, "add K=V to every session's environment (repeatable)")
+	fl.StringArrayVar(&opts.Options, "option", nil, "set backend option k=v for every session (repeatable)")
+	fl.DurationVar(&opts.Timeout, "timeout", conformance.DefaultOptions.Timeout, "how long any one step (a launch, a turn, a close) may take")
+	fl.StringVar(&opts.LongPrompt, "long-prompt", "", "a prompt whose turn runs until cancelled (default: "+conformance.MarkSleep+")")
+	fl.StringVar(&opts.FailPrompt, "fail-prompt", "", "a prompt whose turn fails (default: "+conformance.MarkFail+")")
+	fl.StringVar(&opts.Echo, "echo", "", "what the CLI answers to a prompt: full, first-line or none (default: full with the stand-in, else none)")
+	fl.StringSliceVar(&opts.Checks, "check", nil, "run only these checks (comma-separated or repeated)")
+	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func pluginConformanceRun(ctx context.Context, opts *PluginConformanceOptions) error {
+	path, sum, err := conformancePluginRef(opts.F, opts.Plugin)
+	if err != nil {
+		return err
+	}
+	env, _ := conformanceAssignments("--env", opts.Env)
+	options, _ := conformanceAssignments("--option", opts.Options)
+	target := conformance.Target{
+		Path:      path,
+		Checksum:  sum,
+		CLI:       opts.CLI,
+		Command:   opts.Command,
+		Env:       env,
+		Options:   options,
+		PluginEnv: opts.F.Env,
+		Prompts: conformance.Prompts{
+			Long: opts.LongPrompt,
+			Fail: opts.FailPrompt,
+			Echo: conformance.Echo(opts.Echo),
+		},
+	}
+	out := opts.F.IO.Out
+	copts := conformance.Options{Only: opts.Checks, Timeout: opts.Timeout}
+	if !opts.JSON {
+		copts.Started = func(p conformance.PluginInfo) { printConformanceHeader(out, p) }
+		copts.Progress = func(r conformance.Result) { printConformanceResult(out, r, opts.F.Verbose) }
+	}
+	report := conformance.Check(ctx, target, copts)
+	if opts.JSON {
+		if err := printJSON(out, report); err != nil {
+			return err
+		}
+	} else {
+		printConformanceSummary(out, report)
+	}
+	if err := ctx.Err(); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("interrupted: %w", err)}
+	}
+	if !report.OK() {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d checks failed: %s",
+			report.Summary.Failed, len(report.Results), strings.Join(report.Failed(), ", "))}
+	}
+	return nil
+}
+
+// conformancePluginRef turns NAME|PATH into a binary and its checksum: a
+// reference with a path separator is a file (hashed now), anything else
+// the name of a discovered plugin (its recorded checksum).
+func conformancePluginRef(f *Factory, ref string) (string, []byte, error) {
+	if strings.ContainsRune(ref, filepath.Separator) {
+		abs, err := filepath.Abs(ref)
+		if err != nil {
+			return "", nil, err
+		}
+		sum, err := conformance.FileSHA256(abs)
+		if err != nil {
+			return "", nil, fmt.Errorf("cannot read the plugin binary: %w", err)
+		}
+		return abs, sum, nil
+	}
+	dirs, err := f.PluginDirs()
+	if err != nil {
+		return "", nil, err
+	}
+	cands, err := backend.Discover(dirs...)
+	if err != nil {
+		return "", nil, err
+	}
+	var names []string
+	for _, c := range cands {
+		if c.Name == ref {
+			if len(c.Checksum) == 0 {
+				return "", nil, fmt.Errorf("plugin %q at %s: %w: reinstall it (`tthost plugin install`), or test the binary by its path",
+					ref, c.Path, backend.ErrNoChecksum)
+			}
+			return c.Path, c.Checksum, nil
+		}
+		names = append(names, c.Name)
+	}
+	found := "none"
+	if len(names) > 0 {
+		found = strings.Join(names, ", ")
+	}
+	return "", nil, fmt.Errorf("no plugin named %q in %s (found: %s); give a path (e.g. ./%s) to test a binary that is not installed",
+		ref, strings.Join(dirs, ", "), found, ref)
+}
+
+// conformanceAssignments turns ["K=V", ...] into a map.
+func conformanceAssignments(flag string, kvs []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s %q: want KEY=VALUE", flag, kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+var conformanceStatusLabels = map[conformance.Status]string{
+	conformance.StatusPass:        "ok",
+	conformance.StatusFail:        "FAIL",
+	conformance.StatusNotDeclared: "--",
+}
+
+func printConformanceHeader(w io.Writer, p conformance.PluginInfo) {
+	caps := strings.Join(p.Capabilities, ", ")
+	if caps == "" {
+		caps = "none"
+	}
+	fmt.Fprintf(w, "Conformance of %s\n", p.Path)
+	fmt.Fprintf(w, "%s %s (protocol %d), CLI %q (capabilities: %s)\n",
+		conformanceOrUnknown(p.Name), conformanceOrUnknown(p.Version), p.ProtocolVersion, p.CLI, caps)
+}
+
+// printConformanceResult prints a check's line, a failure's message and
+// the end of the plugin's log; verbose adds a pass's notes.
+func printConformanceResult(w io.Writer, r conformance.Result, verbose bool) {
+	fmt.Fprintf(w, "  %-4s  %-30s %8s\n", conformanceStatusLabels[r.Status], r.Name, r.Duration.Round(time.Millisecond))
+	switch {
+	case r.Status == conformance.StatusFail:
+		fmt.Fprintln(w, conformanceIndent(r.Message, "        "))
+		if r.Log != "" {
+			fmt.Fprintf(w, "        the plugin's log:\n%s\n", conformanceIndent(conformanceLastLines(r.Log, 10), "          "))
+		}
+	case r.Status == conformance.StatusNotDeclared:
+		fmt.Fprintf(w, "        not declared: %s\n", r.Message)
+	case verbose && r.Message != "":
+		fmt.Fprintln(w, conformanceIndent(r.Message, "        "))
+	}
+}
+
+func printConformanceSummary(w io.Writer, rep conformance.Report) {
+	fmt.Fprintf(w, "%d checks: %d passed, %d failed, %d not declared\n",
+		len(rep.Results), rep.Summary.Passed, rep.Summary.Failed, rep.Summary.NotDeclared)
+}
+
+func conformanceOrUnknown(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
+}
+
+func conformanceIndent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
+}
+
+func conformanceLastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func conformanceCheckNames() []string {
+	var names []string
+	for _, c := range conformance.Checks() {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+func isConformanceCheck(name string) bool {
+	for _, n := range conformanceCheckNames() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// conformanceCheckList is the help text's list of checks.
+func conformanceCheckList() string {
+	var b strings.Builder
+	for _, c := range conformance.Checks() {
+		when := ""
+		if c.Requires != "" {
+			when = fmt.Sprintf(" (when %q is declared)", c.Requires)
+		}
+		fmt.Fprintf(&b, "  %s%s\n%s\n", c.Name, when, wrap(c.Proves, 74, "      "))
+	}
+	return strings.TrimRight(b.String(), "\n")
 }
