@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tthost/tthost/host/config"
+	"github.com/tthost/tthost/host/town"
+	"github.com/tthost/tthost/sdk/sdktest"
+)
+
+// TestAnInstalledPluginServesAgents is the third-party path end to end: a
+// plugin built only against sdk/ (the echo test plugin, which declares
+// persistent sessions for CLI "echo") is installed with `tthost plugin
+// install`, serves an agent through `tthost agent-loop`, and is refused
+// once its installed binary is tampered with.
+func TestAnInstalledPluginServesAgents(t *testing.T) {
+	e := newEnv(t)
+	pluginDir := filepath.Join(e.dir, "plugins")
+	if err := os.Mkdir(pluginDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.extraEnv = append(e.extraEnv, "TTHOST_PLUGIN_DIR="+pluginDir)
+	e.cfg.Agent.Persistent = true
+	e.cfg.AgentCLIs["echo"] = config.AgentCLI{Name: "echo", Command: "cat"}
+	e.saveConfig()
+
+	echo := sdktest.Build(t, "github.com/tthost/tthost/sdk/internal/testplugins/echo", "plugins/tthost-backend-echo")
+	if p := e.tthost("", "plugin", "install", echo); p.wait(t, long) != 0 {
+		t.Fatalf("install failed:\n%s", p.out.String())
+	}
+
+	a, err := e.store.CreateAgent(e.ctx(), town.AgentSpec{Name: "echoer", CLI: "echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.send(a.ID, "HELLO_THROUGH_AN_INSTALLED_PLUGIN")
+	if code := e.agentLoop(a, 1).wait(t, long); code != 0 {
+		t.Fatalf("agent-loop exit %d", code)
+	}
+	ev := e.waitEvent(a.ID, long, "backend choice", func(ev *town.TownEvent) bool { return ev.Scope == "tthost.backend_selected" })
+	if !strings.Contains(ev.Message, "persistent session through the echo backend") {
+		t.Errorf("backend choice %q; want the installed echo plugin", ev.Message)
+	}
+	e.waitEvent(a.ID, long, "the turn completed by the plugin", func(ev *town.TownEvent) bool {
+		return ev.Type == town.EventAgentTurnCompleted && strings.Contains(ev.Message, "echoed")
+	})
+	if got := e.getAgent(a.ID); got.RoundsCompleted != 1 || got.State != town.StateStopped {
+		t.Errorf("rounds %d state %s; want 1, stopped", got.RoundsCompleted, got.State)
+	}
+
+	// Tamper with the installed binary: verify fails, and the next worker
+	// refuses the plugin and says so instead of running it.
+	bins, _ := filepath.Glob(filepath.Join(pluginDir, "echo", "*", "tthost-backend-echo_*"))
+	if len(bins) != 1 {
+		t.Fatalf("installed binaries %v; want one", bins)
+	}
+	f, err := os.OpenFile(bins[0], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.Write([]byte{0})
+	_ = f.Close()
+	if p := e.tthost("", "plugin", "verify"); p.wait(t, long) == 0 || !strings.Contains(p.out.String(), "MISMATCH") {
+		t.Errorf("verify after tampering did not fail:\n%s", p.out.String())
+	}
+	b, err := e.store.CreateAgent(e.ctx(), town.AgentSpec{Name: "second", CLI: "echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.send(b.ID, "AFTER_TAMPERING")
+	if code := e.agentLoop(b, 1).wait(t, long); code != 0 {
+		t.Fatalf("agent-loop exit %d", code)
+	}
+	ev = e.waitEvent(b.ID, long, "backend choice", func(ev *town.TownEvent) bool { return ev.Scope == "tthost.backend_selected" })
+	if !strings.Contains(ev.Message, "falling back to a one-shot") || !strings.Contains(strings.ToLower(ev.Message), "checksum") {
+		t.Errorf("backend choice after tampering %q; want a one-shot fallback naming the checksum", ev.Message)
+	}
+}

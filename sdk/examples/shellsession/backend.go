@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/tthost/tthost/sdk"
+)
+
+const (
+	// name is the backend's name: what `tthost plugin install` records and
+	// what `[agent_clis.sh] backend = "shellsession"` chooses.
+	name    = "shellsession"
+	version = "0.1.0"
+	// cliName is the one CLI this backend serves.
+	cliName = "sh"
+)
+
+// backend holds nothing of its own: every session owns its shell, and the
+// SDK closes every session before the plugin exits, so it needs no
+// sdk.Shutdowner.
+type backend struct{}
+
+// Describe answers at once and starts nothing: the host calls it after
+// every launch, with a short deadline.
+func (backend) Describe(context.Context) (sdk.Description, error) {
+	return sdk.Description{
+		Name:    name,
+		Version: version,
+		Summary: "keeps one POSIX shell per session and runs each turn's prompt in it (an example backend)",
+		CLIs: []sdk.CLI{{
+			Name:         cliName,
+			Capabilities: []sdk.Capability{sdk.CapPersistent, sdk.CapSteer, sdk.CapInterrupt},
+		}},
+	}, nil
+}
+
+// OpenSession refuses what it cannot serve with sdk.ErrInvalidConfig, the
+// error the host reports as a configuration problem, and otherwise returns
+// a session whose shell is running and has answered.
+func (backend) OpenSession(ctx context.Context, cfg sdk.SessionConfig, events sdk.EventSink) (sdk.Session, error) {
+	if cfg.CLIName != cliName {
+		return nil, fmt.Errorf("%w: this backend serves the CLI %q, not %q", sdk.ErrInvalidConfig, cliName, cfg.CLIName)
+	}
+	if strings.TrimSpace(cfg.Command) == "" {
+		return nil, fmt.Errorf("%w: the command for CLI %q is empty: configure the shell to run, e.g. command = \"sh\"",
+			sdk.ErrInvalidConfig, cfg.CLIName)
+	}
+	ready := sdk.SessionReady{}
+	if cfg.ResumeID != "" {
+		// Not declared, so a host should not ask; if one does, say what
+		// happened instead of pretending.
+		ready.ContextLostReason = "the shellsession backend cannot resume: a shell's state ends with its process"
+	}
+	return openSession(ctx, settings{
+		command: cfg.Command,
+		workdir: cfg.Workdir,
+		env:     environ(cfg.Env),
+		ready:   ready,
+	}, events)
+}
+
+// environ is the plugin's environment plus the session's. os/exec keeps
+// the last of duplicate keys, so the session's entries win.
+func environ(extra map[string]string) []string {
+	env := os.Environ()
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		env = append(env, k+"="+extra[k])
+	}
+	return env
+}
