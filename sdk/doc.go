@@ -1,31 +1,164 @@
 // Package sdk is the one package a tthost backend plugin imports.
 //
-// A backend drives one kind of coding CLI for the tthost host: it opens a
-// session per agent, runs turns, and reports what happens as events. The
-// host runs the backend as a separate plugin process and talks to it over
-// gRPC; the SDK hides all of that (go-plugin handshake, protocol versions,
-// TLS, logging, stdout protection, signals). A plugin's main is one call:
+// A backend drives one kind of coding CLI for tthost: it opens a session
+// per agent, runs the agent's turns in the CLI, and reports what happens as
+// events. tthost runs each backend as a plugin process of its own and talks
+// to it over gRPC (hashicorp/go-plugin); this package hides all of that
+// (handshake, protocol versions, TLS, logging, stdout protection, signals)
+// behind Go types. docs/plugin-authoring.md walks from an empty folder to
+// an installed plugin that passes the conformance suite;
+// docs/protocol.md is the contract.
+//
+// # The one-call main
+//
+// A plugin's main makes one call, which does not return:
 //
 //	func main() {
-//		sdk.Serve(mybackend.New())
+//		sdk.Serve(mybackend{})
 //	}
 //
-// A backend implements Backend (Describe and OpenSession) and returns a
-// Session per agent (Send and Close). Optional behaviour is declared as
-// capabilities per CLI in Describe; optional Go interfaces such as
-// Shutdowner are discovered by type assertion.
+// # A complete minimal backend
 //
-// Events are emitted through the EventSink passed to OpenSession. The SDK
-// numbers them, buffers them until the host subscribes, coalesces
-// assistant deltas, and streams them to the host in order. Every turn the
-// backend starts ends with exactly one TurnCompleted event, and every
-// session ends with one Exited event.
+// A backend implements Backend: Describe says who it is and which CLIs it
+// serves with which capabilities; OpenSession returns a Session for one
+// agent. A Session takes input through Send (a turn, an urgent message, a
+// cancel) and ends with Close. Everything else travels as events through
+// the EventSink that OpenSession receives.
 //
-// Errors returned from Send and OpenSession should wrap the sentinel errors
-// in this package (ErrTurnRunning, ErrInvalidConfig, ...); they arrive at
-// the host as the same sentinel.
+// This backend serves a CLI named "echo" and declares no capabilities: it
+// answers each turn with the prompt, without starting any process. It
+// keeps every rule below about sessions, turns and events; a backend around
+// a real CLI also writes each turn's transcript and owns processes.
 //
-// What Serve takes care of:
+//	type echoBackend struct{}
+//
+//	func (echoBackend) Describe(context.Context) (sdk.Description, error) {
+//		return sdk.Description{
+//			Name:    "echo",
+//			Version: "0.1.0",
+//			Summary: "answers every turn with its prompt",
+//			CLIs:    []sdk.CLI{{Name: "echo"}},
+//		}, nil
+//	}
+//
+//	func (echoBackend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events sdk.EventSink) (sdk.Session, error) {
+//		if cfg.CLIName != "echo" {
+//			return nil, fmt.Errorf("%w: this backend serves echo, not %q", sdk.ErrInvalidConfig, cfg.CLIName)
+//		}
+//		events.Emit(sdk.SessionReadyEvent(sdk.SessionReady{}))
+//		events.Emit(sdk.AwaitingInputEvent())
+//		return &echoSession{events: events}, nil
+//	}
+//
+//	type echoSession struct {
+//		events sdk.EventSink
+//		mu     sync.Mutex // orders Send and Close, and so the events
+//		turns  int
+//		closed bool
+//	}
+//
+//	func (s *echoSession) Send(_ context.Context, in sdk.Input) (sdk.Delivery, error) {
+//		s.mu.Lock()
+//		defer s.mu.Unlock()
+//		switch {
+//		case s.closed:
+//			return sdk.Delivery{}, fmt.Errorf("%w: the session is closed", sdk.ErrSessionNotFound)
+//		case in.Kind == sdk.InputCancel:
+//			return sdk.Delivery{}, fmt.Errorf("%w: cancel (interrupt is not declared)", sdk.ErrUnsupported)
+//		}
+//		s.turns++ // a turn, or urgent input: without steer, both start a turn
+//		id := fmt.Sprintf("t%d", s.turns)
+//		s.events.Emit(sdk.TurnStartedEvent(id))
+//		s.events.Emit(sdk.DeltaEvent(id, in.Text))
+//		s.events.Emit(sdk.TurnCompletedEvent(id, sdk.TurnCompleted{Status: sdk.StatusCompleted}))
+//		s.events.Emit(sdk.AwaitingInputEvent())
+//		return sdk.Delivery{Kind: sdk.DeliveryStarted, TurnID: id}, nil
+//	}
+//
+//	func (s *echoSession) Close(context.Context, sdk.CloseMode) error {
+//		s.mu.Lock()
+//		defer s.mu.Unlock()
+//		if !s.closed {
+//			s.closed = true
+//			s.events.Emit(sdk.ExitedEvent(sdk.ExitInfo{Reason: sdk.ExitClosed}))
+//		}
+//		return nil
+//	}
+//
+//	func main() {
+//		sdk.Serve(echoBackend{})
+//	}
+//
+// A backend that drives a real CLI does the same with a process: the
+// plugin-authoring guide builds one that runs a CLI per turn, and
+// sdk/examples/shellsession keeps one live process per session, with
+// steering and cancelling.
+//
+// # Sessions, turns and events
+//
+// One plugin process serves many sessions at once: OpenSession and every
+// Session method must be safe for concurrent use. OpenSession checks the
+// request and returns; what happens later is reported as events. The SDK
+// numbers each session's events, buffers them until the host subscribes,
+// coalesces assistant deltas (at most one per 100 ms or 4 KiB per turn) and
+// streams them in order. The rules, which the conformance suite checks:
+//
+//   - A session starts with SessionReady, then AwaitingInput.
+//   - Send returns the turn's id in its Delivery, and every event of the
+//     turn carries that id: TurnStarted first, then AssistantDelta,
+//     ToolCall, Approval, Usage and Error events, then exactly one
+//     TurnCompleted (completed, interrupted or failed), then AwaitingInput
+//     unless the session is closing.
+//   - A turn while another runs fails with ErrTurnRunning. Urgent input
+//     joins the running turn (DeliverySteered) when the CLI declares steer,
+//     and otherwise starts a turn when none runs.
+//   - A cancel (CLI declares interrupt) answers DeliveryCancelled, and the
+//     turn then ends interrupted; with no turn running it answers
+//     DeliveryNoTurn.
+//   - When the CLI's process dies on its own, the session emits a fatal
+//     Error, fails the running turn, then emits Exited: the host opens a
+//     new session and delivers the turn's messages again.
+//   - Exited is the last event. Close emits it (the SDK does if a backend
+//     forgets); when Close returns, every process the session started is
+//     gone.
+//   - Input.TranscriptPath, when set, is the file the turn's output is
+//     written to, as well as to the events.
+//
+// Emit never blocks for long, so it is safe to call under the session's own
+// lock, which is the simplest way to keep the order right.
+//
+// # Capabilities
+//
+// Each CLI in Describe lists its capabilities: CapPersistent (one live CLI
+// session across turns), CapSteer (urgent input joins a running turn),
+// CapInterrupt (a running turn can be cancelled), CapResume (SessionReady's
+// RuntimeSessionID can reopen the conversation after a restart),
+// CapApprovals and CapUsage. Declare only what the backend does: the host
+// never uses an undeclared capability, and a Send that needs one fails
+// with ErrUnsupported. A CLI named AnyCLI makes the backend a fallback for
+// every CLI. Optional Go behaviour is an optional interface, found by type
+// assertion: a Shutdowner is told when the plugin stops.
+//
+// # Errors
+//
+// Errors returned from OpenSession and Send wrap the sentinels in this
+// package, with detail: fmt.Errorf("%w: unknown CLI %q", ErrInvalidConfig,
+// name). They travel as gRPC status codes, and the host client maps them
+// back, so errors.Is(err, sdk.ErrTurnRunning) holds on the host.
+// OpenSession answers ErrInvalidConfig for a request it cannot serve (an
+// unknown CLI, an empty command). What goes wrong during a turn is not a
+// Send error: it is an Error event or a failed TurnCompleted.
+//
+// # Processes
+//
+// A backend owns the processes it starts and must leave none behind. Start
+// each CLI in a process group of its own and tag it with a ProcessTag:
+// children inherit the tag, so ProcessTag.Kill finds every process of a
+// session or turn, including those that moved to a session of their own.
+// The host kills anything that still carries its plugin's instance token
+// when a plugin dies, but a backend should not rely on it.
+//
+// # What Serve takes care of
 //
 //   - Logging: Logger returns a JSON logger on stderr, which the host
 //     forwards to its own log under the plugin's name; the level comes from
@@ -37,6 +170,44 @@
 //     host process dies, every open session is closed with CloseImmediate
 //     (within 5 s), a Shutdowner backend's Shutdown is called, and the
 //     process exits with status 0.
-//   - Running by hand: `plugin --describe` prints the Description as JSON;
-//     without arguments the binary explains what it is and exits 1.
+//
+// # Versioning
+//
+// ProtocolVersion is the contract's major version: the go-plugin protocol
+// version and the proto package (tthost.backend.v1). Within a major
+// version the contract only grows, announced by new capabilities and new
+// optional fields, so a plugin built with an older SDK keeps working with
+// a newer host. A new major version is served beside the old one, so one
+// plugin binary works with hosts on either side of the change; a plugin
+// and a host without a common version refuse each other with an error
+// naming both. Version is the SDK's own semantic version, reported in
+// Describe; Description.Version is the plugin's.
+//
+// # Testing
+//
+// Drive the backend in-process with sdktest.Recorder as the event sink,
+// and prove the built binary with the conformance suite, which runs it the
+// way the host does:
+//
+//	func TestConformance(t *testing.T) {
+//		bin := sdktest.Build(t, ".", "tthost-backend-mybackend")
+//		conformance.Run(t, conformance.Target{Path: bin, Command: "mycli --stdin"})
+//	}
+//
+// `tthost plugin conformance NAME|PATH --command "..."` runs the same
+// suite from the command line. sdktest.TrackProcesses proves a test left
+// no process behind.
+//
+// # Debugging
+//
+// Run by hand, a plugin binary explains itself. `plugin --describe` prints
+// its Description as JSON. `plugin --debug` (or TTHOST_PLUGIN_DEBUG=1)
+// serves it in debug mode, for a debugger:
+//
+//	dlv exec ./tthost-backend-mybackend -- --debug
+//
+// It prints TTHOST_REATTACH_PLUGINS='{...}' (see ReattachEnv); a host
+// started with that variable uses the running plugin instead of launching
+// one, so breakpoints in the backend are hit by a real agent's turns.
+// Debug mode has no TLS and no checksum: it is for development only.
 package sdk
