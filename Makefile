@@ -18,7 +18,7 @@ LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION)
 CODEX_VERSION := 0.169.0
 CODEX_DIR     := .tools/codex
 
-.PHONY: all build test vet fmt proto bench demo clean ensure-redis ensure-codex help
+.PHONY: all build test vet fmt proto bench demo clean ensure-redis ensure-codex conformance help
 
 all: build
 
@@ -26,6 +26,7 @@ help:
 	@echo "make build   build bin/tthost and the built-in backend plugins"
 	@echo "make demo    run a town on the embedded default with a sample agent, one task end to end"
 	@echo "make test    go vet + go test -race ./... (installs redis-server and codex when missing)"
+	@echo "make conformance  build, install and prove the example plugins with tthost plugin conformance"
 	@echo "make bench   run the benchmarks (numbers in docs/benchmarks.md)"
 	@echo "make proto   regenerate the committed protobuf code with pinned generators"
 
@@ -43,6 +44,32 @@ build:
 ## test: what CI runs. Real redis-server, real plugin processes.
 test: ensure-redis ensure-codex vet
 	$(GO) test -race -timeout 30m ./...
+	$(MAKE) --no-print-directory conformance
+
+## conformance: a plugin author's path with the real CLI. The tutorial plugin
+## (docs/tutorial, a module of its own) and the example backend are built,
+## installed into a private plugin directory with `tthost plugin install`,
+## verified, and proved with `tthost plugin conformance`, as are the built-in
+## backends (codex against its fake app-server).
+conformance: build
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	export TTHOST_PLUGIN_DIR="$$tmp/plugins"; mkdir -m 700 "$$TTHOST_PLUGIN_DIR"; \
+	tt() { echo "+ tthost $$*"; $(BIN)/tthost "$$@"; }; \
+	echo "+ docs/tutorial: go vet, go test -race (its own conformance.Run), go build"; \
+	(cd docs/tutorial && $(GO) vet ./... && $(GO) test -race -count=1 ./... && \
+		$(GO) build -o "$$tmp/src/tthost-backend-mycli" .); \
+	$(GO) build -o "$$tmp/src/tthost-backend-shellsession" ./sdk/examples/shellsession; \
+	$(GO) build -o "$$tmp/src/fake-codex-app-server" ./plugins/codex/internal/fakeappserver; \
+	tt plugin install "$$tmp/src/tthost-backend-mycli"; \
+	tt plugin install "$$tmp/src/tthost-backend-shellsession"; \
+	tt plugin list; \
+	tt plugin verify; \
+	tt plugin conformance mycli; \
+	tt plugin conformance shellsession --command "bash --norc --noprofile" \
+		--env BASH_ENV="$(CURDIR)/sdk/examples/shellsession/testdata/standin.bash"; \
+	tt plugin conformance oneshot; \
+	tt plugin conformance codex --command "$$tmp/src/fake-codex-app-server" \
+		--long-prompt SLEEP_MS=60000 --fail-prompt FAIL=1 --echo none
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
