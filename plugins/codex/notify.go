@@ -163,11 +163,14 @@ func (s *session) onTurnStarted(params json.RawMessage) error {
 	id := p.Turn.ID
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case id == "" || s.turnLocked(id) != nil:
+	switch t := s.turnLocked(id); {
+	case id == "":
+	case t != nil:
+		t.markActiveLocked()
 	case s.starting != nil && s.starting.id == "":
 		// turn/started overtook the answer to turn/start.
 		s.bindLocked(s.starting, id)
+		s.starting.markActiveLocked()
 	case s.running == nil && !s.closing:
 		thread := s.threadID
 		s.events.Emit(sdk.ErrorEvent("", "orphan_turn", fmt.Sprintf(

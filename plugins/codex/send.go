@@ -21,6 +21,20 @@ type turn struct {
 	baseline      tokenBreakdown      // the thread's usage when the turn started
 	files         map[string][]string // fileChange item id -> paths, from item/started
 	done          chan struct{}       // closed after TurnCompleted
+	// active is closed when codex's turn/started notification arrives.
+	// Codex answers turn/start before the turn can be steered or
+	// interrupted: until then both get "no active turn".
+	active     chan struct{}
+	activeSeen bool
+	retried    bool // a steer or interrupt was retried once it was active
+}
+
+// markActiveLocked records codex's turn/started for t.
+func (t *turn) markActiveLocked() {
+	if !t.activeSeen {
+		t.activeSeen = true
+		close(t.active)
+	}
 }
 
 // Send implements sdk.Session. It waits (bounded by ctx) for the app-server
@@ -80,7 +94,7 @@ func (s *session) Send(ctx context.Context, in sdk.Input) (sdk.Delivery, error) 
 // leaves nothing behind: the session stays idle and usable (defect D4).
 func (s *session) startTurn(ctx context.Context, in sdk.Input) (sdk.Delivery, error) {
 	tr, trErr := openTranscript(in.TranscriptPath)
-	t := &turn{transcript: tr, transcriptErr: trErr, files: map[string][]string{}, done: make(chan struct{})}
+	t := &turn{transcript: tr, transcriptErr: trErr, files: map[string][]string{}, done: make(chan struct{}), active: make(chan struct{})}
 	params := map[string]any{
 		"threadId":       s.threadID,
 		"input":          userInput(in.Text),
@@ -158,25 +172,84 @@ func (s *session) steer(ctx context.Context, t *turn, in sdk.Input) (sdk.Deliver
 		return sdk.Delivery{Kind: sdk.DeliverySteered, TurnID: t.id}, nil
 	}
 	if noActiveTurn(err) {
-		wait := time.NewTimer(s.cfg.requestTimeout)
-		defer wait.Stop()
-		select {
-		case <-t.done:
+		switch s.awaitActive(ctx, t) {
+		case turnBecameActive:
+			// The steer came before codex made the turn steerable.
+			return s.steer(ctx, t, in)
+		case turnEnded:
 			return s.startTurn(ctx, in)
-		case <-ctx.Done():
-		case <-wait.C:
-		case <-s.life.Done():
 		}
 	}
 	return sdk.Delivery{}, fmt.Errorf("codex %w", err)
 }
 
+// turnWait is what awaitActive saw.
+type turnWait int
+
+const (
+	turnWaitGaveUp turnWait = iota
+	turnBecameActive
+	turnEnded
+)
+
+// awaitActive is called when codex said t is not active. Either codex has
+// not yet made it active (no turn/started yet: wait for it), or the turn
+// just ended (its turn/completed is on its way). It waits, bounded by the
+// request timeout, for whichever happens.
+func (s *session) awaitActive(ctx context.Context, t *turn) turnWait {
+	wait := time.NewTimer(s.cfg.requestTimeout)
+	defer wait.Stop()
+	select {
+	case <-t.done:
+		return turnEnded
+	default:
+	}
+	select {
+	case <-t.done:
+		return turnEnded
+	case <-t.active:
+		select {
+		case <-t.done:
+			return turnEnded
+		default:
+		}
+		s.mu.Lock()
+		retry := s.running == t && !t.retried
+		t.retried = true
+		s.mu.Unlock()
+		if retry {
+			return turnBecameActive
+		}
+		// Active before, and still "no active turn": it is ending.
+		select {
+		case <-t.done:
+			return turnEnded
+		case <-ctx.Done():
+		case <-wait.C:
+		case <-s.life.Done():
+		}
+	case <-ctx.Done():
+	case <-wait.C:
+	case <-s.life.Done():
+	}
+	return turnWaitGaveUp
+}
+
 // interrupt asks codex to stop the turn; its TurnCompleted follows.
 func (s *session) interrupt(ctx context.Context, t *turn) (sdk.Delivery, error) {
 	_, err := s.rpc.call(ctx, "turn/interrupt", map[string]any{"threadId": s.threadID, "turnId": t.id}, nil)
-	// With no active turn, codex finished the turn as the interrupt came:
-	// its TurnCompleted follows all the same.
-	if err != nil && !noActiveTurn(err) {
+	if err != nil && noActiveTurn(err) {
+		switch s.awaitActive(ctx, t) {
+		case turnBecameActive:
+			// The cancel came before codex made the turn interruptible
+			// (codex answers turn/start first): send it again, now.
+			return s.interrupt(ctx, t)
+		case turnEnded:
+			// Codex finished the turn as the interrupt came.
+			err = nil
+		}
+	}
+	if err != nil {
 		return sdk.Delivery{}, fmt.Errorf("codex %w", err)
 	}
 	return sdk.Delivery{Kind: sdk.DeliveryCancelled, TurnID: t.id}, nil

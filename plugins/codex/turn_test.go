@@ -299,3 +299,42 @@ func TestACrashMidTurnFailsTheTurnAndEndsTheSession(t *testing.T) {
 		t.Errorf("Close after the crash: %v", err)
 	}
 }
+
+// Codex answers turn/start before the turn is active: a cancel sent in
+// between gets "no active turn to interrupt". The cancel must not be lost
+// (the turn would run to its end): it is sent again once turn/started
+// arrives. The fake's LATE_START makes that window certain.
+func TestACancelBeforeTheTurnIsActiveIsNotLost(t *testing.T) {
+	t.Parallel()
+	procs := sdktest.TrackProcesses(t)
+	s, rec, f := open(t, procs, openOpts{})
+	id := send(t, s, sdk.Input{Text: "LATE_START=1 SLEEP_MS=60000"}, sdk.DeliveryStarted)
+	if got := send(t, s, sdk.Input{Kind: sdk.InputCancel}, sdk.DeliveryCancelled); got != id {
+		t.Fatalf("cancelled %s, want %s", got, id)
+	}
+	if c, _ := rec.WaitCompleted(t, id); c.Status != sdk.StatusInterrupted {
+		t.Fatalf("turn = %+v, want interrupted", c)
+	}
+	if got := f.params(t, "turn/interrupt"); len(got) != 2 {
+		t.Errorf("turn/interrupt sent %d times, want twice (refused before turn/started, then sent again): %v", len(got), got)
+	}
+}
+
+// The same window for a steer: the urgent input joins the turn once it is
+// active, instead of waiting for the turn's end to start a new one.
+func TestASteerBeforeTheTurnIsActiveJoinsIt(t *testing.T) {
+	t.Parallel()
+	procs := sdktest.TrackProcesses(t)
+	s, rec, f := open(t, procs, openOpts{})
+	id := send(t, s, sdk.Input{Text: "LATE_START=1 SLEEP_MS=1500"}, sdk.DeliveryStarted)
+	if got := send(t, s, sdk.Input{Kind: sdk.InputUrgent, Text: "URGENT: early"}, sdk.DeliverySteered); got != id {
+		t.Fatalf("steered into %s, want %s", got, id)
+	}
+	c, _ := rec.WaitCompleted(t, id)
+	if out := sdktest.Output(rec.Events(), id); c.Status != sdk.StatusCompleted || out != "handled urgent turn" {
+		t.Fatalf("turn = %+v with output %q, want completed with the urgent input handled", c, out)
+	}
+	if n := len(f.params(t, "turn/start")); n != 1 {
+		t.Errorf("turn/start sent %d times, want once", n)
+	}
+}

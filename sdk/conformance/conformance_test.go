@@ -78,18 +78,11 @@ func TestExampleShellSessionBackend(t *testing.T) {
 
 // knownRealCodexDefects are checks the Codex backend fails against the
 // real codex because of a defect in the backend, not in the suite, with
-// the symptom their message shows. Remove an entry when the backend is
-// fixed; until then the check may pass or fail with that symptom only.
-//
-// cancel_bound: codex 0.169.0 answers turn/start before the turn is
-// interruptible, and a turn/interrupt sent before its turn/started
-// notification gets "no active turn to interrupt". The backend emits
-// TurnStarted on the answer and takes that error for "the turn just
-// ended" (plugins/codex/send.go, interrupt), so the cancel is lost and the
-// turn runs to its end.
-var knownRealCodexDefects = map[string]string{
-	"cancel_bound": "did not end within the cancel bound",
-}
+// the symptom their message shows. Add an entry only with the defect
+// filed; until it is fixed the check may pass or fail with that symptom
+// only. (cancel_bound was one: a cancel sent before codex's turn/started
+// was lost; plugins/codex now sends it again once the turn is active.)
+var knownRealCodexDefects = map[string]string{}
 
 // TestCodexBackendWithRealCodex: the Codex backend driving the real codex
 // CLI, offline against codextest's mock model. SLOW_STREAM makes a long

@@ -80,6 +80,11 @@
 //	                 refused with "no active turn to steer" while the turn's
 //	                 completion is still on its way, deterministically.
 //	REJECT=1         turn/start itself fails ("rejected by the fake").
+//	LATE_START=1     as codex does, the turn is answered before it is
+//	                 active: it becomes active (turn/started, then its
+//	                 work) only once the answer to the next request has been
+//	                 written, so a steer or interrupt sent right after
+//	                 turn/start gets "no active turn", deterministically.
 package main
 
 import (
@@ -139,6 +144,7 @@ type server struct {
 	nRequests   int
 	active      *fakeTurn
 	held        []*fakeTurn                     // LATE_COMPLETE turns whose turn/completed waits for the next answer
+	pending     *fakeTurn                       // a LATE_START turn, answered but not yet active
 	waiting     map[string]chan json.RawMessage // server request id -> its answer
 }
 
@@ -182,6 +188,9 @@ func (s *server) handle(line []byte) {
 	if s.ignore[m.Method] || m.ID == nil {
 		return // notifications (initialized) need nothing
 	}
+	s.mu.Lock()
+	pending := s.pending
+	s.mu.Unlock()
 	after, result, err := s.dispatch(m.Method, m.Params)
 	if err != nil {
 		s.write(map[string]any{"id": m.ID, "error": map[string]any{"code": -32600, "message": err.msg}})
@@ -190,6 +199,14 @@ func (s *server) handle(line []byte) {
 	}
 	if after != nil {
 		after()
+	}
+	if pending != nil {
+		s.mu.Lock()
+		s.pending = nil
+		s.active = pending
+		s.mu.Unlock()
+		s.write(map[string]any{"method": "turn/started", "params": map[string]any{"threadId": pending.threadID, "turn": turnObject(pending.id, "inProgress")}})
+		go s.work(pending)
 	}
 	s.mu.Lock()
 	held := s.held
@@ -294,6 +311,10 @@ func (s *server) startTurn(p map[string]any) (func(), any, *rpcErr) {
 	s.nTurns++
 	t := &fakeTurn{id: fmt.Sprintf("turn-%d", s.nTurns), threadID: threadID, interrupted: make(chan struct{})}
 	t.add(text)
+	if strings.Contains(text, "LATE_START=1") {
+		s.pending = t
+		return nil, map[string]any{"turn": turnObject(t.id, "inProgress")}, nil
+	}
 	s.active = t
 	return func() {
 		s.write(map[string]any{"method": "turn/started", "params": map[string]any{"threadId": threadID, "turn": turnObject(t.id, "inProgress")}})
