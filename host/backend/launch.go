@@ -2,10 +2,7 @@ package backend
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -60,16 +57,5 @@ func DescribeBinary(ctx context.Context, path string, checksum []byte, lo Launch
 	return desc, nil
 }
 
-// FileSHA256 hashes a file.
-func FileSHA256(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return h.Sum(nil), nil
-}
+// FileSHA256 hashes a file, as the host records and verifies it.
+var FileSHA256 = client.FileSHA256

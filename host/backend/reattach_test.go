@@ -15,8 +15,9 @@ import (
 )
 
 // startInDebugMode runs the echo test plugin by hand with --debug, as an
-// author would under a debugger, and returns its reattach entry.
-func startInDebugMode(t *testing.T) (client.ReattachInfo, *exec.Cmd) {
+// author would under a debugger, and returns its reattach entry, the
+// process, and a channel closed once the process has exited.
+func startInDebugMode(t *testing.T) (client.ReattachInfo, *exec.Cmd, <-chan struct{}) {
 	t.Helper()
 	bin := sdktest.Build(t, "github.com/tthost/tthost/sdk/internal/testplugins/echo", "plugins/tthost-backend-echo")
 	cmd := exec.Command(bin, "--debug")
@@ -63,11 +64,11 @@ func startInDebugMode(t *testing.T) (client.ReattachInfo, *exec.Cmd) {
 	if !ok {
 		t.Fatalf("no entry for echo in %q", l)
 	}
-	return info, cmd
+	return info, cmd, exited
 }
 
 func TestTheManagerAttachesToAPluginInDebugMode(t *testing.T) {
-	info, cmd := startInDebugMode(t)
+	info, cmd, _ := startInDebugMode(t)
 	// The echo plugin is not installed anywhere: the reattach entry alone
 	// makes it a backend.
 	m, err := New(Options{Dirs: []string{pluginDir(t, false)}, Reattach: map[string]client.ReattachInfo{"echo": info}})
@@ -114,9 +115,9 @@ func TestTheManagerAttachesToAPluginInDebugMode(t *testing.T) {
 }
 
 func TestAPluginInDebugModeThatIsGoneIsAnErrorNotALaunch(t *testing.T) {
-	info, cmd := startInDebugMode(t)
+	info, cmd, exited := startInDebugMode(t)
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	_ = cmd.Wait()
+	<-exited
 	m, err := New(Options{Dirs: []string{pluginDir(t, true)}, Reattach: map[string]client.ReattachInfo{"echo": info}})
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/sdk/client"
 	"github.com/tthost/tthost/sdk/conformance"
 )
 
@@ -163,7 +164,7 @@ func conformancePluginRef(f *Factory, ref string) (string, []byte, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		sum, err := conformance.FileSHA256(abs)
+		sum, err := client.FileSHA256(abs)
 		if err != nil {
 			return "", nil, fmt.Errorf("cannot read the plugin binary: %w", err)
 		}

@@ -204,15 +204,7 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 		return nil, p.abort(func(startFacts) (string, error) { return "start", err })
 	}
 
-	rpcClient, err := p.gp.Client()
-	if err == nil {
-		var raw any
-		if raw, err = rpcClient.Dispense(wire.PluginName); err == nil {
-			p.rpc = raw.(backendv1.BackendClient)
-			p.conn = rpcClient.(*plugin.GRPCClient).Conn
-		}
-	}
-	if err != nil {
+	if err := p.dispense(); err != nil {
 		return nil, p.abort(func(startFacts) (string, error) { return "handshake", err })
 	}
 
@@ -323,7 +315,7 @@ func checkBinary(path string) error {
 }
 
 func checksumMismatch(path string, want []byte) error {
-	got, err := fileSHA256(path)
+	got, err := FileSHA256(path)
 	if err != nil {
 		return fmt.Errorf("%w: refusing to run it: %v", ErrChecksumMismatch, err)
 	}
@@ -338,7 +330,24 @@ func newInstanceToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-func fileSHA256(path string) ([]byte, error) {
+// dispense connects to the backend service of a started go-plugin client.
+func (p *Plugin) dispense() error {
+	rpcClient, err := p.gp.Client()
+	if err != nil {
+		return err
+	}
+	raw, err := rpcClient.Dispense(wire.PluginName)
+	if err != nil {
+		return err
+	}
+	p.rpc = raw.(backendv1.BackendClient)
+	p.conn = rpcClient.(*plugin.GRPCClient).Conn
+	return nil
+}
+
+// FileSHA256 returns the SHA-256 of a file: the checksum the host records
+// for a plugin binary and verifies at every launch.
+func FileSHA256(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

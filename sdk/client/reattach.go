@@ -17,7 +17,6 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 
-	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/internal/convert"
 	"github.com/tthost/tthost/sdk/internal/wire"
@@ -135,15 +134,7 @@ func Attach(ctx context.Context, info ReattachInfo, cfg Config) (*Plugin, error)
 		SyncStdout:       newLineLogger(p.log, "stdout"),
 		SyncStderr:       newLineLogger(p.log, "stderr"),
 	})
-	rpcClient, err := p.gp.Client()
-	if err == nil {
-		var raw any
-		if raw, err = rpcClient.Dispense(wire.PluginName); err == nil {
-			p.rpc = raw.(backendv1.BackendClient)
-			p.conn = rpcClient.(*plugin.GRPCClient).Conn
-		}
-	}
-	if err != nil {
+	if err := p.dispense(); err != nil {
 		p.detach()
 		return nil, fail("handshake", err)
 	}

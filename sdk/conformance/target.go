@@ -1,12 +1,11 @@
 package conformance
 
 import (
-	"crypto/sha256"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/tthost/tthost/sdk/client"
 )
 
 // Markers the stand-in CLI (StandInCommand) reacts to. The suite puts them
@@ -118,7 +117,7 @@ func (t Target) withDefaults() (Target, error) {
 	}
 	t.Path = abs
 	if len(t.Checksum) == 0 {
-		if t.Checksum, err = FileSHA256(t.Path); err != nil {
+		if t.Checksum, err = client.FileSHA256(t.Path); err != nil {
 			return t, fmt.Errorf("checksum of the plugin binary: %w", err)
 		}
 	}
@@ -144,18 +143,4 @@ func (t Target) withDefaults() (Target, error) {
 		return t, fmt.Errorf("the long and the failing prompt are the same (%q)", t.Prompts.Long)
 	}
 	return t, nil
-}
-
-// FileSHA256 returns the SHA-256 of a file, as the host records it.
-func FileSHA256(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, err
-	}
-	return h.Sum(nil), nil
 }
