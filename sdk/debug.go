@@ -113,7 +113,7 @@ func serveDebug(b Backend, cfg serveConfig) int {
 	}
 
 	attach := make(chan *plugin.ReattachConfig, 1)
-	s := startServing(newServer(b, log, serveVersion()), log, &plugin.ServeTestConfig{ReattachConfigCh: attach})
+	s := startServing(newServer(b, log), log, &plugin.ServeTestConfig{ReattachConfigCh: attach})
 	var rc *plugin.ReattachConfig
 	select {
 	case rc = <-attach:

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
 	"github.com/tthost/tthost/sdk/internal/stdoutguard"
 	"github.com/tthost/tthost/sdk/internal/testhooks"
 	"github.com/tthost/tthost/sdk/internal/wire"
@@ -121,7 +122,7 @@ func serve(b Backend, args []string, opts ...ServeOption) int {
 	}
 
 	log := Logger()
-	srv := newServer(b, log, serveVersion())
+	srv := newServer(b, log)
 	// go-plugin prints its handshake line to os.Stdout and then replaces
 	// os.Stdout with a pipe of its own; hand it the real stdout, which the
 	// stdout guard set aside before any plugin code could print.
@@ -132,12 +133,13 @@ func serve(b Backend, args []string, opts ...ServeOption) int {
 	return startServing(srv, log, nil).waitAndStop(term)
 }
 
-// serveVersion is the backend protocol version the plugin offers.
-func serveVersion() int {
-	if testhooks.ServeProtocolVersion != 0 {
-		return testhooks.ServeProtocolVersion
+// serveVersions are the backend protocol versions the plugin offers:
+// every version the SDK supports.
+func serveVersions() []int {
+	if testhooks.ServeProtocolVersions != nil {
+		return testhooks.ServeProtocolVersions
 	}
-	return ProtocolVersion
+	return wire.Versions
 }
 
 // serving is a go-plugin server running in the background.
@@ -158,8 +160,10 @@ func startServing(srv *server, log hclog.Logger, test *plugin.ServeTestConfig) *
 	go func() {
 		defer close(s.served)
 		plugin.Serve(&plugin.ServeConfig{
-			HandshakeConfig:  wire.Handshake,
-			VersionedPlugins: wire.ServerPlugins(srv, srv.protocol),
+			HandshakeConfig: wire.Handshake,
+			VersionedPlugins: wire.ServerPlugins(func(v int) backendv1.BackendServer {
+				return versionedServer{server: srv, protocol: v}
+			}, serveVersions()),
 			GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 				g := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(gracefulShutdown(srv)))...)
 				s.mu.Lock()

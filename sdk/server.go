@@ -37,9 +37,8 @@ const (
 type server struct {
 	backendv1.UnimplementedBackendServer
 
-	backend  Backend
-	log      hclog.Logger
-	protocol int
+	backend Backend
+	log     hclog.Logger
 
 	mu          sync.Mutex
 	sessions    map[string]*openSession
@@ -65,18 +64,24 @@ type closeAttempt struct {
 	err  error
 }
 
-func newServer(b Backend, log hclog.Logger, protocol int) *server {
+func newServer(b Backend, log hclog.Logger) *server {
 	return &server{
 		backend:  b,
 		log:      log,
-		protocol: protocol,
 		sessions: map[string]*openSession{},
 		closed:   map[string]*eventLog{},
 	}
 }
 
-func (s *server) Describe(ctx context.Context, req *backendv1.DescribeRequest) (*backendv1.DescribeResponse, error) {
-	s.log.Debug("describe", "host_version", req.GetHostVersion())
+// versionedServer is the server as one protocol version serves it: all
+// versions share the sessions, and Describe reports the version in use.
+type versionedServer struct {
+	*server
+	protocol int
+}
+
+func (s versionedServer) Describe(ctx context.Context, req *backendv1.DescribeRequest) (*backendv1.DescribeResponse, error) {
+	s.log.Debug("describe", "host_version", req.GetHostVersion(), "protocol", s.protocol)
 	d, err := s.backend.Describe(ctx)
 	if err != nil {
 		return nil, toStatus(err)

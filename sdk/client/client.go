@@ -164,7 +164,7 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 	}
 	p.gp = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
-		VersionedPlugins: wire.ClientPlugins(),
+		VersionedPlugins: wire.ClientPlugins(hostVersions()),
 		Cmd:              p.cmd,
 		// go-plugin hashes into Hash without resetting it, so every launch
 		// needs a fresh one.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/tthost/tthost/sdk/internal/testhooks"
 	"github.com/tthost/tthost/sdk/internal/wire"
 )
 
@@ -153,13 +154,14 @@ func protocolMismatch(msg string) error {
 		ErrProtocolMismatch, pv, joinInts(host), advice)
 }
 
+// hostVersions are the backend protocol versions this host speaks,
+// ascending: every version the SDK supports.
 func hostVersions() []int {
-	var vs []int
-	for v := range wire.ClientPlugins() {
-		vs = append(vs, v)
+	vs := wire.Versions
+	if testhooks.ClientProtocolVersions != nil {
+		vs = testhooks.ClientProtocolVersions
 	}
-	slices.Sort(vs)
-	return vs
+	return slices.Sorted(slices.Values(vs))
 }
 
 func joinInts(vs []int) string {

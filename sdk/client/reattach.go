@@ -168,7 +168,7 @@ func checkReattach(info ReattachInfo) (plugin.PluginSet, error) {
 	if info.Protocol != "" && info.Protocol != string(plugin.ProtocolGRPC) {
 		return nil, fmt.Errorf("%w: protocol %q; tthost plugins speak grpc", ErrNotAttachable, info.Protocol)
 	}
-	set, ok := wire.ClientPlugins()[info.ProtocolVersion]
+	set, ok := wire.ClientPlugins(hostVersions())[info.ProtocolVersion]
 	if !ok {
 		return nil, protocolMismatch("Plugin version: " + strconv.Itoa(info.ProtocolVersion))
 	}

@@ -32,23 +32,29 @@ var Handshake = plugin.HandshakeConfig{
 // exit when the host could not (the host was killed).
 const SocketDirPrefix = "tthost-plugin-"
 
-// ServerPlugins is the plugin side's versioned set: v1 serves srv. version
-// overrides the key for tests that need a plugin speaking only a future
-// version; 0 means the real one.
-func ServerPlugins(srv backendv1.BackendServer, version int) map[int]plugin.PluginSet {
-	if version == 0 {
-		version = 1
+// Versions are the backend protocol versions this SDK and host speak.
+var Versions = []int{1}
+
+// ServerPlugins is the plugin side's versioned set: each version in
+// versions is served by impl(version). go-plugin offers them all in the
+// handshake, and the plugin serves the highest one the host also speaks.
+// (Every version is the v1 service today; tests serve it under a future
+// version number too.)
+func ServerPlugins(impl func(version int) backendv1.BackendServer, versions []int) map[int]plugin.PluginSet {
+	sets := map[int]plugin.PluginSet{}
+	for _, v := range versions {
+		sets[v] = plugin.PluginSet{PluginName: &BackendV1{Impl: impl(v)}}
 	}
-	return map[int]plugin.PluginSet{
-		version: {PluginName: &BackendV1{Impl: srv}},
-	}
+	return sets
 }
 
-// ClientPlugins is the host side's versioned set.
-func ClientPlugins() map[int]plugin.PluginSet {
-	return map[int]plugin.PluginSet{
-		1: {PluginName: &BackendV1{}},
+// ClientPlugins is the host side's versioned set, for versions.
+func ClientPlugins(versions []int) map[int]plugin.PluginSet {
+	sets := map[int]plugin.PluginSet{}
+	for _, v := range versions {
+		sets[v] = plugin.PluginSet{PluginName: &BackendV1{}}
 	}
+	return sets
 }
 
 // BackendV1 binds tthost.backend.v1 to go-plugin over gRPC only.

@@ -10,6 +10,6 @@ import (
 )
 
 func main() {
-	testhooks.ServeProtocolVersion = 2
+	testhooks.ServeProtocolVersions = []int{2}
 	sdk.Serve(echobackend.New())
 }
