@@ -1,13 +1,10 @@
 package backend
 
 import (
-	"bufio"
 	"context"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/client"
@@ -15,60 +12,24 @@ import (
 )
 
 // startInDebugMode runs the echo test plugin by hand with --debug, as an
-// author would under a debugger, and returns its reattach entry, the
-// process, and a channel closed once the process has exited.
-func startInDebugMode(t *testing.T) (client.ReattachInfo, *exec.Cmd, <-chan struct{}) {
+// author would under a debugger, and returns its reattach entry.
+func startInDebugMode(t *testing.T) (client.ReattachInfo, *sdktest.DebugPlugin) {
 	t.Helper()
 	bin := sdktest.Build(t, "github.com/tthost/tthost/sdk/internal/testplugins/echo", "plugins/tthost-backend-echo")
-	cmd := exec.Command(bin, "--debug")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		for sc.Scan() {
-		}
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
-	var l string
-	select {
-	case l = <-line:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the plugin in debug mode printed no reattach line within 30s")
-	}
-	value, ok := strings.CutPrefix(l, sdk.ReattachEnv+"=")
-	if !ok {
-		t.Fatalf("stdout line %q is not %s=...", l, sdk.ReattachEnv)
-	}
-	entries, err := client.ParseReattach(strings.Trim(value, "'"))
+	d := sdktest.StartDebugPlugin(t, bin)
+	entries, err := client.ParseReattach(d.Reattach)
 	if err != nil {
 		t.Fatal(err)
 	}
 	info, ok := entries["echo"]
 	if !ok {
-		t.Fatalf("no entry for echo in %q", l)
+		t.Fatalf("no entry for echo in %q", d.Reattach)
 	}
-	return info, cmd, exited
+	return info, d
 }
 
 func TestTheManagerAttachesToAPluginInDebugMode(t *testing.T) {
-	info, cmd, _ := startInDebugMode(t)
+	info, d := startInDebugMode(t)
 	// The echo plugin is not installed anywhere: the reattach entry alone
 	// makes it a backend.
 	m, err := New(Options{Dirs: []string{pluginDir(t, false)}, Reattach: map[string]client.ReattachInfo{"echo": info}})
@@ -84,14 +45,14 @@ func TestTheManagerAttachesToAPluginInDebugMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Pid() != cmd.Process.Pid {
-		t.Fatalf("the manager uses pid %d, not the plugin in debug mode (pid %d)", p.Pid(), cmd.Process.Pid)
+	if p.Pid() != d.Cmd.Process.Pid {
+		t.Fatalf("the manager uses pid %d, not the plugin in debug mode (pid %d)", p.Pid(), d.Cmd.Process.Pid)
 	}
 	s, err := p.OpenSession(ctx, sdk.SessionConfig{CLIName: "echo"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := s.Send(ctx, sdk.Input{Kind: sdk.InputTurn, Text: "hello"})
+	del, err := s.Send(ctx, sdk.Input{Kind: sdk.InputTurn, Text: "hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +62,7 @@ func TestTheManagerAttachesToAPluginInDebugMode(t *testing.T) {
 			rec.Emit(ev)
 		}
 	}()
-	rec.WaitOutput(t, d.TurnID, "hello")
+	rec.WaitOutput(t, del.TurnID, "hello")
 	if err := s.Close(ctx, sdk.CloseImmediate); err != nil {
 		t.Fatal(err)
 	}
@@ -109,15 +70,15 @@ func TestTheManagerAttachesToAPluginInDebugMode(t *testing.T) {
 		t.Fatalf("close: %v", err)
 	}
 	// Closing the host detaches: the author's process runs on.
-	if err := syscall.Kill(cmd.Process.Pid, 0); err != nil {
+	if err := syscall.Kill(d.Cmd.Process.Pid, 0); err != nil {
 		t.Errorf("the plugin in debug mode was stopped with the host: %v", err)
 	}
 }
 
 func TestAPluginInDebugModeThatIsGoneIsAnErrorNotALaunch(t *testing.T) {
-	info, cmd, exited := startInDebugMode(t)
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-exited
+	info, d := startInDebugMode(t)
+	_ = syscall.Kill(-d.Cmd.Process.Pid, syscall.SIGKILL)
+	<-d.Exited
 	m, err := New(Options{Dirs: []string{pluginDir(t, true)}, Reattach: map[string]client.ReattachInfo{"echo": info}})
 	if err != nil {
 		t.Fatal(err)

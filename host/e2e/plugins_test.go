@@ -8,6 +8,7 @@ import (
 
 	"github.com/tthost/tthost/host/config"
 	"github.com/tthost/tthost/host/town"
+	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
@@ -77,5 +78,44 @@ func TestAnInstalledPluginServesAgents(t *testing.T) {
 	ev = e.waitEvent(b.ID, long, "backend choice", func(ev *town.TownEvent) bool { return ev.Scope == "tthost.backend_selected" })
 	if !strings.Contains(ev.Message, "falling back to a one-shot") || !strings.Contains(strings.ToLower(ev.Message), "checksum") {
 		t.Errorf("backend choice after tampering %q; want a one-shot fallback naming the checksum", ev.Message)
+	}
+}
+
+// TestAWorkerAttachesToAPluginInDebugMode: an author runs a plugin by hand
+// with --debug (as under a debugger) and starts a worker with the line it
+// printed; the worker's turns go to that process, which is not installed
+// anywhere, and it keeps running when the worker ends.
+func TestAWorkerAttachesToAPluginInDebugMode(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Agent.Persistent = true
+	e.cfg.AgentCLIs["echo"] = config.AgentCLI{Name: "echo", Command: "cat"}
+	e.saveConfig()
+	echo := sdktest.Build(t, "github.com/tthost/tthost/sdk/internal/testplugins/echo", "plugins/tthost-backend-echo")
+	d := sdktest.StartDebugPlugin(t, echo, e.procs.Env())
+	e.extraEnv = append(e.extraEnv, sdk.ReattachEnv+"="+d.Reattach)
+
+	a, err := e.store.CreateAgent(e.ctx(), town.AgentSpec{Name: "debugged", CLI: "echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.send(a.ID, "HELLO_DEBUGGER")
+	p := e.agentLoop(a, 1)
+	if code := p.wait(t, long); code != 0 {
+		t.Fatalf("agent-loop exit %d", code)
+	}
+	ev := e.waitEvent(a.ID, long, "backend choice", func(ev *town.TownEvent) bool { return ev.Scope == "tthost.backend_selected" })
+	if !strings.Contains(ev.Message, "persistent session through the echo backend") {
+		t.Errorf("backend choice %q; want the echo plugin in debug mode", ev.Message)
+	}
+	if got := e.getAgent(a.ID); got.RoundsCompleted != 1 {
+		t.Errorf("rounds %d, want 1", got.RoundsCompleted)
+	}
+	if !strings.Contains(p.out.String(), "attached to plugin in debug mode") {
+		t.Errorf("the worker's log does not say it attached:\n%s", p.out.String())
+	}
+	select {
+	case <-d.Exited:
+		t.Error("the plugin in debug mode exited with the worker; it must keep running for the next one")
+	default:
 	}
 }
