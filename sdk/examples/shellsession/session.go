@@ -26,6 +26,12 @@ const (
 	// cancelGrace is how long a cancelled turn may take to end before the
 	// next, harder step.
 	cancelGrace = 2 * time.Second
+	// sigintRepeat: a SIGINT that lands between the shell's fork and the
+	// exec of a command is lost (the forked shell's handler takes it, and
+	// the shell runs its own trap only once the command ends), so a cancel
+	// repeats the signal this often until the turn ends or cancelGrace
+	// passes.
+	sigintRepeat = 100 * time.Millisecond
 	// summaryMax bounds TurnCompleted.Summary, the turn's last output line.
 	summaryMax = 200
 )
@@ -72,6 +78,7 @@ type turn struct {
 	chunks     int  // chunks written; the marker of the last one ends the turn
 	cancelled  bool // a cancel was answered DeliveryCancelled
 	escalate   *time.Timer
+	cancelAt   time.Time // when the cancel was asked for
 	transcript *os.File
 	lastLine   string
 }
@@ -200,18 +207,28 @@ func (s *session) cancelLocked(t *turn) {
 		sdk.Logger().Warn("cancel file", "error", err)
 	}
 	s.sh.signal(syscall.SIGINT)
-	t.escalate = time.AfterFunc(cancelGrace, func() { s.escalateCancel(t, 1) })
+	t.cancelAt = time.Now()
+	t.escalate = time.AfterFunc(sigintRepeat, func() { s.escalateCancel(t, 0) })
 }
 
-// escalateCancel runs when a cancelled turn has not ended in time: a
-// command ignores SIGINT (step 1: kill every process but the shell, whose
-// trap then ends the chunk), or the shell itself does not come back (step
-// 2: kill it; the session ends).
+// escalateCancel runs while a cancelled turn has not ended: step 0 sends
+// SIGINT again (see sigintRepeat) until cancelGrace has passed; then a
+// command that ignores SIGINT is the reason (step 1: kill every process
+// but the shell, whose trap then ends the chunk), or the shell itself does
+// not come back (step 2: kill it; the session ends).
 func (s *session) escalateCancel(t *turn, step int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.turn != t {
 		return // it ended
+	}
+	if step == 0 {
+		if time.Since(t.cancelAt) < cancelGrace {
+			s.sh.signal(syscall.SIGINT)
+			t.escalate = time.AfterFunc(sigintRepeat, func() { s.escalateCancel(t, 0) })
+			return
+		}
+		step = 1
 	}
 	if step == 1 {
 		sdk.Logger().Info("a cancelled turn did not end on SIGINT; killing the shell's commands", "turn", t.id)
