@@ -195,9 +195,7 @@ func (m *Manager) Plugin(ctx context.Context, key string) (*client.Plugin, error
 		HostVersion:     m.opts.HostVersion,
 	})
 	if err != nil {
-		inst.crashes++
-		inst.nextStart = time.Now().Add(m.backoff(inst.crashes))
-		inst.lastErr = err
+		m.failedLocked(inst, err)
 		return nil, err
 	}
 	m.started(inst, name, p)
@@ -243,9 +241,7 @@ func (m *Manager) attach(ctx context.Context, inst *instance, name string, info 
 	if err != nil {
 		err = fmt.Errorf("backend %s: %w (start the plugin again with --debug and update %s, or unset it to run the installed plugin)",
 			name, err, sdk.ReattachEnv)
-		inst.crashes++
-		inst.nextStart = time.Now().Add(m.backoff(inst.crashes))
-		inst.lastErr = err
+		m.failedLocked(inst, err)
 		return nil, err
 	}
 	m.started(inst, name, p)
@@ -273,10 +269,16 @@ func (m *Manager) watch(inst *instance, p *client.Plugin) {
 	if time.Since(inst.launched) > healthyRun {
 		inst.crashes = 0 // it ran well for a while: this crash starts a new count
 	}
+	m.failedLocked(inst, fmt.Errorf("plugin %s (pid %d) exited unexpectedly", inst.cand.Name, p.Pid()))
+	m.log.Error("plugin exited unexpectedly; it is relaunched on next use", "backend", inst.cand.Name, "pid", p.Pid())
+}
+
+// failedLocked records a failed launch or a crash of inst (whose lock is
+// held): the next launch waits for the backoff.
+func (m *Manager) failedLocked(inst *instance, err error) {
 	inst.crashes++
 	inst.nextStart = time.Now().Add(m.backoff(inst.crashes))
-	inst.lastErr = fmt.Errorf("plugin %s (pid %d) exited unexpectedly", inst.cand.Name, p.Pid())
-	m.log.Error("plugin exited unexpectedly; it is relaunched on next use", "backend", inst.cand.Name, "pid", p.Pid())
+	inst.lastErr = err
 }
 
 // healthyRun is how long a plugin must run for its earlier crashes to be

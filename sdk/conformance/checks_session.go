@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/sdktest"
 )
 
 const (
@@ -192,7 +193,7 @@ func checkIsolation(r *run) {
 			r.errorf(ruleOwnSession, "two sessions got the same id %q", l.s.sess.ID())
 		}
 		ids[l.s.sess.ID()] = true
-		out := output(l.evs, l.turnID)
+		out := sdktest.Output(l.evs, l.turnID)
 		transcript, err := os.ReadFile(l.transcript)
 		if err != nil {
 			r.errorf(ruleTranscript, "%s: no transcript at the turn's transcript_path %s: %v", l.s.name, l.transcript, err)

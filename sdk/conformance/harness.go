@@ -18,6 +18,7 @@ import (
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/client"
 	"github.com/tthost/tthost/sdk/internal/procscan"
+	"github.com/tthost/tthost/sdk/sdktest"
 )
 
 // MarkerEnv is the variable the suite sets on every plugin it starts, with
@@ -302,7 +303,7 @@ func (r *run) close(s *stream, mode sdk.CloseMode) time.Duration {
 // checkEcho compares a turn's output with its prompt as the target's echo
 // mode says.
 func (r *run) checkEcho(s *stream, evs []sdk.Event, turnID, prompt string) {
-	out := output(evs, turnID)
+	out := sdktest.Output(evs, turnID)
 	want := prompt
 	switch r.target.Prompts.Echo {
 	case EchoNone:

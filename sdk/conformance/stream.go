@@ -277,17 +277,6 @@ func ofTurn(evs []sdk.Event, turnID string) []sdk.Event {
 	return out
 }
 
-// output is the text of a turn's assistant deltas.
-func output(evs []sdk.Event, turnID string) string {
-	var b strings.Builder
-	for _, e := range evs {
-		if e.Kind == sdk.EventAssistantDelta && e.TurnID == turnID {
-			b.WriteString(e.Text)
-		}
-	}
-	return b.String()
-}
-
 // describeEvent is one line about an event, for messages.
 func describeEvent(e sdk.Event) string {
 	var b strings.Builder
