@@ -42,8 +42,8 @@ func TestLeaseOfADeadHolderIsTakenOver(t *testing.T) {
 	if err != nil {
 		t.Fatalf("takeover: %v", err)
 	}
-	if err := old.Refresh(f.ctx); !errors.Is(err, ErrLeaseHeld) {
-		t.Errorf("the old holder's refresh: %v; want ErrLeaseHeld", err)
+	if err := old.Refresh(f.ctx); !errors.Is(err, ErrFenced) {
+		t.Errorf("the old holder's refresh: %v; want ErrFenced", err)
 	}
 	if err := old.Release(f.ctx); err != nil {
 		t.Fatal(err)

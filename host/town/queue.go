@@ -184,6 +184,10 @@ type IntakeOptions struct {
 	UrgentOnly bool
 	// Max bounds how many messages one call moves; 0 moves all.
 	Max int
+	// MaxBytes bounds the bytes (message JSON) one call moves; 0 means no
+	// bound. The first message is always taken, however large, so an
+	// oversized one cannot block the queue: the caller dead-letters it.
+	MaxBytes int
 	// Full always reads the stop flag and the agent's state, even when no
 	// message waits. A caller that has just consumed the wake token with
 	// WaitWake needs it: the token may have announced a pause.
@@ -201,7 +205,8 @@ type IntakeResult struct {
 	State       AgentState // parsed like tt: unknown reads as starting
 	RawState    string     // the state field as stored ("" if missing)
 	Moved       []Entry    // urgent ones first (oldest first), then the inbox in order
-	// UrgentLeft and InboxLeft are what remains (Max reached, UrgentOnly).
+	// UrgentLeft and InboxLeft are what remains (Max or MaxBytes reached,
+	// UrgentOnly).
 	UrgentLeft int64
 	InboxLeft  int64
 	// BacklogLen is the town backlog's length, so an idle worker knows
@@ -213,69 +218,79 @@ type IntakeResult struct {
 // one atomic move into the in-flight list, so a crash at any point leaves
 // every message either where it was or in flight, never nowhere.
 //
-// KEYS: wake, stop, agent, urgent, inbox, inflight, backlog.
-// ARGV: urgentOnly ("1"), max (0 = all), full ("1": no fast path).
+// KEYS: lease, wake, stop, agent, urgent, inbox, inflight, backlog.
+// ARGV: fence token, urgentOnly ("1"), max (0 = all), full ("1": no fast
+// path), max bytes (0 = no bound).
 // It consumes the wake token first, so a message that arrives after the
 // script leaves a fresh token; it moves nothing when the stop flag exists,
-// the agent hash is missing, or the agent is paused.
+// the agent hash is missing, or the agent is paused. With a fence token it
+// moves nothing at all unless the lease still carries that token.
 //
 // An idle agent's safety poll takes the fast path: one EXISTS over the wake
 // token, the stop flag and both queues finds nothing, and the script returns
 // without reading the agent (exists = -1, state unread). That keeps an idle
 // agent at a few Redis commands per poll, script internals included.
-var intakeScript = redis.NewScript(`
-if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[4], KEYS[5]) == 0 then
-  return {0, -1, '', 0, 0, redis.call('LLEN', KEYS[7]), {}}
+var intakeScript = redis.NewScript(fenceCheck + `
+if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[5], KEYS[6]) == 0 then
+  return {0, -1, '', 0, 0, redis.call('LLEN', KEYS[8]), {}}
 end
-redis.call('DEL', KEYS[1])
-local stop = redis.call('EXISTS', KEYS[2])
-local exists = redis.call('EXISTS', KEYS[3])
-local state = redis.call('HGET', KEYS[3], 'state') or ''
+redis.call('DEL', KEYS[2])
+local stop = redis.call('EXISTS', KEYS[3])
+local exists = redis.call('EXISTS', KEYS[4])
+local state = redis.call('HGET', KEYS[4], 'state') or ''
 local moved = {}
 if stop == 0 and exists == 1 and state ~= 'paused' then
-  local max = tonumber(ARGV[2])
-  local function take(src, pop, tag)
+  local max, maxBytes, bytes = tonumber(ARGV[3]), tonumber(ARGV[5]), 0
+  local function take(src, pop, at, tag)
     while max == 0 or #moved < max do
+      if maxBytes > 0 and #moved > 0 then
+        local peek = redis.call('LINDEX', src, at)
+        if not peek then return end
+        if bytes + #peek > maxBytes then return end
+      end
       local m = redis.call(pop, src)
       if not m then return end
+      bytes = bytes + #m
       local e = tag .. m
-      redis.call('RPUSH', KEYS[6], e)
+      redis.call('RPUSH', KEYS[7], e)
       moved[#moved + 1] = e
     end
   end
-  take(KEYS[4], 'RPOP', 'u:')
-  if ARGV[1] ~= '1' then take(KEYS[5], 'LPOP', 'n:') end
+  take(KEYS[5], 'RPOP', -1, 'u:')
+  if ARGV[2] ~= '1' then take(KEYS[6], 'LPOP', 0, 'n:') end
 end
-return {stop, exists, state, redis.call('LLEN', KEYS[4]), redis.call('LLEN', KEYS[5]),
-  redis.call('LLEN', KEYS[7]), moved}
+return {stop, exists, state, redis.call('LLEN', KEYS[5]), redis.call('LLEN', KEYS[6]),
+  redis.call('LLEN', KEYS[8]), moved}
 `)
 
 // Intake moves the agent's waiting messages into its in-flight list in one
-// round trip: all urgent messages oldest first (tt LPUSHes urgent messages,
-// so reading from the other end fixes tt's LIFO order), then, unless
-// UrgentOnly, the whole inbox in order. Nothing moves while the stop flag is
-// set, the agent is paused, or its hash is missing. Intake consumes the wake
-// token: call it again before waiting whenever something was left behind.
+// round trip: urgent messages oldest first (tt LPUSHes urgent messages, so
+// reading from the other end fixes tt's LIFO order), then, unless
+// UrgentOnly, the inbox in order, up to Max messages and MaxBytes bytes.
+// Nothing moves while the stop flag is set, the agent is paused, or its
+// hash is missing. Intake consumes the wake token: call it again before
+// waiting whenever something was left behind. It is unfenced: a worker
+// holding the agent's lease uses Worker.Intake.
 func (s *Store) Intake(ctx context.Context, agent string, opts IntakeOptions) (IntakeResult, error) {
+	return s.intake(ctx, agent, "", opts)
+}
+
+func (s *Store) intake(ctx context.Context, agent, fence string, opts IntakeOptions) (IntakeResult, error) {
 	k := s.keys
 	urgentOnly := "0"
 	if opts.UrgentOnly {
 		urgentOnly = "1"
-	}
-	maxN := opts.Max
-	if maxN < 0 {
-		maxN = 0
 	}
 	full := "0"
 	if opts.Full {
 		full = "1"
 	}
 	v, err := intakeScript.Run(ctx, s.rdb,
-		[]string{k.Wake(agent), k.Stop(agent), k.Agent(agent), k.Urgent(agent), k.Inbox(agent),
+		[]string{k.Lease(agent), k.Wake(agent), k.Stop(agent), k.Agent(agent), k.Urgent(agent), k.Inbox(agent),
 			k.InFlight(agent), k.Backlog()},
-		urgentOnly, maxN, full).Slice()
+		fence, urgentOnly, max(opts.Max, 0), full, max(opts.MaxBytes, 0)).Slice()
 	if err != nil {
-		return IntakeResult{}, fmt.Errorf("intake for %s: %w", agent, err)
+		return IntakeResult{}, fenceErr("intake for "+agent, err)
 	}
 	if len(v) != 7 {
 		return IntakeResult{}, fmt.Errorf("intake for %s: unexpected reply %v", agent, v)
@@ -310,21 +325,31 @@ func (s *Store) InFlight(ctx context.Context, agent string) ([]Entry, error) {
 	return decodeEntries(l), nil
 }
 
+// ackScript removes in-flight elements, each once (LREM count 1).
+// KEYS: lease, inflight. ARGV: fence token, elements.
+var ackScript = redis.NewScript(fenceCheck + `
+for i = 2, #ARGV do redis.call('LREM', KEYS[2], 1, ARGV[i]) end
+return 0
+`)
+
 // Ack ends these messages' lives: their turn had an outcome. Each element is
-// removed once (LREM count 1), all in one transaction.
+// removed once (LREM count 1), atomically. Unfenced; see Worker.Ack.
 func (s *Store) Ack(ctx context.Context, agent string, entries ...Entry) error {
+	return s.ack(ctx, agent, "", entries)
+}
+
+func (s *Store) ack(ctx context.Context, agent, fence string, entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	key := s.keys.InFlight(agent)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, e := range entries {
-			p.LRem(ctx, key, 1, e.Stored)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("ack for %s: %w", agent, err)
+	args := make([]any, 0, len(entries)+1)
+	args = append(args, fence)
+	for _, e := range entries {
+		args = append(args, e.Stored)
+	}
+	err := ackScript.Run(ctx, s.rdb, []string{s.keys.Lease(agent), s.keys.InFlight(agent)}, args...).Err()
+	if err != nil && !isNil(err) {
+		return fenceErr("ack for "+agent, err)
 	}
 	return nil
 }
@@ -333,26 +358,26 @@ func (s *Store) Ack(ctx context.Context, agent string, entries ...Entry) error {
 // and in their original order: regular ones to the inbox front, urgent ones
 // to the urgent list's read end (the right). Elements no longer in flight
 // (already acked or requeued) are skipped, so a requeue never duplicates.
-// KEYS: inflight, inbox, urgent, wake. ARGV: stored elements in order.
-// The wake token's 3600 s TTL is wakeTTL.
-var requeueScript = redis.NewScript(`
+// KEYS: lease, inflight, inbox, urgent, wake. ARGV: fence token, stored
+// elements in order. The wake token's 3600 s TTL is wakeTTL.
+var requeueScript = redis.NewScript(fenceCheck + `
 local regular, urgent = {}, {}
-for i = 1, #ARGV do
+for i = 2, #ARGV do
   local e = ARGV[i]
-  if redis.call('LREM', KEYS[1], 1, e) == 1 then
+  if redis.call('LREM', KEYS[2], 1, e) == 1 then
     local tag = string.sub(e, 1, 2)
     if tag == 'u:' then urgent[#urgent + 1] = string.sub(e, 3)
     elseif tag == 'n:' then regular[#regular + 1] = string.sub(e, 3)
     else regular[#regular + 1] = e end
   end
 end
-for i = #regular, 1, -1 do redis.call('LPUSH', KEYS[2], regular[i]) end
-for i = #urgent, 1, -1 do redis.call('RPUSH', KEYS[3], urgent[i]) end
+for i = #regular, 1, -1 do redis.call('LPUSH', KEYS[3], regular[i]) end
+for i = #urgent, 1, -1 do redis.call('RPUSH', KEYS[4], urgent[i]) end
 local n = #regular + #urgent
 if n > 0 then
-  redis.call('LPUSH', KEYS[4], '1')
-  redis.call('LTRIM', KEYS[4], 0, 0)
-  redis.call('EXPIRE', KEYS[4], 3600)
+  redis.call('LPUSH', KEYS[5], '1')
+  redis.call('LTRIM', KEYS[5], 0, 0)
+  redis.call('EXPIRE', KEYS[5], 3600)
 end
 return n
 `)
@@ -363,20 +388,26 @@ return n
 // instead re-sends behind newer traffic and reverses urgent order (D10).
 // Messages that were never in Redis (a synthetic backlog query) must not be
 // passed: they have no in-flight element and would be skipped anyway.
-// It returns how many were requeued and signals the wake list.
+// It returns how many were requeued and signals the wake list. Unfenced;
+// see Worker.Requeue.
 func (s *Store) Requeue(ctx context.Context, agent string, entries ...Entry) (int, error) {
+	return s.requeue(ctx, agent, "", entries)
+}
+
+func (s *Store) requeue(ctx context.Context, agent, fence string, entries []Entry) (int, error) {
 	if len(entries) == 0 {
 		return 0, nil
 	}
 	k := s.keys
-	args := make([]any, len(entries))
-	for i, e := range entries {
-		args[i] = e.Stored
+	args := make([]any, 0, len(entries)+1)
+	args = append(args, fence)
+	for _, e := range entries {
+		args = append(args, e.Stored)
 	}
 	n, err := requeueScript.Run(ctx, s.rdb,
-		[]string{k.InFlight(agent), k.Inbox(agent), k.Urgent(agent), k.Wake(agent)}, args...).Int()
+		[]string{k.Lease(agent), k.InFlight(agent), k.Inbox(agent), k.Urgent(agent), k.Wake(agent)}, args...).Int()
 	if err != nil {
-		return 0, fmt.Errorf("requeue for %s: %w", agent, err)
+		return 0, fenceErr("requeue for "+agent, err)
 	}
 	return n, nil
 }
@@ -391,18 +422,23 @@ type DeadLetter struct {
 }
 
 // deadLetterScript moves one element from in-flight to the dead-letter list.
-// KEYS: inflight, deadletter. ARGV: element, record.
-var deadLetterScript = redis.NewScript(`
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
-redis.call('RPUSH', KEYS[2], ARGV[2])
+// KEYS: lease, inflight, deadletter. ARGV: fence token, element, record.
+var deadLetterScript = redis.NewScript(fenceCheck + `
+if redis.call('LREM', KEYS[2], 1, ARGV[2]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[3], ARGV[3])
 return 1
 `)
 
 // DeadLetter takes a message that cannot be handled (it does not parse, or
 // it failed too often) out of flight and records it with its raw bytes and
 // reason, atomically: a bad message is never dropped silently. It fails with
-// ErrNotInFlight when the element is no longer in flight.
+// ErrNotInFlight when the element is no longer in flight. Unfenced; see
+// Worker.DeadLetter.
 func (s *Store) DeadLetter(ctx context.Context, agent string, e Entry, reason string) error {
+	return s.deadLetter(ctx, agent, "", e, reason)
+}
+
+func (s *Store) deadLetter(ctx context.Context, agent, fence string, e Entry, reason string) error {
 	rec := make([]byte, 0, len(e.Raw)+len(reason)+96)
 	rec = append(rec, '{')
 	rec = appendStringField(rec, "raw", e.Raw)
@@ -411,9 +447,9 @@ func (s *Store) DeadLetter(ctx context.Context, agent string, e Entry, reason st
 	rec = appendStringField(rec, "at", FormatJSONTime(s.nowUTC()))
 	rec = append(rec, '}')
 	n, err := deadLetterScript.Run(ctx, s.rdb,
-		[]string{s.keys.InFlight(agent), s.keys.DeadLetter(agent)}, e.Stored, rec).Int()
+		[]string{s.keys.Lease(agent), s.keys.InFlight(agent), s.keys.DeadLetter(agent)}, fence, e.Stored, rec).Int()
 	if err != nil {
-		return fmt.Errorf("dead-letter for %s: %w", agent, err)
+		return fenceErr("dead-letter for "+agent, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("dead-letter for %s: %w", agent, ErrNotInFlight)

@@ -47,7 +47,8 @@ func (s *Store) nowUTC() time.Time { return s.now().UTC() }
 // falls back to EVAL (which caches it) on NOSCRIPT, so after the first use,
 // or after Preload, every call is one round trip.
 var scripts = []*redis.Script{hashUpdateScript, createHashScript, intakeScript, requeueScript,
-	deadLetterScript, completeScript, claimScript, removeScript}
+	deadLetterScript, ackScript, rerouteScript, leaseAcquireScript, leaseRefreshScript, leaseReleaseScript,
+	completeScript, claimScript, removeScript}
 
 // Preload loads every script into the server's script cache (SCRIPT LOAD),
 // so even the first Intake is a single EVALSHA. Optional: a flushed cache
