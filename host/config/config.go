@@ -101,6 +101,14 @@ type AgentCLI struct {
 	extra map[string]any
 }
 
+// DefaultMaxTurnBytes is max_turn_bytes's default (1 MiB) and
+// MaxTurnBytesLimit its ceiling: a turn's prompt must stay well under the
+// 16 MiB the plugin protocol's messages may carry (docs/protocol.md).
+const (
+	DefaultMaxTurnBytes = 1 << 20
+	MaxTurnBytesLimit   = 8 << 20
+)
+
 // TTHostConfig is tthost's own [tthost] section.
 type TTHostConfig struct {
 	// PluginDir is an extra directory to look for backend plugins in ("" = none).
@@ -113,6 +121,18 @@ type TTHostConfig struct {
 	HeartbeatSecs int `toml:"heartbeat_secs"`
 	// StopGraceSecs is how long a plugin or CLI gets to stop before SIGKILL.
 	StopGraceSecs int `toml:"stop_grace_secs"`
+	// RedisOutageSecs is how long a worker rides out an unreachable Redis,
+	// retrying with backoff and keeping its outcomes until they can be
+	// written, before it exits with an error.
+	RedisOutageSecs int `toml:"redis_outage_secs"`
+	// MaxTurnMessages and MaxTurnBytes bound what one turn takes from the
+	// queues; the rest waits, in order, for the next turns. A single
+	// message larger than MaxTurnBytes is dead-lettered.
+	MaxTurnMessages int `toml:"max_turn_messages"`
+	MaxTurnBytes    int `toml:"max_turn_bytes"`
+	// TurnPollMillis is how often a running turn polls the stop flag and
+	// the urgent list when Redis keyspace notifications are unavailable.
+	TurnPollMillis int `toml:"turn_poll_ms"`
 	// RedisServer says what to start for the town-private Redis:
 	// RedisServerAuto, RedisServerReal or RedisServerEmbedded.
 	RedisServer string `toml:"redis_server"`
@@ -157,10 +177,14 @@ func defaults() *Config {
 		},
 		Agent: AgentConfig{IdleTimeoutSecs: 300},
 		TTHost: TTHostConfig{
-			SafetyPollSecs: 5,
-			HeartbeatSecs:  60,
-			StopGraceSecs:  5,
-			RedisServer:    RedisServerAuto,
+			SafetyPollSecs:  5,
+			HeartbeatSecs:   60,
+			StopGraceSecs:   5,
+			RedisOutageSecs: 300,
+			MaxTurnMessages: 100,
+			MaxTurnBytes:    DefaultMaxTurnBytes,
+			TurnPollMillis:  250,
+			RedisServer:     RedisServerAuto,
 		},
 	}
 }

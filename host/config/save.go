@@ -124,6 +124,10 @@ func (c *Config) Encode() []byte {
 	w.kv("safety_poll_secs", int64(t.SafetyPollSecs))
 	w.kv("heartbeat_secs", int64(t.HeartbeatSecs))
 	w.kv("stop_grace_secs", int64(t.StopGraceSecs))
+	w.kv("redis_outage_secs", int64(t.RedisOutageSecs))
+	w.kv("max_turn_messages", int64(t.MaxTurnMessages))
+	w.kv("max_turn_bytes", int64(t.MaxTurnBytes))
+	w.kv("turn_poll_ms", int64(t.TurnPollMillis))
 	w.kv("redis_server", t.RedisServer)
 	w.scalars(t.extra, []string{"tthost"})
 	for _, name := range slices.Sorted(maps.Keys(t.Backends)) {
