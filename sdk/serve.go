@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
 	"github.com/tthost/tthost/sdk/internal/stdoutguard"
@@ -165,7 +166,15 @@ func startServing(srv *server, log hclog.Logger, test *plugin.ServeTestConfig) *
 				return versionedServer{server: srv, protocol: v}
 			}, serveVersions()),
 			GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-				g := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(gracefulShutdown(srv)))...)
+				g := grpc.NewServer(append(opts,
+					grpc.ChainUnaryInterceptor(gracefulShutdown(srv)),
+					grpc.MaxRecvMsgSize(wire.MaxMessageBytes),
+					grpc.MaxSendMsgSize(wire.MaxMessageBytes),
+					// Notice a host that stops answering (see wire.HostLostAfter).
+					grpc.KeepaliveParams(keepalive.ServerParameters{
+						Time: wire.KeepaliveTime, Timeout: wire.KeepaliveTimeout,
+					}),
+				)...)
 				s.mu.Lock()
 				s.grpc = g
 				s.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
+	"github.com/tthost/tthost/sdk/internal/wire"
 )
 
 const (
@@ -57,6 +58,11 @@ type openSession struct {
 	// closing is the running or successful Close (under server.mu): one
 	// caller runs the backend's Close, concurrent callers wait for it.
 	closing *closeAttempt
+	// subscribers counts the Events streams reading the session and lost
+	// runs when the last one broke with nobody reading since (under
+	// server.mu; see hostLost).
+	subscribers int
+	lost        *time.Timer
 }
 
 type closeAttempt struct {
@@ -146,6 +152,12 @@ func (s *server) Events(req *backendv1.EventsRequest, stream grpc.ServerStreamin
 	}
 	s.streamStarted()
 	defer s.streamEnded()
+	sess := s.lookup(req.GetSessionId())
+	broken := true // until the stream ends after Exited
+	if sess != nil {
+		s.subscribe(sess)
+		defer func() { s.unsubscribe(sess, broken) }()
+	}
 
 	ctx := stream.Context()
 	after := req.GetAfterSeq()
@@ -166,6 +178,7 @@ func (s *server) Events(req *backendv1.EventsRequest, stream grpc.ServerStreamin
 				// left the transport.
 				t := time.NewTimer(exitAckTimeout)
 				defer t.Stop()
+				broken = false
 				select {
 				case <-ctx.Done():
 				case <-t.C:
@@ -177,6 +190,7 @@ func (s *server) Events(req *backendv1.EventsRequest, stream grpc.ServerStreamin
 			continue
 		}
 		if done {
+			broken = false
 			return nil
 		}
 		select {
@@ -185,6 +199,58 @@ func (s *server) Events(req *backendv1.EventsRequest, stream grpc.ServerStreamin
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
+}
+
+// subscribe counts a reader of the session's events; a reader arriving in
+// time stops a pending hostLost.
+func (s *server) subscribe(sess *openSession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess.subscribers++
+	if sess.lost != nil {
+		sess.lost.Stop()
+		sess.lost = nil
+	}
+}
+
+// unsubscribe ends a reader. When the last reader's stream broke (the host
+// died, or stopped answering and the connection was dropped by keepalive)
+// and no new reader arrives within wire.ResubscribeGrace, hostLost runs.
+func (s *server) unsubscribe(sess *openSession, broken bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess.subscribers--
+	if !broken || sess.subscribers > 0 || sess.closing != nil || s.stopping || sess.lost != nil {
+		return
+	}
+	sess.lost = time.AfterFunc(wire.ResubscribeGrace, func() { s.hostLost(sess) })
+}
+
+// hostLost cancels the running turn of a session nobody reads any more: a
+// host that stopped answering may have lost its worker lease, and another
+// worker may be about to run the same messages; they must not run twice
+// at once. The session itself stays open for a host that comes back. A
+// backend that cannot cancel has the session closed instead.
+func (s *server) hostLost(sess *openSession) {
+	s.mu.Lock()
+	sess.lost = nil
+	gone := sess.subscribers > 0 || sess.closing != nil || s.stopping || s.sessions[sess.id] != sess
+	s.mu.Unlock()
+	if gone {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), defaultCloseTimeout)
+	defer cancel()
+	d, err := sess.impl.Send(ctx, Input{Kind: InputCancel})
+	if err == nil {
+		if d.Kind != DeliveryNoTurn {
+			s.log.Warn("the host stopped reading the session's events: cancelled its running turn", "session", sess.id)
+		}
+		return
+	}
+	s.log.Warn("the host stopped reading the session's events and the turn cannot be cancelled: closing the session",
+		"session", sess.id, "error", err)
+	_ = s.closeSession(ctx, sess, CloseImmediate)
 }
 
 func (s *server) CloseSession(ctx context.Context, req *backendv1.CloseSessionRequest) (*backendv1.CloseSessionResponse, error) {

@@ -171,6 +171,7 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 		SecureConfig:     &plugin.SecureConfig{Checksum: cfg.Checksum, Hash: sha256.New()},
 		AutoMTLS:         true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  wire.DialOptions(),
 		StartTimeout:     startTimeout,
 		// go-plugin names the plugin's forwarded log lines after the binary.
 		Logger:      cfg.Logger,
@@ -558,3 +559,9 @@ type remoteError struct {
 
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.sentinel }
+
+// HostLostAfter is how long after its host stops answering a plugin built
+// with this SDK cancels the host's running turns: a worker that takes an
+// agent over from a frozen one waits this long (plus the stop grace)
+// before it delivers the agent's in-flight messages again.
+const HostLostAfter = wire.HostLostAfter

@@ -130,6 +130,7 @@ func Attach(ctx context.Context, info ReattachInfo, cfg Config) (*Plugin, error)
 			ReattachFunc: func() (runner.AttachedRunner, error) { return attachedRunner{p}, nil },
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  wire.DialOptions(),
 		Logger:           cfg.Logger,
 		SyncStdout:       newLineLogger(p.log, "stdout"),
 		SyncStderr:       newLineLogger(p.log, "stderr"),

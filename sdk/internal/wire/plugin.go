@@ -7,6 +7,7 @@ package wire
 
 import (
 	"context"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -77,3 +78,34 @@ func (p *BackendV1) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.
 }
 
 var _ plugin.GRPCPlugin = (*BackendV1)(nil)
+
+// MaxMessageBytes is the largest gRPC message either side sends or accepts
+// (gRPC's default is 4 MiB). The host bounds a turn's intake far below it
+// ([tthost] max_turn_bytes, 1 MiB by default, at most 8 MiB), so a prompt
+// never reaches the limit; the limit is set on both sides so neither
+// relies on the other's default.
+const MaxMessageBytes = 16 << 20
+
+// Host liveness: the plugin pings an idle connection to its host every
+// KeepaliveTime and drops the connection when a ping is not answered within
+// KeepaliveTimeout (a host frozen by SIGSTOP, a wedged machine). A session
+// whose event stream is gone for ResubscribeGrace, with no new subscriber,
+// has its running turn cancelled, so a worker that lost its lease cannot
+// leave a turn running behind the worker that took the agent over.
+// HostLostAfter is the sum: how long after a host stops answering its
+// turns are cancelled (the CLI then gets the backend's stop grace).
+const (
+	KeepaliveTime    = time.Second
+	KeepaliveTimeout = 2 * time.Second
+	ResubscribeGrace = 2 * time.Second
+	HostLostAfter    = KeepaliveTime + KeepaliveTimeout + ResubscribeGrace
+)
+
+// DialOptions are the host's gRPC options for a plugin connection: the
+// message size limit of both directions.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(MaxMessageBytes),
+		grpc.MaxCallSendMsgSize(MaxMessageBytes),
+	)}
+}
