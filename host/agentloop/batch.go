@@ -2,6 +2,7 @@ package agentloop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/tthost/tthost/host/prompt"
@@ -90,8 +91,15 @@ func (l *Loop) classify(ctx context.Context, entries []town.Entry) *batch {
 		}
 	}
 	for _, e := range ordered {
-		if e.Msg == nil {
+		switch {
+		case e.Msg == nil:
 			l.deadLetter(ctx, e)
+			continue
+		case len(e.Raw) > l.cfg.TTHost.MaxTurnBytes:
+			l.tooLarge(ctx, e)
+			continue
+		case l.misaddressed(e.Msg):
+			l.redirect(ctx, e)
 			continue
 		}
 		b.entries = append(b.entries, e)
@@ -112,12 +120,62 @@ func (l *Loop) classify(ctx context.Context, entries []town.Entry) *batch {
 	return b
 }
 
+// tooLarge dead-letters a message larger than a whole turn may carry
+// (max_turn_bytes): it could never be delivered, and holding it would wedge
+// the queue behind it.
+func (l *Loop) tooLarge(ctx context.Context, e town.Entry) {
+	reason := fmt.Sprintf("message %s is %d bytes, larger than max_turn_bytes (%d): it cannot be delivered in a turn",
+		e.Msg.ID, len(e.Raw), l.cfg.TTHost.MaxTurnBytes)
+	if err := l.deadLetterAs(ctx, e, reason); err != nil {
+		l.log.Error("move an oversized message to the dead-letter list", "error", err)
+		return
+	}
+	msg := "Moved to the dead-letter list: " + reason
+	l.say("☠️ %s", msg)
+	l.activity(ctx, "☠️ "+prompt.Truncate(msg, 140))
+	l.emit(ctx, town.EventAgentRuntimeError, msg, detail{Kind: "message_too_large", Code: "message_too_large"})
+}
+
+// misaddressed reports a message in this agent's queues whose "to" names
+// another agent (a writer's mistake, or a message moved by hand).
+func (l *Loop) misaddressed(m *town.Message) bool {
+	to, err := town.ParseID(m.To)
+	return err == nil && to != l.id
+}
+
+// redirect hands a misaddressed message to its recipient's inbox, or
+// dead-letters it when the recipient does not exist; either way with an
+// event, never silently.
+func (l *Loop) redirect(ctx context.Context, e town.Entry) {
+	err := l.reroute(ctx, e)
+	if errors.Is(err, town.ErrAgentNotFound) {
+		reason := fmt.Sprintf("message %s is addressed to agent %s, which does not exist", e.Msg.ID, e.Msg.To)
+		if err := l.deadLetterAs(ctx, e, reason); err != nil {
+			l.log.Error("move a misaddressed message to the dead-letter list", "error", err)
+			return
+		}
+		msg := "Moved to the dead-letter list: " + reason
+		l.say("☠️ %s", msg)
+		l.activity(ctx, "☠️ "+prompt.Truncate(msg, 140))
+		l.emit(ctx, town.EventAgentRuntimeError, msg, detail{Kind: "dead_letter", Code: "misaddressed"})
+		return
+	}
+	if err != nil {
+		l.log.Error("re-route a misaddressed message", "error", err)
+		return
+	}
+	msg := fmt.Sprintf("Message %s was addressed to agent %s: re-routed to its inbox", e.Msg.ID, e.Msg.To)
+	l.say("↪️ %s", msg)
+	l.activity(ctx, "↪️ "+prompt.Truncate(msg, 140))
+	l.emit(ctx, town.EventAgentStateChanged, msg, detail{Kind: "message_rerouted", Code: e.Msg.To})
+}
+
 func (l *Loop) deadLetter(ctx context.Context, e town.Entry) {
 	reason := "unparseable message"
 	if e.ParseErr != nil {
 		reason = e.ParseErr.Error()
 	}
-	if err := l.store.DeadLetter(ctx, l.id, e, reason); err != nil {
+	if err := l.deadLetterAs(ctx, e, reason); err != nil {
 		l.log.Error("move a bad message to the dead-letter list", "error", err)
 		return
 	}
@@ -163,7 +221,7 @@ func (l *Loop) autoHandled(ctx context.Context, b *batch, backlogTotal int) {
 	l.activity(ctx, line)
 	l.emit(ctx, town.EventAgentStateChanged, fmt.Sprintf("Handled %d informational message(s) and %d confirmation(s) without a turn; idle",
 		len(b.informational), b.confirmCount), detail{Kind: "auto_handled"})
-	if err := l.store.Ack(ctx, l.id, b.entries...); err != nil {
+	if err := l.ack(ctx, b.entries...); err != nil {
 		l.log.Error("acknowledge auto-handled messages", "error", err)
 	}
 	if err := l.becomeIdle(ctx); err != nil {

@@ -3,6 +3,7 @@ package agentloop
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/tthost/tthost/host/town"
 )
@@ -43,7 +44,15 @@ func (l *Loop) watchControl(ctx context.Context, steer bool) *control {
 				c.C <- sig
 				return
 			}
-			_, _ = l.store.WaitWake(wctx, l.id, l.pollInterval())
+			if _, err := l.store.WaitWake(wctx, l.id, l.turnPoll()); err != nil && wctx.Err() == nil {
+				// Redis answered with an error (not an outage: the
+				// client rides those out); do not spin on it.
+				l.log.Warn("wait for a wake signal during a turn", "error", err)
+				select {
+				case <-wctx.Done():
+				case <-time.After(l.turnPoll()):
+				}
+			}
 		}
 	}()
 	return c
@@ -67,7 +76,7 @@ func (l *Loop) check(ctx context.Context, c *control, steer bool) string {
 		}
 		return ""
 	}
-	res, err := l.store.Intake(ctx, l.id, town.IntakeOptions{UrgentOnly: true, Full: true})
+	res, err := l.intake(ctx, town.IntakeOptions{UrgentOnly: true, Full: true})
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
@@ -87,7 +96,7 @@ func (l *Loop) check(ctx context.Context, c *control, steer bool) string {
 	case <-ctx.Done():
 		// The turn ended before the loop took them: they go back to the
 		// front of the urgent list for the next turn.
-		if _, err := l.store.Requeue(context.WithoutCancel(ctx), l.id, res.Moved...); err != nil {
+		if _, err := l.requeue(context.WithoutCancel(ctx), res.Moved...); err != nil {
 			l.log.Error("re-queue urgent messages", "error", err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tthost/tthost/host/town"
+	"github.com/tthost/tthost/sdk/client"
 )
 
 // acquireLease makes this process the agent's only worker. A holder on
@@ -25,6 +26,7 @@ func (l *Loop) acquireLease(ctx context.Context) error {
 		return fmt.Errorf("agent %s (%s): %w", l.name, l.id, err)
 	}
 	l.lease = lease
+	l.worker = lease.Worker()
 	return nil
 }
 
@@ -40,4 +42,51 @@ func workerAlive(pid int, agentID string) bool {
 	}
 	cmd := string(b)
 	return strings.Contains(cmd, "agent-loop") && strings.Contains(cmd, agentID)
+}
+
+// deadHolderFence is how long a worker waits before re-delivering what a
+// dead worker on this host left in flight: that worker's plugins get its
+// parent-death signal at once and stop their CLIs' process groups
+// (SIGTERM, then SIGKILL after the stop grace).
+const deadHolderFence = time.Second
+
+// fenceWait is how long to wait before delivering the in-flight messages
+// of the previous worker again, so that its turn has surely ended: no two
+// runs of one message overlap. A holder that released the lease left
+// nothing running. A dead one on this host is waited for briefly. One that
+// may be alive (its lease expired: another host, or a frozen process) had
+// its turns cancelled by its plugins client.HostLostAfter after it stopped
+// answering, at most one heartbeat after its last refresh, and its CLI
+// gets the stop grace; the lease's TTL has already passed since that
+// refresh.
+func (l *Loop) fenceWait() (time.Duration, string) {
+	prev := l.lease.Previous
+	if prev == nil {
+		return 0, ""
+	}
+	host, _ := os.Hostname()
+	if l.lease.TookOver || (prev.Host == host && !workerAlive(prev.PID, l.id)) {
+		return deadHolderFence, fmt.Sprintf("the previous worker (pid %d) died", prev.PID)
+	}
+	hb := time.Duration(l.cfg.TTHost.HeartbeatSecs) * time.Second
+	grace := time.Duration(l.cfg.TTHost.StopGraceSecs) * time.Second
+	d := max(hb+client.HostLostAfter+grace+time.Second-l.lease.TTL(), 0)
+	return d, fmt.Sprintf("the previous worker (pid %d on %s) let its lease expire and may still be running their turn", prev.PID, prev.Host)
+}
+
+// awaitFence waits fenceWait before in-flight messages are delivered again.
+func (l *Loop) awaitFence(ctx context.Context) error {
+	d, why := l.fenceWait()
+	if d <= 0 {
+		return nil
+	}
+	l.say("⏳ %s: waiting %s for its plugins to end that turn before delivering %d message(s) again", why, d.Round(time.Millisecond), len(l.recovered))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

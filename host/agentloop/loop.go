@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -103,10 +104,13 @@ type Loop struct {
 	lastBeat    time.Time
 	agent       *town.Agent // the record read at start-up (nil when missing)
 	lease       *town.Lease
-	offered     map[string]bool // backlog tasks already offered to the agent
-	recovered   []town.Entry    // in flight at start-up: delivered first
-	backlogLen  int64           // backlog length seen at the last snapshot
-	backlogSeen int64           // backlog length reported by the last intake
+	worker      *town.Worker       // the lease's fenced message moves
+	leaseLost   atomic.Bool        // another worker took the agent over
+	outages     chan time.Duration // Redis outages to record (RedisUp)
+	offered     map[string]bool    // backlog tasks already offered to the agent
+	recovered   []town.Entry       // in flight at start-up: delivered first
+	backlogLen  int64              // backlog length seen at the last snapshot
+	backlogSeen int64              // backlog length reported by the last intake
 }
 
 // ErrStopped is returned by Run when the loop ended because of a stop
@@ -138,7 +142,7 @@ func New(opts Options) (*Loop, error) {
 	}
 	return &Loop{
 		opts: opts, store: opts.Store, cfg: opts.Config, log: opts.Logger.Named("agentloop"),
-		id: id, name: opts.Name, offered: map[string]bool{},
+		id: id, name: opts.Name, offered: map[string]bool{}, outages: make(chan time.Duration, 1),
 	}, nil
 }
 
@@ -164,6 +168,9 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 		return err
 	}
 	err = l.serve(ctx)
+	if l.leaseLost.Load() {
+		return fmt.Errorf("agent %s (%s): %w; this worker stopped", l.name, l.id, errLeaseLost)
+	}
 	if errors.Is(err, ErrStopped) || (err != nil && ctx.Err() != nil) {
 		return nil
 	}
@@ -228,6 +235,9 @@ func (l *Loop) start(ctx context.Context) error {
 	if n := len(l.recovered); n > 0 {
 		l.say("↩️ %d message(s) were in flight when the previous worker stopped: delivering them again", n)
 		l.activity(ctx, fmt.Sprintf("↩️ Re-delivering %d in-flight message(s) from an interrupted run", n))
+		if err := l.awaitFence(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -238,6 +248,10 @@ func (l *Loop) serve(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if l.leaseLost.Load() {
+			return errLeaseLost
+		}
+		l.recordOutages(ctx)
 		if l.running != nil {
 			if err := l.finishTurn(ctx); err != nil {
 				return err
@@ -248,8 +262,11 @@ func (l *Loop) serve(ctx context.Context) error {
 			l.say("📍 Reached the round limit (%d)", l.opts.MaxRounds)
 			return nil
 		}
-		res, err := l.store.Intake(ctx, l.id, town.IntakeOptions{})
+		res, err := l.intake(ctx, town.IntakeOptions{})
 		if err != nil {
+			if l.leaseLost.Load() {
+				return errLeaseLost
+			}
 			return fmt.Errorf("intake: %w", err)
 		}
 		if res.StopRequested {
@@ -309,13 +326,21 @@ func (l *Loop) paused(ctx context.Context) error {
 	return l.wait(ctx, l.pollInterval())
 }
 
-// finish leaves the agent stopped with nothing of ours in flight.
+// finish leaves the agent stopped with nothing of ours in flight. A loop
+// that lost its lease leaves everything to the worker that took over: it
+// closes its session at once and writes nothing but an event.
 func (l *Loop) finish(ctx context.Context, runErr error) {
+	if l.leaseLost.Load() {
+		l.closeSession(ctx, sdk.CloseImmediate)
+		l.emit(ctx, town.EventAgentStopped, fmt.Sprintf("Worker of %s stopped: its lease was taken over", l.name), detail{Kind: "loop_finished", Code: "lease_lost"})
+		l.say("🏁 Agent '%s': this worker stopped after losing its lease (%d round(s) completed here)", l.name, l.completed)
+		return
+	}
 	l.closeSession(ctx, sdk.CloseGraceful)
 	// Anything still in flight (recovered but never reached, or left by an
 	// error exit) goes back to the front of the queues for the next worker.
 	if left, err := l.store.InFlight(ctx, l.id); err == nil && len(left) > 0 {
-		if _, err := l.store.Requeue(ctx, l.id, left...); err != nil {
+		if _, err := l.requeue(ctx, left...); err != nil {
 			l.log.Error("re-queue in-flight messages at exit", "error", err)
 		} else {
 			l.say("↩️ Re-queued %d in-flight message(s) at exit", len(left))
@@ -358,6 +383,13 @@ func (l *Loop) pollInterval() time.Duration {
 	return time.Duration(l.cfg.TTHost.SafetyPollSecs) * time.Second
 }
 
+// turnPoll is how often a running turn re-checks the stop flag, the
+// agent's state and (when it can steer) the urgent list for writers that
+// send no wake signal.
+func (l *Loop) turnPoll() time.Duration {
+	return time.Duration(l.cfg.TTHost.TurnPollMillis) * time.Millisecond
+}
+
 // heartbeatIfDue writes last_heartbeat at most every heartbeat_secs, and
 // touches the agent's log file: `tt recover` trusts its mtime.
 func (l *Loop) heartbeatIfDue(ctx context.Context) {
@@ -371,7 +403,10 @@ func (l *Loop) heartbeatIfDue(ctx context.Context) {
 func (l *Loop) heartbeat(ctx context.Context, now time.Time) {
 	l.lastBeat = now
 	if l.lease != nil {
-		if err := l.lease.Refresh(ctx); err != nil {
+		if err := l.lease.Refresh(ctx); errors.Is(err, town.ErrFenced) {
+			l.loseLease(ctx, err)
+			return
+		} else if err != nil {
 			l.log.Error("refresh the worker lease", "error", err)
 		}
 	}
@@ -386,7 +421,7 @@ func (l *Loop) heartbeat(ctx context.Context, now time.Time) {
 
 // setFields writes agent fields when the agent is registered.
 func (l *Loop) setFields(ctx context.Context, fields map[string]string) error {
-	if !l.registered {
+	if !l.registered || l.leaseLost.Load() {
 		return nil
 	}
 	return l.store.SetAgentFields(ctx, l.id, fields)

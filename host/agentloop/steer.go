@@ -30,7 +30,7 @@ func (l *Loop) deferUrgent(ctx context.Context, b *batch) {
 	if len(urgent) == 0 || !regular {
 		return
 	}
-	if _, err := l.store.Requeue(ctx, l.id, urgent...); err != nil {
+	if _, err := l.requeue(ctx, urgent...); err != nil {
 		l.log.Warn("defer urgent messages", "error", err)
 		return
 	}
@@ -61,11 +61,11 @@ func (l *Loop) steer(ctx context.Context, pt *pendingTurn, entries []town.Entry)
 	text := prompt.RenderSteer(prompt.Steer{AgentName: l.name, Actionable: l.promptItems(ctx, b.actionable), Round: pt.display, MaxRounds: l.opts.MaxRounds})
 	d, err := l.session.s.Send(ctx, sdk.Input{Kind: sdk.InputUrgent, Text: text, TranscriptPath: l.transcriptPath(pt.display)})
 	if err != nil {
-		n, rerr := l.store.Requeue(context.WithoutCancel(ctx), l.id, b.realActionable()...)
+		n, rerr := l.requeue(context.WithoutCancel(ctx), b.realActionable()...)
 		if rerr != nil {
 			l.log.Error("re-queue urgent messages after a failed steer", "error", rerr)
 		}
-		_ = l.store.Ack(context.WithoutCancel(ctx), l.id, b.nonActionable()...)
+		_ = l.ack(context.WithoutCancel(ctx), b.nonActionable()...)
 		msg := fmt.Sprintf("Round %d: could not steer %d urgent message(s) into the turn: %v; re-queued %d", pt.display, len(b.actionable), err, n)
 		l.say("⚠️ %s", msg)
 		l.runtimeError(ctx, pt.display, "steer_failed", msg)

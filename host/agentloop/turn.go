@@ -151,7 +151,25 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 	var cause, dying string
 	var forceClose <-chan time.Time
 	bg := context.WithoutCancel(ctx)
+	// cancelTurn asks the backend to end the turn (sig: "stop", "pause",
+	// "shutdown" or "lease_lost"); one that does not end it promptly has
+	// its session closed.
+	cancelTurn := func(sig string) {
+		cause = sig
+		l.say("⏹️ Round %d: %s; cancelling the turn", pt.display, causeText(sig))
+		if l.choice.Has(sdk.CapInterrupt) {
+			if _, err := lv.s.Send(bg, sdk.Input{Kind: sdk.InputCancel}); err != nil {
+				l.log.Warn("cancel the turn", "error", err)
+			}
+		} else {
+			go func() { _ = lv.s.Close(bg, sdk.CloseImmediate) }()
+		}
+		forceClose = time.After(5 * time.Second)
+	}
 	for {
+		if cause == "" && l.leaseLost.Load() {
+			cancelTurn("lease_lost")
+		}
 		select {
 		case ev, ok := <-lv.events:
 			if !ok {
@@ -195,24 +213,14 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 		case entries := <-ctl.urgent:
 			if cause == "" {
 				l.steer(ctx, pt, entries)
-			} else if _, err := l.store.Requeue(bg, l.id, entries...); err != nil {
+			} else if _, err := l.requeue(bg, entries...); err != nil {
 				l.log.Error("re-queue urgent messages", "error", err)
 			}
 		case sig := <-ctl.C:
 			if cause != "" {
 				continue
 			}
-			cause = sig
-			l.say("⏹️ Round %d: %s requested during the turn; cancelling it", pt.display, sig)
-			if l.choice.Has(sdk.CapInterrupt) {
-				if _, err := lv.s.Send(bg, sdk.Input{Kind: sdk.InputCancel}); err != nil {
-					l.log.Warn("cancel the turn", "error", err)
-				}
-			} else {
-				go func() { _ = lv.s.Close(bg, sdk.CloseImmediate) }()
-			}
-			// A backend that does not end the turn promptly is closed.
-			forceClose = time.After(5 * time.Second)
+			cancelTurn(sig)
 		case <-forceClose:
 			l.log.Warn("the backend did not end the cancelled turn in time; closing the session")
 			l.closeSession(bg, sdk.CloseImmediate)
@@ -221,8 +229,20 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 			pt.deltas.flush(bg)
 		case <-beat.C:
 			l.heartbeat(bg, l.opts.Now())
+			l.recordOutages(bg)
 		}
 	}
+}
+
+// causeText says why the loop cancels a turn.
+func causeText(sig string) string {
+	switch sig {
+	case "lease_lost":
+		return "the worker lease was taken over"
+	case "shutdown":
+		return "the worker is shutting down"
+	}
+	return sig + " requested during the turn"
 }
 
 // sessionEvent records a runtime event that is not the turn's end.
@@ -282,9 +302,16 @@ func (l *Loop) sessionReady(ctx context.Context, ev sdk.Event) {
 // settle gives every message of the turn its outcome.
 func (l *Loop) settle(ctx context.Context, b *batch, display int, turnID string, res turnResult) error {
 	bg := context.WithoutCancel(ctx)
+	if l.leaseLost.Load() {
+		// The messages belong to the worker that took over: it delivers
+		// them again. Nothing of this turn is written.
+		l.emit(bg, town.EventAgentTurnCompleted, fmt.Sprintf("Round %d abandoned: the worker lease was taken over", display),
+			detail{Kind: "turn_interrupted", TurnID: turnID, Round: display, Status: string(res.status), Code: "lease_lost"})
+		return errLeaseLost
+	}
 	switch {
 	case res.status == sdk.StatusCompleted && res.lost == "":
-		if err := l.store.Ack(bg, l.id, b.entries...); err != nil {
+		if err := l.ack(bg, b.entries...); err != nil {
 			return err
 		}
 		l.round++
@@ -362,10 +389,10 @@ func (l *Loop) settle(ctx context.Context, b *batch, display int, turnID string,
 // returns the turn's task to assigned. It returns how many were re-queued.
 func (l *Loop) putBack(ctx context.Context, b *batch) int {
 	act := b.realActionable()
-	if _, err := l.store.Requeue(ctx, l.id, act...); err != nil {
+	if _, err := l.requeue(ctx, act...); err != nil {
 		l.log.Error("re-queue messages", "error", err)
 	}
-	if err := l.store.Ack(ctx, l.id, b.nonActionable()...); err != nil {
+	if err := l.ack(ctx, b.nonActionable()...); err != nil {
 		l.log.Error("acknowledge shown messages", "error", err)
 	}
 	l.returnTask(ctx, b)

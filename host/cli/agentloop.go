@@ -107,6 +107,13 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 	if err != nil {
 		return err
 	}
+	// From here on, a Redis outage is waited out (up to redis_outage_secs)
+	// instead of ending the worker; see town.OutageHook.
+	store.Client().AddHook(&town.OutageHook{
+		Bound:  time.Duration(cfg.TTHost.RedisOutageSecs) * time.Second,
+		OnDown: loop.RedisDown,
+		OnUp:   loop.RedisUp,
+	})
 	return loop.Run(ctx)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,9 +133,9 @@ func (s *Store) Wake(ctx context.Context, agent string) error {
 
 // WaitWake blocks until the agent's wake token arrives (woken), timeout
 // passes, or ctx ends. Tokens are hints: a wake may be spurious, and `tt`
-// writes none, so the timeout is the worker's safety poll. The timeout is
-// rounded up to whole seconds (BLPOP's unit in go-redis); timeout <= 0 waits
-// without limit.
+// writes none, so the timeout is the worker's safety poll. A timeout under
+// a second is passed to BLPOP as a fraction (Redis 6 and later); longer ones
+// are rounded up to whole seconds. timeout <= 0 waits without limit.
 //
 // go-redis cannot cancel a blocked BLPOP, so when ctx ends first WaitWake
 // pushes a token itself to release the connection, then returns ctx.Err().
@@ -143,19 +144,28 @@ func (s *Store) WaitWake(ctx context.Context, agent string, timeout time.Duratio
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	d := time.Duration(0)
-	if timeout > 0 {
-		d = (timeout + time.Second - 1) / time.Second * time.Second
-	}
 	key := s.keys.Wake(agent)
 	type result struct {
 		woken bool
 		err   error
 	}
 	done := make(chan result, 1)
+	// The BLPOP runs without ctx's cancellation, which would make go-redis
+	// drop a connection blocked in the server; bctx still ends retries
+	// across an outage (OutageHook) once ctx is done.
+	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
 	go func() {
-		// Without ctx's deadline: cancellation is handled below.
-		_, err := s.rdb.BLPop(context.WithoutCancel(ctx), d, key).Result()
+		var err error
+		if timeout > 0 && timeout < time.Second {
+			err = s.rdb.Do(bctx, "BLPOP", key, strconv.FormatFloat(timeout.Seconds(), 'f', 3, 64)).Err()
+		} else {
+			d := time.Duration(0)
+			if timeout > 0 {
+				d = (timeout + time.Second - 1) / time.Second * time.Second
+			}
+			err = s.rdb.BLPop(bctx, d, key).Err()
+		}
 		switch {
 		case err == nil:
 			done <- result{woken: true}
@@ -169,6 +179,7 @@ func (s *Store) WaitWake(ctx context.Context, agent string, timeout time.Duratio
 	case r := <-done:
 		return r.woken, r.err
 	case <-ctx.Done():
+		stop()
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = s.Wake(uctx, agent)
