@@ -108,7 +108,7 @@ type Loop struct {
 	leaseLost   atomic.Bool        // another worker took the agent over
 	outages     chan time.Duration // Redis outages to record (RedisUp)
 	offered     map[string]bool    // backlog tasks already offered to the agent
-	recovered   []town.Entry       // in flight at start-up: delivered first
+	recovered   []town.Entry       // in flight at start-up: re-queued to be delivered first
 	backlogLen  int64              // backlog length seen at the last snapshot
 	backlogSeen int64              // backlog length reported by the last intake
 }
@@ -238,6 +238,13 @@ func (l *Loop) start(ctx context.Context) error {
 		if err := l.awaitFence(ctx); err != nil {
 			return err
 		}
+		// Back to the front of their queues, in order: the bounded intake
+		// then delivers them first, a turn's worth at a time (a previous
+		// worker may have held more than one turn may carry).
+		if _, err := l.requeue(ctx, l.recovered...); err != nil {
+			return fmt.Errorf("re-queue in-flight messages: %w", err)
+		}
+		l.recovered = nil
 	}
 	return nil
 }
@@ -282,9 +289,7 @@ func (l *Loop) serve(ctx context.Context) error {
 			}
 			continue
 		}
-		entries := append(l.recovered, res.Moved...)
-		l.recovered = nil
-		b := l.classify(ctx, entries)
+		b := l.classify(ctx, res.Moved)
 		if b.empty() {
 			exit, err := l.idle(ctx, res.BacklogLen)
 			if err != nil || exit {
