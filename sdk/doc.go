@@ -158,6 +158,17 @@
 // The host kills anything that still carries its plugin's instance token
 // when a plugin dies, but a backend should not rely on it.
 //
+// Give every process the environment ChildEnv builds, never os.Environ():
+// the plugin's own environment holds the go-plugin handshake, which a CLI
+// must not inherit (a `tthost` run in a turn would take it for a plugin
+// launch), and ChildEnv adds the session's Env on top:
+//
+//	env, err := sdk.ChildEnv(cfg.Env)
+//	if err != nil {
+//		return nil, err // an ErrInvalidConfig
+//	}
+//	cmd.Env = append(env, tag.Env())
+//
 // # What Serve takes care of
 //
 //   - Logging: Logger returns a JSON logger on stderr, which the host

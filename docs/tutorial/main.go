@@ -51,15 +51,23 @@ func (backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events sdk.
 	if strings.TrimSpace(cfg.Command) == "" {
 		return nil, fmt.Errorf("%w: no command configured for mycli", sdk.ErrInvalidConfig)
 	}
+	// The CLI's environment: the plugin's without go-plugin's handshake
+	// (a CLI that inherits it takes itself for a plugin), plus the
+	// session's. A bad entry is an ErrInvalidConfig.
+	env, err := sdk.ChildEnv(cfg.Env)
+	if err != nil {
+		return nil, err
+	}
 	events.Emit(sdk.SessionReadyEvent(sdk.SessionReady{}))
 	events.Emit(sdk.AwaitingInputEvent())
-	return &session{cfg: cfg, events: events}, nil
+	return &session{cfg: cfg, env: env, events: events}, nil
 }
 
 // session runs one turn at a time. mu orders Send, Close and the end of a
 // turn, and so the events they emit.
 type session struct {
 	cfg    sdk.SessionConfig
+	env    []string // the CLI's environment, from sdk.ChildEnv
 	events sdk.EventSink
 
 	mu      sync.Mutex
@@ -97,7 +105,7 @@ func (s *session) Send(_ context.Context, in sdk.Input) (sdk.Delivery, error) {
 	s.turns++
 	t := &turn{id: fmt.Sprintf("t%d", s.turns), tag: sdk.NewProcessTag(), done: make(chan struct{})}
 	s.events.Emit(sdk.TurnStartedEvent(t.id))
-	out, err := t.start(s.cfg, in.Text)
+	out, err := t.start(s.cfg, s.env, in.Text)
 	if err != nil {
 		// What goes wrong in a turn is reported in the stream, not as an
 		// error of Send.
@@ -112,17 +120,14 @@ func (s *session) Send(_ context.Context, in sdk.Input) (sdk.Delivery, error) {
 
 // start runs the command under sh -c in a process group of its own, with
 // the prompt on stdin; out carries its stdout and stderr.
-func (t *turn) start(cfg sdk.SessionConfig, prompt string) (io.ReadCloser, error) {
+func (t *turn) start(cfg sdk.SessionConfig, env []string, prompt string) (io.ReadCloser, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	t.cmd = exec.Command("sh", "-c", cfg.Command)
 	t.cmd.Dir = cfg.Workdir
-	t.cmd.Env = append(os.Environ(), t.tag.Env())
-	for k, v := range cfg.Env {
-		t.cmd.Env = append(t.cmd.Env, k+"="+v)
-	}
+	t.cmd.Env = append(append([]string(nil), env...), t.tag.Env())
 	t.cmd.Stdin = strings.NewReader(prompt)
 	t.cmd.Stdout, t.cmd.Stderr = pw, pw
 	t.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -293,8 +293,9 @@ func (m *Manager) backoff(crashes int) time.Duration {
 	return min(d, m.opts.MaxBackoff)
 }
 
-// PluginCLIEnv tells a per-CLI plugin process which CLI it serves.
-const PluginCLIEnv = "TTHOST_PLUGIN_CLI"
+// PluginCLIEnv tells a per-CLI plugin process which CLI it serves. The
+// SDK owns the name, so that ChildEnv keeps it from the plugin's CLIs.
+const PluginCLIEnv = sdk.PluginCLIEnv
 
 // Describe returns the description of an instance's plugin, launching it
 // if needed.

@@ -40,9 +40,9 @@ func TestPluginConformanceProvesTheOneShotBackendByName(t *testing.T) {
 	mustContain(t, out,
 		"Conformance of "+filepath.Join(filepath.Dir(tt.exe), "tthost-backend-oneshot"),
 		`oneshot dev (protocol 1), CLI "conformance-cli" (capabilities: interrupt)`,
-		"ok    handshake_describe", "ok    turn_event_order", "ok    no_process_after_host_kill",
+		"ok    handshake_describe", "ok    turn_event_order", "ok    child_environment", "ok    no_process_after_host_kill",
 		"--    steer", `not declared: the plugin does not declare "steer"`,
-		"13 checks: 11 passed, 0 failed, 2 not declared")
+		"14 checks: 12 passed, 0 failed, 2 not declared")
 }
 
 func TestPluginConformanceReportsAFailingPluginAsJSON(t *testing.T) {

@@ -196,17 +196,14 @@ func codexHome(v, workdir string) (string, error) {
 	return filepath.Clean(v), nil
 }
 
-// buildEnv is the plugin's environment, then SessionConfig.Env, then the
-// assignments written before codex in the command, then CODEX_HOME; os/exec
-// keeps the last of duplicate keys, so later sources win.
+// buildEnv is sdk.ChildEnv (the plugin's environment without its internal
+// variables, then SessionConfig.Env), then the assignments written before
+// codex in the command, then CODEX_HOME; os/exec keeps the last of
+// duplicate keys, so later sources win.
 func buildEnv(extra map[string]string, fromCommand []string, codexHome string) ([]string, error) {
-	env := os.Environ()
-	for _, k := range slices.Sorted(maps.Keys(extra)) {
-		v := extra[k]
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(v, "\x00") {
-			return nil, fmt.Errorf("%w: environment variable %q: names must be non-empty without '=' or NUL, values without NUL", sdk.ErrInvalidConfig, k)
-		}
-		env = append(env, k+"="+v)
+	env, err := sdk.ChildEnv(extra)
+	if err != nil {
+		return nil, err
 	}
 	env = append(env, fromCommand...)
 	if codexHome != "" {

@@ -155,3 +155,33 @@ func TestOptionsDefaultsAndValues(t *testing.T) {
 		t.Errorf("env lacks CODEX_HOME")
 	}
 }
+
+// TestAppServerEnvironmentLacksThePluginsInternals: codex app-server does
+// not inherit the handshake the host gives the plugin process (set here on
+// the test process), and gets the session's, the command's and
+// CODEX_HOME's variables in that order of precedence. Not parallel: it
+// changes the process's environment.
+func TestAppServerEnvironmentLacksThePluginsInternals(t *testing.T) {
+	t.Setenv("TTHOST_BACKEND_PLUGIN", "cookie")
+	t.Setenv("PLUGIN_CLIENT_CERT", "cert")
+	t.Setenv("TTHOST_PLUGIN_CLI", "codex")
+	s, err := validate(sdk.SessionConfig{
+		CLIName: "codex", Command: "RUST_LOG=warn codex exec", Workdir: t.TempDir(),
+		Env:     map[string]string{"TINYTOWN_AGENT_ID": "a1", "RUST_LOG": "info"},
+		Options: map[string]string{optCodexHome: "/codex-home"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range s.env {
+		if name, _, _ := strings.Cut(kv, "="); sdk.IsInternalEnv(name) {
+			t.Errorf("app-server gets the plugin's %s", kv)
+		}
+	}
+	if !slices.Contains(s.env, "TINYTOWN_AGENT_ID=a1") {
+		t.Errorf("env lacks the session's TINYTOWN_AGENT_ID: %q", s.env)
+	}
+	if tail := s.env[max(len(s.env)-2, 0):]; !slices.Equal(tail, []string{"RUST_LOG=warn", "CODEX_HOME=/codex-home"}) {
+		t.Errorf("env ends %q; want the command's assignment, then CODEX_HOME, after the session's", tail)
+	}
+}

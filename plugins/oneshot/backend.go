@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/tthost/tthost/host/version"
@@ -96,7 +94,9 @@ func validate(cfg sdk.SessionConfig) (sessionSettings, error) {
 	if err != nil {
 		return sessionSettings{}, err
 	}
-	env, err := buildEnv(cfg.Env)
+	// Without the plugin's internal variables: a `tthost` the CLI runs
+	// must not take itself for a plugin.
+	env, err := sdk.ChildEnv(cfg.Env)
 	if err != nil {
 		return sessionSettings{}, err
 	}
@@ -107,18 +107,4 @@ func validate(cfg sdk.SessionConfig) (sessionSettings, error) {
 		env:     env,
 		prompt:  mode.resolve(cfg.CLIName),
 	}, nil
-}
-
-// buildEnv returns the plugin's environment plus extra. os/exec keeps the
-// last of duplicate keys, so extra overrides what the plugin inherited.
-func buildEnv(extra map[string]string) ([]string, error) {
-	env := os.Environ()
-	for _, k := range slices.Sorted(maps.Keys(extra)) {
-		v := extra[k]
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(v, "\x00") {
-			return nil, fmt.Errorf("%w: environment variable %q: names must be non-empty without '=' or NUL, values without NUL", sdk.ErrInvalidConfig, k)
-		}
-		env = append(env, k+"="+v)
-	}
-	return env, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -230,6 +231,47 @@ func TestTurnEnvironmentAndWorkdir(t *testing.T) {
 	want := "agent-42|bob the builder|/overridden/home|" + real + "|path\n"
 	if c.Status != sdk.StatusCompleted || out != want {
 		t.Errorf("turn = %s output %q, want %q", fmtCompleted(c), out, want)
+	}
+}
+
+// TestTurnEnvironmentLacksThePluginsInternals: the CLI does not inherit
+// the handshake a host gives the plugin process (set here on the test
+// process, which plays the plugin), and keeps everything else. Not
+// parallel: it changes the process's environment.
+func TestTurnEnvironmentLacksThePluginsInternals(t *testing.T) {
+	internal := map[string]string{
+		"TTHOST_BACKEND_PLUGIN":    "cookie",
+		"PLUGIN_PROTOCOL_VERSIONS": "1",
+		"PLUGIN_CLIENT_CERT":       "cert",
+		"PLUGIN_UNIX_SOCKET_DIR":   "/tmp/tthost-plugin-x",
+		"TTHOST_PLUGIN_HOST_PID":   "1",
+		"TTHOST_PLUGIN_LOG_LEVEL":  "info",
+	}
+	for k, v := range internal {
+		t.Setenv(k, v)
+	}
+	t.Setenv("TTHOST_PLUGIN_INSTANCE", "instance-token") // the host's sweep needs it in the CLI
+	procs := sdktest.TrackProcesses(t)
+	s, rec := openSession(t, procs, openOpts{
+		command: "env",
+		env:     map[string]string{"TINYTOWN_AGENT_ID": "agent-42"},
+	})
+	c, out := runTurn(t, s, rec, sdk.Input{})
+	if c.Status != sdk.StatusCompleted {
+		t.Fatalf("turn = %s", fmtCompleted(c))
+	}
+	lines := strings.Split(out, "\n")
+	for k := range internal {
+		for _, l := range lines {
+			if strings.HasPrefix(l, k+"=") {
+				t.Errorf("the CLI sees the plugin's %s", l)
+			}
+		}
+	}
+	for _, want := range []string{"TINYTOWN_AGENT_ID=agent-42", "TTHOST_PLUGIN_INSTANCE=instance-token"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("the CLI's environment lacks %s:\n%s", want, out)
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -264,6 +265,9 @@ func (p *Plugin) environ() []string {
 	// processes inherit it), so what a crashed plugin leaves behind can be
 	// found and killed even after it left the plugin's process group.
 	env = append(env, p.instanceEnv())
+	// The stdout guard acts in the process whose parent is this host, and
+	// so never in a CLI that inherited the plugin's environment.
+	env = append(env, wire.HostPIDEnv+"="+strconv.Itoa(os.Getpid()))
 	// A private socket directory: short enough for the 108-byte limit and
 	// removed after the plugin, even when it was killed.
 	return append(env, "PLUGIN_UNIX_SOCKET_DIR="+p.socketDir)

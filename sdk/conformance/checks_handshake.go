@@ -147,9 +147,10 @@ func checkDescribeByHand(r *run, want sdk.Description) {
 	ctx, cancel := r.stepCtx()
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.target.Path, "--describe")
-	// By hand: without the handshake cookie, with the check's marker so
-	// the process checks would find it.
-	cmd.Env = append(withoutEnv(os.Environ(), "TTHOST_BACKEND_PLUGIN"), r.marker)
+	// By hand: without the handshake or any other variable a host gives
+	// its plugins, with the check's marker so the process checks would
+	// find it.
+	cmd.Env = append(sdk.CleanEnv(os.Environ()), r.marker)
 	cmd.Dir = r.dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -144,6 +144,7 @@ func TestBrokenPlugin(t *testing.T) {
 		{"leak-child", []string{"no_process_after_close", "no_process_after_host_cancel", "no_process_after_host_kill"}, "still"},
 		{"slow-cancel", []string{"cancel_bound"}, "cancel bound"},
 		{"silent-failure", []string{"errors_in_band"}, "want failed"},
+		{"leak-env", []string{"child_environment"}, "TTHOST_BACKEND_PLUGIN"},
 	}
 	for _, c := range cases {
 		name := c.defect

@@ -19,7 +19,7 @@
 // proves): handshake_describe, stdout_pollution, open_close,
 // turn_event_order, cancel_bound (interrupt), steer (steer), resume
 // (resume), concurrent_isolation, large_and_unicode, errors_in_band,
-// no_process_after_close, no_process_after_host_cancel and
+// child_environment, no_process_after_close, no_process_after_host_cancel and
 // no_process_after_host_kill. The capabilities the plugin declares in
 // Describe for the CLI under test decide which checks apply; a check for
 // a capability it does not declare is reported as not_declared (the host

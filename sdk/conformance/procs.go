@@ -62,9 +62,15 @@ func cmdline(pid int) string {
 // carries reports whether pid's environment holds the marker entry, so a
 // pid reused by a stranger is never waited for or blamed.
 func carries(pid int, marker string) bool {
-	env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
-	if err != nil {
-		return false
+	return slices.Contains(environ(pid), marker)
+}
+
+// environ is the environment pid was started with, as KEY=VALUE entries,
+// or nil when it cannot be read (the process is gone or a stranger's).
+func environ(pid int) []string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+	if err != nil || len(b) == 0 {
+		return nil
 	}
-	return slices.Contains(strings.Split(string(env), "\x00"), marker)
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 }

@@ -94,6 +94,8 @@ var checks = []check{
 		"a 1 MiB prompt and non-ASCII text (héllo ✓ 日本 🚀) go through a turn intact"}, checkLargeUnicode},
 	{CheckInfo{"errors_in_band", "",
 		"a failing turn is reported in the stream (TurnCompleted failed with its reason, or an Error event), and bad requests get the documented codes (sdk.ErrInvalidConfig, ErrUnsupported)"}, checkErrorsInBand},
+	{CheckInfo{"child_environment", "",
+		"the processes a session starts get the session's Env and none of the plugin's internal variables (the handshake cookie TTHOST_BACKEND_PLUGIN, go-plugin's PLUGIN_*, sdk.InternalEnv), so a tthost run by the CLI keeps its stdout"}, checkChildEnvironment},
 	{CheckInfo{"no_process_after_close", "",
 		"when CloseSession returns (immediate during a turn, graceful when idle), no process the session started is alive"}, checkNoProcessAfterClose},
 	{CheckInfo{"no_process_after_host_cancel", "",

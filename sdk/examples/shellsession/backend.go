@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
-	"os"
-	"slices"
 	"strings"
 
 	"github.com/tthost/tthost/sdk"
@@ -56,20 +53,16 @@ func (backend) OpenSession(ctx context.Context, cfg sdk.SessionConfig, events sd
 		// happened instead of pretending.
 		ready.ContextLostReason = "the shellsession backend cannot resume: a shell's state ends with its process"
 	}
+	// The plugin's environment without go-plugin's handshake, which the
+	// shell must not inherit, plus the session's.
+	env, err := sdk.ChildEnv(cfg.Env)
+	if err != nil {
+		return nil, err
+	}
 	return openSession(ctx, settings{
 		command: cfg.Command,
 		workdir: cfg.Workdir,
-		env:     environ(cfg.Env),
+		env:     env,
 		ready:   ready,
 	}, events)
-}
-
-// environ is the plugin's environment plus the session's. os/exec keeps
-// the last of duplicate keys, so the session's entries win.
-func environ(extra map[string]string) []string {
-	env := os.Environ()
-	for _, k := range slices.Sorted(maps.Keys(extra)) {
-		env = append(env, k+"="+extra[k])
-	}
-	return env
 }

@@ -28,6 +28,12 @@ var Handshake = plugin.HandshakeConfig{
 	MagicCookieValue: "6b1f1c3e-tthost-backend-d3c0de5a9e74",
 }
 
+// HostPIDEnv carries the pid of the host that launched the plugin. The
+// stdout guard acts only in a process whose parent has that pid: the
+// plugin itself, never a process the plugin starts, even one that
+// inherited the whole environment (stdoutguard repeats the name).
+const HostPIDEnv = "TTHOST_PLUGIN_HOST_PID"
+
 // SocketDirPrefix names the private directory the host creates for each
 // plugin's unix socket (PLUGIN_UNIX_SOCKET_DIR). The plugin removes it on
 // exit when the host could not (the host was killed).

@@ -7,7 +7,8 @@
 // the configured command: a turn echoes its prompt, sleeps until cancelled
 // when the prompt holds CONFORMANCE_SLEEP, and fails when it holds
 // CONFORMANCE_FAIL (conformance.MarkSleep and MarkFail). Every session owns
-// a child process (`sleep 3600`), killed when the session closes.
+// a child process (`sleep 3600`) with the environment sdk.ChildEnv builds,
+// killed when the session closes.
 //
 // BROKEN_PLUGIN_DEFECTS, a comma-separated list, breaks it:
 //
@@ -17,6 +18,9 @@
 //	slow-cancel      a cancel takes 2 s to end the turn
 //	silent-failure   a failing turn is reported completed; the failure is
 //	                 only logged
+//	leak-env         the session's child gets the plugin's whole
+//	                 environment (os.Environ()), handshake cookie and
+//	                 go-plugin variables included, plus the session's
 package main
 
 import (
@@ -48,7 +52,7 @@ const (
 )
 
 type defects struct {
-	doubleComplete, leakChild, slowCancel, silentFailure bool
+	doubleComplete, leakChild, slowCancel, silentFailure, leakEnv bool
 }
 
 func parseDefects(s string) defects {
@@ -58,6 +62,7 @@ func parseDefects(s string) defects {
 		leakChild:      slices.Contains(list, "leak-child"),
 		slowCancel:     slices.Contains(list, "slow-cancel"),
 		silentFailure:  slices.Contains(list, "silent-failure"),
+		leakEnv:        slices.Contains(list, "leak-env"),
 	}
 }
 
@@ -81,7 +86,15 @@ func (b *backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events s
 	if strings.TrimSpace(cfg.Command) == "" {
 		return nil, fmt.Errorf("%w: the command is empty", sdk.ErrInvalidConfig)
 	}
+	env, err := sdk.ChildEnv(cfg.Env)
+	if err != nil {
+		return nil, err
+	}
+	if b.defects.leakEnv {
+		env = append(os.Environ(), env...)
+	}
 	child := exec.Command("sleep", "3600")
+	child.Env = env
 	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if b.defects.leakChild {
 		child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -50,7 +50,12 @@ func (b *Backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events s
 	if !full && cfg.Command == "" {
 		return nil, fmt.Errorf("CLI %q needs a command: %w", cfg.CLIName, sdk.ErrInvalidConfig)
 	}
+	env, err := sdk.ChildEnv(cfg.Env)
+	if err != nil {
+		return nil, err
+	}
 	child := exec.Command("sleep", "300")
+	child.Env = env
 	// Its own group, so Close can end everything the session started; and
 	// killed if the plugin dies without closing it.
 	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -1,0 +1,91 @@
+package sdk
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/tthost/tthost/sdk/internal/wire"
+)
+
+// A plugin process runs with variables that are meant for it alone: the
+// go-plugin handshake (the cookie, the TLS certificate, the socket
+// directory, the protocol versions) and tthost's settings for the plugin.
+// A CLI that inherits them believes it is a plugin: a `tthost` run inside
+// a turn would take the cookie for a handshake and keep its stdout for
+// one. ChildEnv is the one way to build a child's environment without
+// them; docs/protocol.md ("The CLI's environment") lists them with why.
+
+// GoPluginEnvPrefix is go-plugin's namespace: every variable it sets for a
+// plugin starts with it (PLUGIN_MIN_PORT, PLUGIN_MAX_PORT,
+// PLUGIN_PROTOCOL_VERSIONS, PLUGIN_CLIENT_CERT, PLUGIN_MULTIPLEX_GRPC,
+// PLUGIN_UNIX_SOCKET_DIR, PLUGIN_UNIX_SOCKET_GROUP in go-plugin 1.8), so
+// stripping the prefix also strips what a later go-plugin adds.
+const GoPluginEnvPrefix = "PLUGIN_"
+
+// PluginCLIEnv tells a plugin process that the host runs once per CLI
+// (the Codex backend) which CLI it serves.
+const PluginCLIEnv = "TTHOST_PLUGIN_CLI"
+
+// internalEnv are the other variables meant for the plugin process only.
+// What the host sets for the CLI's sake is not here and reaches it:
+// TTHOST_PLUGIN_INSTANCE (the host kills what carries it after a plugin
+// crash), a ProcessTag, the conformance suite's and sdktest's markers,
+// and the session's Env.
+var internalEnv = []string{
+	wire.Handshake.MagicCookieKey, // TTHOST_BACKEND_PLUGIN: go-plugin's handshake cookie
+	wire.HostPIDEnv,               // TTHOST_PLUGIN_HOST_PID: arms the stdout guard in the plugin only
+	LogLevelEnv,                   // TTHOST_PLUGIN_LOG_LEVEL: the plugin's log level
+	DebugEnv,                      // TTHOST_PLUGIN_DEBUG: serve in debug mode when started by hand
+	ReattachEnv,                   // TTHOST_REATTACH_PLUGINS: debug plugins the outer host attached to
+	PluginCLIEnv,                  // TTHOST_PLUGIN_CLI: the CLI a per-CLI plugin process serves
+}
+
+// InternalEnv lists the variables that CleanEnv strips by name, beside
+// every variable starting with GoPluginEnvPrefix.
+func InternalEnv() []string { return slices.Clone(internalEnv) }
+
+// IsInternalEnv reports whether the variable name is meant for the plugin
+// process only: one of InternalEnv, or go-plugin's (GoPluginEnvPrefix).
+func IsInternalEnv(name string) bool {
+	return strings.HasPrefix(name, GoPluginEnvPrefix) || slices.Contains(internalEnv, name)
+}
+
+// CleanEnv returns env ("KEY=VALUE" entries) without the plugin's internal
+// variables (IsInternalEnv), in order. env is not modified.
+func CleanEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !IsInternalEnv(name) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// ChildEnv is the environment for a process a backend starts, the CLI
+// above all: the plugin's own environment without its internal variables
+// (CleanEnv), then extra, usually SessionConfig.Env, in name order. os/exec
+// keeps the last of duplicate names, so extra wins. A name that is empty
+// or holds '=' or NUL, or a value with NUL, is an ErrInvalidConfig:
+// return it from OpenSession.
+//
+//	env, err := sdk.ChildEnv(cfg.Env)
+//	if err != nil {
+//		return nil, err
+//	}
+//	cmd.Env = append(env, tag.Env())
+func ChildEnv(extra map[string]string) ([]string, error) {
+	env := CleanEnv(os.Environ())
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		v := extra[k]
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(v, "\x00") {
+			return nil, fmt.Errorf("%w: environment variable %q: names must be non-empty without '=' or NUL, values without NUL", ErrInvalidConfig, k)
+		}
+		env = append(env, k+"="+v)
+	}
+	return env, nil
+}
