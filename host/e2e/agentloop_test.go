@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -427,5 +429,41 @@ func TestEventsFollowEndsOnSIGHUP(t *testing.T) {
 	}
 	if code := p.wait(t, long); code != 0 {
 		t.Fatalf("events --follow exited %d after SIGHUP, want 0:\n%s", code, p.out.String())
+	}
+}
+
+// A 10 MB brief reaches the CLI cut to Tinytown's 120 characters; the
+// prompt says so and names the command that prints it whole, which works
+// while the message is in flight.
+func TestAPromptThatCutsAMessageNamesTheCommandThatPrintsItWhole(t *testing.T) {
+	e := newEnv(t)
+	a := e.agent("reader")
+	brief := "SLEEP_FOREVER and read this: " + strings.Repeat("0123456789", 1<<20)
+	m := e.send(a.ID, brief)
+	p := e.agentLoop(a, 100)
+	e.waitSleeping(a.ID)
+
+	prompts := e.prompts()
+	if len(prompts) != 1 {
+		t.Fatalf("the CLI saw %d prompts, want 1", len(prompts))
+	}
+	note := fmt.Sprintf("(shortened: the whole message has %d characters; read it with `tthost inbox show %s`)", len(brief), m.ID)
+	if !strings.Contains(prompts[0], note) {
+		t.Fatalf("the prompt lacks %q:\n%s", note, prompts[0])
+	}
+	show := e.tthost("", "inbox", "show", m.ID, "--agent", a.Name, "--json")
+	if code := show.wait(t, long); code != 0 {
+		t.Fatalf("inbox show exited %d:\n%.2000s", code, show.out.String())
+	}
+	var v struct{ Place, Text string }
+	if err := json.Unmarshal([]byte(show.out.String()), &v); err != nil || v.Place != "in_flight" || v.Text != brief {
+		t.Fatalf("inbox show --json: place %q, %d of %d characters, %v; want the in-flight message whole", v.Place, len(v.Text), len(brief), err)
+	}
+
+	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, long); code != 0 {
+		t.Fatalf("exit %d", code)
 	}
 }
