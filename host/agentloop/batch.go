@@ -190,7 +190,7 @@ func (l *Loop) deadLetter(ctx context.Context, e town.Entry) {
 func (l *Loop) promptItems(ctx context.Context, items []item) []prompt.Item {
 	out := make([]prompt.Item, 0, len(items))
 	for _, it := range items {
-		pi := prompt.Item{Urgent: it.urgent, From: l.senderLabel(it.msg.From)}
+		pi := prompt.Item{Urgent: it.urgent, From: l.senderLabel(it.msg.From), MessageID: it.msg.ID}
 		if it.msg.Type == town.TypeTaskAssign {
 			pi.TaskID = it.msg.TaskID
 			if task, err := l.store.GetTask(ctx, it.msg.TaskID); err == nil {

@@ -227,6 +227,10 @@ func (l *Loop) start(ctx context.Context) error {
 	l.emit(ctx, town.EventAgentStateChanged, "Runtime: "+l.choice.Backend+" backend: "+l.choice.Reason, detail{
 		Kind: "backend_selected", Backend: l.choice.Backend, Fallback: l.choice.Fallback, Persistent: l.choice.Persistent,
 	})
+	for _, w := range l.choice.Warnings { // e.g. a corrupt plugins.lock.json: the agent serves on, the town should know
+		l.say("⚠️ %s", w)
+		l.emit(ctx, town.EventAgentRuntimeError, w, detail{Kind: "plugin_dir_unusable"})
+	}
 
 	l.recovered, err = l.store.InFlight(ctx, l.id)
 	if err != nil {

@@ -71,37 +71,72 @@ type Listed struct {
 //   - Of several installed versions of one plugin, the highest semantic
 //     version built for this OS and architecture is used. (Pinning another
 //     is `tthost plugin remove NAME@VERSION` of the newer ones.)
+//
+// A lock file that cannot be read or parsed is an error: `tthost plugin`
+// commands report it. A worker uses DiscoverUsable instead.
 func Discover(dirs ...string) ([]Candidate, error) {
-	all, err := List(dirs...)
+	all, _, err := list(dirs, false)
 	if err != nil {
 		return nil, err
 	}
+	return active(all), nil
+}
+
+// DiscoverUsable is Discover for a worker, which must keep serving its agent
+// on the built-in backends when an installed plugin cannot be trusted: a
+// plugin directory whose lock file cannot be read or parsed contributes
+// none of its installed plugins (its loose binaries, checked against their
+// own manifest, still count), and each such directory is described in
+// warnings, with the file and the fix. Other errors fail as in Discover.
+func DiscoverUsable(dirs ...string) (cands []Candidate, warnings []string, err error) {
+	all, warnings, err := list(dirs, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return active(all), warnings, nil
+}
+
+func active(all []Listed) []Candidate {
 	var out []Candidate
 	for _, l := range all {
 		if l.Active {
 			out = append(out, l.Candidate)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // List is what Discover sees, with the entries it does not use and why:
 // older installed versions, shadowed names, manifest entries whose file is
 // missing. It is sorted by name, active entry first.
 func List(dirs ...string) ([]Listed, error) {
+	all, _, err := list(dirs, false)
+	return all, err
+}
+
+// list scans dirs in order. With tolerateLock, a lock file that cannot be
+// used becomes a warning and its directory's installed plugins are left out.
+func list(dirs []string, tolerateLock bool) ([]Listed, []string, error) {
 	winner := map[string]string{} // name -> where the active binary is
 	var out []Listed
+	var warnings []string
 	for _, dir := range dirs {
 		if dir == "" {
 			continue
 		}
 		abs, err := filepath.Abs(dir)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		found, err := scanDir(abs)
+		found, lockErr, err := scanDir(abs)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if lockErr != nil {
+			if !tolerateLock {
+				return nil, nil, lockErr
+			}
+			warnings = append(warnings, unusableLockWarning(abs, lockErr))
 		}
 		for _, l := range found {
 			if l.Active {
@@ -121,27 +156,37 @@ func List(dirs ...string) ([]Listed, error) {
 		}
 		return out[i].Active && !out[j].Active
 	})
-	return out, nil
+	return out, warnings, nil
+}
+
+// unusableLockWarning says that a directory's installed plugins are left
+// out because of its lock file, and what to do about it.
+func unusableLockWarning(dir string, lockErr error) string {
+	return fmt.Sprintf("the plugins installed in %s are not used, the built-in backends still serve: %v "+
+		"(`tthost plugin verify` reports it; a lock file that cannot be repaired can be removed, then install the plugins again with `tthost plugin install`)",
+		dir, lockErr)
 }
 
 // scanDir lists one directory's plugins: installed ones from its lock file
 // (the highest version for this platform active), then loose binaries
 // (listed, and active unless missing or an installed plugin has the name).
-func scanDir(dir string) ([]Listed, error) {
+// A lock file that cannot be read or parsed is lockErr, and the listing
+// holds the loose binaries only.
+func scanDir(dir string) (_ []Listed, lockErr, err error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read plugin directory %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("read plugin directory %s: %w", dir, err)
 	}
-	lock, err := ReadLock(dir)
-	if err != nil {
-		return nil, err
+	lock, lockErr := ReadLock(dir)
+	if lockErr != nil {
+		lock = &Lock{Format: lockFormat}
 	}
 	sums, err := readChecksums(filepath.Join(dir, ChecksumFile))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []Listed
 	best := map[string]int{} // name -> index in out of its best version here
@@ -188,7 +233,7 @@ func scanDir(dir string) ([]Listed, error) {
 		out = append(out, Listed{Candidate: Candidate{Name: name, Path: filepath.Join(dir, file), Checksum: sum, Dir: dir},
 			Note: "missing: listed in " + ChecksumFile + " but there is no such file"})
 	}
-	return out, nil
+	return out, lockErr, nil
 }
 
 // looseName is the backend name of a loose binary's file name

@@ -122,12 +122,12 @@ func parseLock(path string, data []byte) (*Lock, error) {
 	case l.Format > lockFormat:
 		return nil, fmt.Errorf("%s: written in lock format %d by a newer tthost; this one reads format %d: upgrade tthost", path, l.Format, lockFormat)
 	case l.Format < 0:
-		return nil, fmt.Errorf("%s: invalid lock format %d", path, l.Format)
+		return nil, fmt.Errorf("%s: invalid lock format %d; remove it and install the plugins again", path, l.Format)
 	}
 	seen := map[string]bool{}
 	for i, e := range l.Plugins {
 		if err := e.check(); err != nil {
-			return nil, fmt.Errorf("%s: plugins[%d] (%q): %v; fix or remove the entry (`tthost plugin remove`)", path, i, e.Name, err)
+			return nil, fmt.Errorf("%s: plugins[%d] (%q): %v; fix or remove the entry by hand (`tthost plugin` commands refuse the file until then)", path, i, e.Name, err)
 		}
 		key := e.Ref() + " " + e.OS + "/" + e.Arch
 		if seen[key] {

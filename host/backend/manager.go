@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,6 +55,9 @@ type Manager struct {
 	log        hclog.Logger
 	candidates map[string]Candidate
 	order      []string
+	// warnings describe plugin directories left out at discovery (see
+	// DiscoverUsable); every Choice carries them.
+	warnings []string
 
 	mu      sync.Mutex
 	plugins map[string]*instance       // by instance key (see Choice.Instance)
@@ -76,7 +80,10 @@ type instance struct {
 }
 
 // New discovers the plugins in opts.Dirs. It fails when the built-in
-// one-shot backend is missing, because every agent can fall back to it.
+// one-shot backend is missing, because every agent can fall back to it. A
+// plugin directory whose lock file is unusable does not fail it: that
+// directory's installed plugins are left out and Warnings says why, so one
+// corrupt file cannot stop every worker of a town.
 func New(opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -87,12 +94,15 @@ func New(opts Options) (*Manager, error) {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
-	cands, err := Discover(opts.Dirs...)
+	cands, warnings, err := DiscoverUsable(opts.Dirs...)
 	if err != nil {
 		return nil, err
 	}
 	m := &Manager{opts: opts, log: opts.Logger.Named("backend"), candidates: map[string]Candidate{},
-		plugins: map[string]*instance{}, descs: map[string]sdk.Description{}}
+		warnings: warnings, plugins: map[string]*instance{}, descs: map[string]sdk.Description{}}
+	for _, w := range warnings {
+		m.log.Warn(w)
+	}
 	for _, c := range cands {
 		m.candidates[c.Name] = c
 		m.order = append(m.order, c.Name)
@@ -113,6 +123,10 @@ func New(opts Options) (*Manager, error) {
 	}
 	return m, nil
 }
+
+// Warnings describes what discovery left out: each plugin directory whose
+// lock file could not be used, with the file and the fix.
+func (m *Manager) Warnings() []string { return slices.Clone(m.warnings) }
 
 // Candidates lists the discovered plugins, sorted by name.
 func (m *Manager) Candidates() []Candidate {

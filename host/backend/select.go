@@ -35,6 +35,11 @@ type Choice struct {
 	Fallback bool
 	// Reason says in one sentence why this backend was chosen.
 	Reason string
+	// Warnings are problems that did not stop the choice but narrowed it,
+	// for the agent's events: a plugin directory whose lock file is
+	// unusable, so none of its installed plugins could be chosen
+	// (Manager.Warnings).
+	Warnings []string
 }
 
 // Has reports whether the chosen backend declared a capability for the CLI.
@@ -64,6 +69,14 @@ func splitInstance(key string) (backend, cli string) {
 // broken optional plugin degrades an agent to one-shot instead of
 // stopping it.
 func (m *Manager) Select(ctx context.Context, w Want) (Choice, error) {
+	ch, err := m.selectBackend(ctx, w)
+	if err == nil {
+		ch.Warnings = m.Warnings()
+	}
+	return ch, err
+}
+
+func (m *Manager) selectBackend(ctx context.Context, w Want) (Choice, error) {
 	var notes []string
 	if w.Backend != "" && w.Backend != OneShot {
 		ch, err := m.candidateFor(ctx, w.Backend, w.CLI, false)

@@ -35,6 +35,8 @@ func NewCmdAgentLoop(f *Factory, runF func(context.Context, *AgentLoopOptions) e
 the agent's messages, runs turns of its CLI through a backend plugin, and
 records every step in Redis. It ends on a stop request, after MAX_ROUNDS
 turns, or at the idle timeout, leaving the agent in state stopped.
+SIGTERM, SIGINT and SIGHUP end it the same way: a running turn is
+cancelled, its messages go back to the front of the inbox, and it exits 0.
 tthost spawn starts it in the background; run it yourself to serve an agent
 registered by Tinytown (or to watch it in the foreground).`,
 		Args: exactArgs(3, "NAME, ID and MAX_ROUNDS"),

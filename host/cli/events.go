@@ -171,7 +171,7 @@ func eventsRun(ctx context.Context, opts *EventsOptions) error {
 	switch {
 	case errors.Is(err, errUntilMet):
 		return nil
-	case ctx.Err() != nil: // interrupted (SIGINT/SIGTERM)
+	case ctx.Err() != nil: // interrupted (SIGINT, SIGTERM, SIGHUP)
 		if until != "" {
 			return &exitError{code: 1, err: fmt.Errorf("interrupted before a %s event arrived in %s", until, where)}
 		}

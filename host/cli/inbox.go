@@ -50,7 +50,8 @@ func NewCmdInbox(f *Factory, runF func(context.Context, *InboxOptions) error) *c
 (in the order a tthost worker takes it), its inbox, and the messages its
 worker has taken but not finished (in flight). Each message carries tt's
 prefix: [T] task, [Q] query, [I] informational, [C] confirmation,
-[!] other actionable. Entries that are not valid messages are counted.`,
+[!] other actionable. Entries that are not valid messages are counted.
+` + "`tthost inbox show MSG_ID`" + ` prints one message whole.`,
 		Args: exactArgs(1, "AGENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Agent = args[0]
@@ -62,6 +63,7 @@ prefix: [T] task, [Q] query, [I] informational, [C] confirmation,
 	}
 	cmd.Flags().IntVarP(&opts.Limit, "limit", "n", 100, "show at most this many messages of each list")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")
+	cmd.AddCommand(NewCmdInboxShow(f, nil))
 	return cmd
 }
 

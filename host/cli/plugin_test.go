@@ -269,3 +269,24 @@ func TestPluginInstallHonoursTheConfigChoiceForAClaimedCLI(t *testing.T) {
 	pt.withAnyPlugin("fourth", "1.0.0", "goose", "plugin", "install", any).fails(t, `the installed "third"`)
 	pt.withAnyPlugin("fourth", "1.0.0", "goose", "plugin", "install", any, "--force").ok(t)
 }
+
+// A worker serves on with a corrupt lock file (host/backend
+// DiscoverUsable); the plugin commands keep reporting it as the error it
+// is, naming the file, and verify exits 1.
+func TestPluginCommandsReportACorruptLockFile(t *testing.T) {
+	pt := newPluginTown(t)
+	if err := os.MkdirAll(pt.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(pt.dir, backend.LockFile)
+	if err := os.WriteFile(lock, []byte("{ not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"plugin", "verify"}, {"plugin", "list"}} {
+		r := pt.run(args...)
+		r.fails(t, lock, "not a valid plugin lock file")
+		if r.code != 1 {
+			t.Errorf("%s exited %d, want 1", strings.Join(args, " "), r.code)
+		}
+	}
+}

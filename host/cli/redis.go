@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -178,7 +180,9 @@ func redisStopRun(ctx context.Context, opts *RedisStopOptions) error {
 // townredis.Ensure as `tthost --town ROOT redis serve-embedded` followed by
 // townredis.EmbeddedFlag, --unixsocket and --pidfile. Those are Ensure's
 // arguments, so cobra leaves them alone and ParseEmbeddedArgs reads them.
-// It serves until SIGTERM or SIGINT (Main's context).
+// It serves until SIGTERM or SIGINT (Main's context) and ignores SIGHUP,
+// as redis-server does: its data is in memory only, and a hang-up is no
+// reason to lose the town's state.
 func newCmdRedisServeEmbedded() *cobra.Command {
 	return &cobra.Command{
 		Use:                "serve-embedded",
@@ -190,6 +194,7 @@ func newCmdRedisServeEmbedded() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			signal.Ignore(syscall.SIGHUP)
 			return townredis.ServeEmbedded(cmd.Context(), sock, pidFile)
 		},
 	}

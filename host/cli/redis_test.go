@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tthost/tthost/host/config"
 	"github.com/tthost/tthost/host/townredis"
@@ -33,6 +35,16 @@ func TestEmbeddedRedisRunsAsTthostRedisServeEmbedded(t *testing.T) {
 
 	// The server works: commands store and read data through it.
 	tt.run("backlog", "add", "kept in memory").ok(t)
+	mustContain(t, tt.run("backlog", "list").ok(t), "kept in memory")
+
+	// SIGHUP does not stop it (nor lose its data), as with redis-server.
+	if err := syscall.Kill(st.Pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // a server that did not ignore it is gone by now
+	if st, err := townredis.Status(tt.dir); err != nil || !st.Running {
+		t.Fatalf("after SIGHUP: %+v, %v; want the embedded server still running", st, err)
+	}
 	mustContain(t, tt.run("backlog", "list").ok(t), "kept in memory")
 
 	mustContain(t, tt.run("redis", "status").ok(t), "embedded in-memory server", "warning:")

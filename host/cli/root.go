@@ -29,8 +29,15 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // Main runs tthost with args and returns the process exit code: 0 on
 // success, 1 on failure, 2 on a usage error.
+//
+// SIGTERM, SIGINT and SIGHUP cancel the command's context: a worker
+// (agent-loop) cancels its turn, re-queues its messages and leaves the agent
+// stopped, a follower (events --follow) ends. SIGHUP is among them because a
+// worker in a terminal that closes, or under a supervisor that sends it,
+// must stop as cleanly as on SIGTERM rather than die with its work in
+// flight. The embedded Redis server ignores SIGHUP, as redis-server does.
 func Main(io *IOStreams, args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), shutdownSignals...)
 	defer stop()
 	f := NewFactory(io)
 	defer f.Close()
@@ -53,6 +60,9 @@ func Main(io *IOStreams, args []string) int {
 	}
 	return 1
 }
+
+// shutdownSignals end a command gracefully (see Main).
+var shutdownSignals = []os.Signal{syscall.SIGTERM, os.Interrupt, syscall.SIGHUP}
 
 // NewRootCmd builds the tthost command tree.
 func NewRootCmd(f *Factory) *cobra.Command {

@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -361,5 +363,107 @@ func TestPluginCrashWhileIdleIsHealedBeforeTheNextTurn(t *testing.T) {
 	}
 	if strings.Contains(e.dumpEvents(a.ID), "could not start") {
 		t.Errorf("the second turn failed to start instead of reopening the session:\n%s", e.dumpEvents(a.ID))
+	}
+}
+
+// A signal to the worker mid-turn (SIGHUP: its terminal closed, or a
+// supervisor sent it) must end it like a stop request: the turn cancelled,
+// its message back in the inbox exactly once, nothing in flight, the agent
+// stopped, and no CLI or plugin process left behind.
+func TestSignalMidTurnRequeuesAndLeavesTheAgentStopped(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			e := newEnv(t)
+			a := e.agent("hungup")
+			m := e.send(a.ID, "SLEEP_FOREVER until the signal")
+			p := e.agentLoop(a, 100)
+			e.waitSleeping(a.ID)
+			if got := e.getAgent(a.ID); got.State != town.StateWorking {
+				t.Fatalf("state %s mid-turn, want working", got.State)
+			}
+
+			if err := syscall.Kill(p.cmd.Process.Pid, sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(t, long); code != 0 {
+				t.Fatalf("agent-loop exited %d after %s, want 0:\n%s", code, sig, p.out.String())
+			}
+			msgs, bad, err := e.store.PeekInbox(context.Background(), a.ID, 10)
+			if err != nil || bad != 0 || len(msgs) != 1 || msgs[0].ID != m.ID {
+				t.Fatalf("inbox after %s: %v bad=%d err=%v; want the interrupted message back, once", sig, msgs, bad, err)
+			}
+			if n := e.inFlightLen(a.ID); n != 0 {
+				t.Errorf("%d message(s) left in flight", n)
+			}
+			if got := e.getAgent(a.ID); got.State != town.StateStopped || got.RoundsCompleted != 0 {
+				t.Errorf("state %s rounds %d; want stopped, 0", got.State, got.RoundsCompleted)
+			}
+			if left := e.waitOnlyRedis(10 * time.Second); len(left) > 0 {
+				t.Fatalf("processes left after %s: %q", sig, left)
+			}
+		})
+	}
+}
+
+// `tthost events --follow` ends quietly on SIGHUP, as on SIGINT: following
+// is what it was asked to do until interrupted.
+func TestEventsFollowEndsOnSIGHUP(t *testing.T) {
+	e := newEnv(t)
+	a := e.agent("watched")
+	ev := town.NewEvent(town.EventAgentStateChanged, "FOLLOW_STARTED_MARKER")
+	ev.AgentID = a.ID
+	if err := e.store.Emit(e.ctx(), ev); err != nil {
+		t.Fatal(err)
+	}
+	p := e.tthost("", "events", "--agent", a.Name, "--follow")
+	// It printed the earlier event, so it has its signal handler and follows.
+	deadline := time.Now().Add(long)
+	for !strings.Contains(p.out.String(), "FOLLOW_STARTED_MARKER") {
+		if time.Now().After(deadline) {
+			t.Fatalf("events --follow printed nothing:\n%s", p.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, long); code != 0 {
+		t.Fatalf("events --follow exited %d after SIGHUP, want 0:\n%s", code, p.out.String())
+	}
+}
+
+// A 10 MB brief reaches the CLI cut to Tinytown's 120 characters; the
+// prompt says so and names the command that prints it whole, which works
+// while the message is in flight.
+func TestAPromptThatCutsAMessageNamesTheCommandThatPrintsItWhole(t *testing.T) {
+	e := newEnv(t)
+	a := e.agent("reader")
+	brief := "SLEEP_FOREVER and read this: " + strings.Repeat("0123456789", 1<<20)
+	m := e.send(a.ID, brief)
+	p := e.agentLoop(a, 100)
+	e.waitSleeping(a.ID)
+
+	prompts := e.prompts()
+	if len(prompts) != 1 {
+		t.Fatalf("the CLI saw %d prompts, want 1", len(prompts))
+	}
+	note := fmt.Sprintf("(shortened: the whole message has %d characters; read it with `tthost inbox show %s`)", len(brief), m.ID)
+	if !strings.Contains(prompts[0], note) {
+		t.Fatalf("the prompt lacks %q:\n%s", note, prompts[0])
+	}
+	show := e.tthost("", "inbox", "show", m.ID, "--agent", a.Name, "--json")
+	if code := show.wait(t, long); code != 0 {
+		t.Fatalf("inbox show exited %d:\n%.2000s", code, show.out.String())
+	}
+	var v struct{ Place, Text string }
+	if err := json.Unmarshal([]byte(show.out.String()), &v); err != nil || v.Place != "in_flight" || v.Text != brief {
+		t.Fatalf("inbox show --json: place %q, %d of %d characters, %v; want the in-flight message whole", v.Place, len(v.Text), len(brief), err)
+	}
+
+	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, long); code != 0 {
+		t.Fatalf("exit %d", code)
 	}
 }

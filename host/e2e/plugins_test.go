@@ -119,3 +119,45 @@ func TestAWorkerAttachesToAPluginInDebugMode(t *testing.T) {
 	default:
 	}
 }
+
+// TestACorruptLockFileStopsNoAgent: a plugins.lock.json that does not parse
+// used to make every agent-loop of the town exit. Now a one-shot agent
+// does its work, and its events say that the installed plugins are left
+// out and how to fix it.
+func TestACorruptLockFileStopsNoAgent(t *testing.T) {
+	e := newEnv(t)
+	pluginDir := filepath.Join(e.dir, "plugins")
+	if err := os.Mkdir(pluginDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(pluginDir, "plugins.lock.json")
+	if err := os.WriteFile(lock, []byte(`{"format": 1, "plugins": [`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.extraEnv = append(e.extraEnv, "TTHOST_PLUGIN_DIR="+pluginDir)
+
+	a := e.agent("unbothered")
+	e.send(a.ID, "work despite the lock file")
+	p := e.agentLoop(a, 1)
+	if code := p.wait(t, long); code != 0 {
+		t.Fatalf("agent-loop exit %d:\n%s", code, p.out.String())
+	}
+	if got := e.getAgent(a.ID); got.RoundsCompleted != 1 || got.State != town.StateStopped {
+		t.Errorf("rounds %d state %s; want 1, stopped", got.RoundsCompleted, got.State)
+	}
+	ev := e.waitEvent(a.ID, long, "plugin directory warning", func(ev *town.TownEvent) bool {
+		return ev.Scope == "tthost.plugin_dir_unusable"
+	})
+	if ev.Type != town.EventAgentRuntimeError {
+		t.Errorf("warning event type %s, want %s", ev.Type, town.EventAgentRuntimeError)
+	}
+	for _, want := range []string{lock, "tthost plugin verify", "tthost plugin install"} {
+		if !strings.Contains(ev.Message, want) {
+			t.Errorf("warning %q does not say %q", ev.Message, want)
+		}
+	}
+	ev = e.waitEvent(a.ID, long, "backend choice", func(ev *town.TownEvent) bool { return ev.Scope == "tthost.backend_selected" })
+	if !strings.Contains(ev.Message, "oneshot") {
+		t.Errorf("backend choice %q; want the one-shot backend", ev.Message)
+	}
+}

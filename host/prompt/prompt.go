@@ -28,8 +28,11 @@ type Item struct {
 	// description ("" when the task record is missing).
 	TaskID          string
 	TaskDescription string
-	// Text describes any other message (see town.DescribeMessage).
+	// Text describes any other message (see town.SummarizeMessage).
 	Text string
+	// MessageID is the message's id. When Text is too long to show whole,
+	// the prompt names the command that prints it by this id.
+	MessageID string
 }
 
 // BacklogTask is one role-matching backlog task shown in the prompt.
@@ -78,14 +81,32 @@ const (
 // Truncate cuts s to at most max characters (runes), ending with "..." when
 // it was cut. It keeps the text on one line: line breaks become spaces.
 func Truncate(s string, max int) string {
+	t, _ := truncate(s, max)
+	return t
+}
+
+// truncate is Truncate that also says whether it cut anything.
+func truncate(s string, max int) (string, bool) {
 	s = strings.Join(strings.Fields(s), " ")
 	if utf8.RuneCountInString(s) <= max {
-		return s
+		return s, false
 	}
 	if max <= 3 {
-		return string([]rune(s)[:max])
+		return string([]rune(s)[:max]), true
 	}
-	return string([]rune(s)[:max-3]) + "..."
+	return string([]rune(s)[:max-3]) + "...", true
+}
+
+// shortened is the line under an item whose text was cut: how long the
+// whole is, and the command that prints it ("" when there is none), so a
+// CLI never mistakes the first hundred characters of a long brief for all
+// of it.
+func shortened(what, full, command string) string {
+	line := fmt.Sprintf("   (shortened: the whole %s has %d characters", what, utf8.RuneCountInString(full))
+	if command != "" {
+		line += "; read it with `" + command + "`"
+	}
+	return line + ")"
 }
 
 type view struct {
@@ -156,7 +177,11 @@ func renderItem(n int, it Item) string {
 	if it.TaskID != "" {
 		desc := "Task details unavailable (the task record is missing)"
 		if it.TaskDescription != "" {
-			desc = "Description: " + Truncate(it.TaskDescription, taskDescriptionChars)
+			text, cut := truncate(it.TaskDescription, taskDescriptionChars)
+			desc = "Description: " + text
+			if cut {
+				desc += "\n" + shortened("description", it.TaskDescription, "tthost task show "+it.TaskID)
+			}
 		}
 		return fmt.Sprintf("%d. [%s] task assignment from %s\n"+
 			"   Task ID: %s\n"+
@@ -165,7 +190,16 @@ func renderItem(n int, it Item) string {
 			"   The Task ID above is the real task id; mission or work-item UUIDs in the description are not.",
 			n, prio, it.From, it.TaskID, desc, it.TaskID)
 	}
-	return fmt.Sprintf("%d. [%s] from %s: %s", n, prio, it.From, Truncate(it.Text, messageTextChars))
+	text, cut := truncate(it.Text, messageTextChars)
+	line := fmt.Sprintf("%d. [%s] from %s: %s", n, prio, it.From, text)
+	if cut {
+		command := ""
+		if it.MessageID != "" {
+			command = "tthost inbox show " + it.MessageID
+		}
+		line += "\n" + shortened("message", it.Text, command)
+	}
+	return line
 }
 
 // Steer is an urgent follow-up delivered into a running turn.

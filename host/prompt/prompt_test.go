@@ -152,3 +152,74 @@ func TestRenderSteer(t *testing.T) {
 		}
 	}
 }
+
+// A long brief cut to Tinytown's limits must say it was cut, how long the
+// whole is and how to read it, or the CLI works from its first hundred
+// characters believing that is all.
+func TestAShortenedItemSaysSoAndHowToReadTheWhole(t *testing.T) {
+	const taskID = "0b8e1c2d-5f4a-4c3b-9a8e-7d6c5b4a3f21"
+	const msgID = "7f3e2d1c-0b9a-4877-8655-443322110099"
+	long := strings.Repeat("word ", 2000) // 10000 characters
+	cases := []struct {
+		name  string
+		item  Item
+		lines []string // the item's lines, exactly
+	}{
+		{
+			name: "a long task description names tthost task show",
+			item: Item{From: "supervisor", TaskID: taskID, TaskDescription: long, MessageID: msgID},
+			lines: []string{
+				"1. [normal] task assignment from supervisor",
+				"   Task ID: " + taskID,
+				"   Description: " + strings.Repeat("word ", 31) + "wo...",
+				"   (shortened: the whole description has 10000 characters; read it with `tthost task show " + taskID + "`)",
+				`   Complete with: tthost task complete ` + taskID + ` --result "what was done"`,
+			},
+		},
+		{
+			name: "a long message names tthost inbox show with its id",
+			item: Item{Urgent: true, From: "peer", Text: long, MessageID: msgID},
+			lines: []string{
+				"1. [URGENT] from peer: " + strings.Repeat("word ", 23) + "wo...",
+				"   (shortened: the whole message has 10000 characters; read it with `tthost inbox show " + msgID + "`)",
+			},
+		},
+		{
+			name: "a long message without an id still says it was cut",
+			item: Item{From: "peer", Text: long},
+			lines: []string{
+				"1. [normal] from peer: " + strings.Repeat("word ", 23) + "wo...",
+				"   (shortened: the whole message has 10000 characters)",
+			},
+		},
+		{
+			name:  "a message that fits says nothing more",
+			item:  Item{From: "peer", Text: strings.Repeat("x", 120), MessageID: msgID},
+			lines: []string{"1. [normal] from peer: " + strings.Repeat("x", 120)},
+		},
+		{
+			name: "a description that fits says nothing more",
+			item: Item{From: "supervisor", TaskID: taskID, TaskDescription: strings.Repeat("y", 160), MessageID: msgID},
+			lines: []string{
+				"   Task ID: " + taskID,
+				"   Description: " + strings.Repeat("y", 160),
+				`   Complete with: tthost task complete`,
+			},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tu := baseTurn()
+			tu.Actionable = []Item{c.item}
+			for _, got := range []string{Render(tu), RenderSteer(Steer{AgentName: "a", Actionable: tu.Actionable})} {
+				want := strings.Join(c.lines, "\n")
+				if !strings.Contains(got, want) {
+					t.Errorf("prompt lacks\n%s\nin:\n%s", want, got)
+				}
+				if strings.Count(got, "(shortened") != strings.Count(want, "(shortened") {
+					t.Errorf("%d shortened notes, want %d:\n%s", strings.Count(got, "(shortened"), strings.Count(want, "(shortened"), got)
+				}
+			}
+		})
+	}
+}

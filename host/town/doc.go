@@ -21,6 +21,7 @@
 //	jsonenc.go   serde_json-compatible string escaping
 //	classify.go  how a worker treats a message; summaries and inbox prefixes
 //	queue.go     send, wake, intake, in-flight, ack, requeue, dead letters
+//	waiting.go   an agent's urgent, inbox and in-flight messages in one read
 //	control.go   stop flag and activity log
 //	task.go      task hashes and their transitions; tt assign
 //	backlog.go   the backlog, atomic claims and role matching

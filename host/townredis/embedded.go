@@ -63,7 +63,8 @@ func ParseEmbeddedArgs(args []string) (socketPath, pidFile string, err error) {
 // ServeEmbedded runs the embedded in-memory Redis (miniredis) on a unix
 // socket until ctx is done: the main loop of the embedded server process.
 // It writes pidFile once it listens and removes the socket and pidFile when
-// it returns. The caller cancels ctx on SIGTERM and SIGINT.
+// it returns. The caller cancels ctx on SIGTERM and SIGINT and ignores
+// SIGHUP, as redis-server does: the data is in memory only.
 func ServeEmbedded(ctx context.Context, socketPath, pidFile string) error {
 	if len(socketPath) > MaxSocketPath {
 		return fmt.Errorf("socket path %s is longer than %d bytes", socketPath, MaxSocketPath)

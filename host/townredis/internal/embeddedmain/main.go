@@ -19,6 +19,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "embeddedmain:", err)
 		os.Exit(2)
 	}
+	signal.Ignore(syscall.SIGHUP) // as tthost's serve-embedded and redis-server do
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := townredis.ServeEmbedded(ctx, sock, pidFile); err != nil {

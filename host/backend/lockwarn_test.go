@@ -1,0 +1,91 @@
+package backend
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tthost/tthost/sdk/sdktest"
+)
+
+// A worker discovers with DiscoverUsable: a plugin directory whose lock
+// file does not parse loses its installed plugins, with a warning that
+// names the file and the fix, instead of failing discovery (which would
+// stop every worker of the town). The plugin commands, which use Discover
+// and List, still fail on it.
+func TestAnUnusableLockFileIsAWarningForWorkersAndAnErrorForCommands(t *testing.T) {
+	cases := []struct {
+		name, content, fix string
+	}{
+		{"broken JSON", "{\"format\": 1, \"plugins\": [", "remove it and install the plugins again"},
+		{"a newer format", `{"format":9,"plugins":[]}`, "upgrade tthost"},
+		{"an entry that escapes the directory", `{"format":1,"plugins":[` + strings.Replace(goodEntry, `"path":"aider/`, `"path":"../`, 1) + `]}`, "by hand"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			builtin, dir := t.TempDir(), t.TempDir()
+			for _, d := range []string{builtin, dir} {
+				if err := os.WriteFile(filepath.Join(d, "tthost-backend-"+filepath.Base(d)), []byte("#!/bin/sh\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				sdktest.WriteChecksums(t, d, ChecksumFile, "tthost-backend-"+filepath.Base(d))
+			}
+			lock := filepath.Join(dir, LockFile)
+			if err := os.WriteFile(lock, []byte(c.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+
+			cands, warnings, err := DiscoverUsable(builtin, dir)
+			if err != nil {
+				t.Fatalf("DiscoverUsable: %v; want the lock file as a warning", err)
+			}
+			if len(cands) != 2 {
+				t.Errorf("candidates %+v; want the built-in binary and the directory's loose one (its own manifest vouches for it)", cands)
+			}
+			if len(warnings) != 1 {
+				t.Fatalf("warnings %q; want one", warnings)
+			}
+			for _, want := range []string{lock, "not used", "built-in backends still serve", "tthost plugin verify", "tthost plugin install", c.fix} {
+				if !strings.Contains(warnings[0], want) {
+					t.Errorf("warning %q does not say %q", warnings[0], want)
+				}
+			}
+
+			if _, err := Discover(builtin, dir); err == nil || !strings.Contains(err.Error(), lock) {
+				t.Errorf("Discover: %v; want an error naming %s", err, lock)
+			}
+			if _, err := List(builtin, dir); err == nil || !strings.Contains(err.Error(), lock) {
+				t.Errorf("List: %v; want an error naming %s", err, lock)
+			}
+		})
+	}
+}
+
+func TestAManagerServesOnTheBuiltInsWhenThePluginLockIsCorrupt(t *testing.T) {
+	fx := newInstallFixture(t)
+	fx.mustInstall(echoBinary(t), nil, nil)
+	if w := fx.manager().Warnings(); len(w) != 0 {
+		t.Fatalf("warnings %q with a good lock file", w)
+	}
+	lock := filepath.Join(fx.dir, LockFile)
+	if err := os.WriteFile(lock, []byte("{ not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	m := fx.manager()
+	if w := m.Warnings(); len(w) != 1 || !strings.Contains(w[0], lock) {
+		t.Fatalf("Warnings() = %q; want one naming %s", w, lock)
+	}
+	ctx := context.Background()
+	for _, want := range []Want{{CLI: "echo", Persistent: true}, {CLI: "echo", Backend: "echo"}, {CLI: "claude"}} {
+		ch, err := m.Select(ctx, want)
+		if err != nil || ch.Backend != OneShot {
+			t.Fatalf("Select(%+v) = %+v, %v; want the one-shot backend", want, ch, err)
+		}
+		if len(ch.Warnings) != 1 || ch.Warnings[0] != m.Warnings()[0] {
+			t.Errorf("Select(%+v) warnings %q; want the manager's", want, ch.Warnings)
+		}
+	}
+}
