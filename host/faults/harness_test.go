@@ -484,11 +484,21 @@ func (e *env) eventsOfKind(agentID, kind string) []*town.TownEvent {
 }
 
 // waitEvent waits until the agent's stream holds an event that match
-// accepts, and returns it.
+// accepts, and returns it; it fails the test when none comes.
 func (e *env) waitEvent(agentID string, timeout time.Duration, what string, match func(*town.TownEvent) bool) *town.TownEvent {
 	e.t.Helper()
+	ev := e.findEvent(agentID, timeout, match)
+	if ev == nil {
+		e.t.Fatalf("no %s event within %s; events:\n%s", what, timeout, e.dumpEvents(agentID))
+	}
+	return ev
+}
+
+// findEvent is waitEvent that returns nil when no event comes.
+func (e *env) findEvent(agentID string, timeout time.Duration, match func(*town.TownEvent) bool) *town.TownEvent {
+	e.t.Helper()
 	var found *town.TownEvent
-	ok := poll(timeout, func() bool {
+	poll(timeout, func() bool {
 		for _, ev := range e.events(agentID) {
 			if match(ev) {
 				found = ev
@@ -497,9 +507,6 @@ func (e *env) waitEvent(agentID string, timeout time.Duration, what string, matc
 		}
 		return false
 	})
-	if !ok {
-		e.t.Fatalf("no %s event within %s; events:\n%s", what, timeout, e.dumpEvents(agentID))
-	}
 	return found
 }
 
