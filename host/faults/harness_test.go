@@ -364,6 +364,19 @@ func poll(timeout time.Duration, cond func() bool) bool {
 	}
 }
 
+// holds checks cond continuously for d and returns "" when it held
+// throughout, else when it first failed ("after 3.2s").
+func (e *env) holds(d time.Duration, cond func() bool) string {
+	start := time.Now()
+	for time.Since(start) < d {
+		if !cond() {
+			return fmt.Sprintf("after %s", time.Since(start).Round(100*time.Millisecond))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return ""
+}
+
 // waitState waits until the agent's state field is want.
 func (e *env) waitState(agentID string, want town.AgentState, p *proc) {
 	e.t.Helper()

@@ -82,7 +82,7 @@ func TestBadMessagesBetweenGoodOnesAreSetAsideAndTheGoodOnesRunOnce(t *testing.T
 	}
 	var deadEvents int
 	for _, ev := range e.events(a.ID) {
-		if ev.Type == town.EventAgentRuntimeError && strings.Contains(ev.Message, "dead-letter") {
+		if strings.Contains(ev.Message, "dead-letter") || strings.Contains(kindOf(ev), "dead_letter") {
 			deadEvents++
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tthost/tthost/host/town"
 )
 
 // A worker frozen mid-turn (SIGSTOP: a paused VM, a debugger, swap) past its
@@ -53,9 +55,17 @@ func TestWorkerStoppedPastItsLeaseIsFencedOff(t *testing.T) {
 		t.Fatalf("the new worker exited (%s); output:\n%s", pb.how(), pb.out.String())
 	}
 
-	// The new worker keeps serving.
+	// The new worker keeps serving, and keeps its lease while it waits:
+	// an idle worker refreshes it every heartbeat, not every safety poll.
 	tok2 := e.send(a.ID, "after the takeover")
 	e.waitEnded(long, []*proc{pb}, tok2)
+	e.waitState(a.ID, town.StateIdle, pb)
+	if lost := e.holds(7*time.Second, func() bool {
+		h, err := e.store.LeaseHolder(e.ctx(), a.ID)
+		return err == nil && h != nil && h.PID == pb.pid()
+	}); lost != "" {
+		t.Errorf("the idle worker lost its lease (heartbeat_secs = 1, TTL 3 s) %s", lost)
+	}
 	e.stop(pb, a.ID)
 	r = e.readRuns()
 	e.assertRuns(r, tok, 2, 1)
