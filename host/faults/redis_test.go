@@ -69,7 +69,7 @@ func TestRedisKilledMidTurnKeepsTheTurnsOutcomeUntilItReturns(t *testing.T) {
 	}
 }
 
-func redisKilledMidTurn(t *testing.T, outage time.Duration) {
+func redisKilledMidTurn(t *testing.T, down time.Duration) {
 	e := newEnv(t, settings{"redis_outage_secs": 60})
 	a := e.agent("steadfast")
 	tok := e.send(a.ID, "SLEEP=1 across a Redis crash")
@@ -79,8 +79,8 @@ func redisKilledMidTurn(t *testing.T, outage time.Duration) {
 	e.redis.Kill9()
 	killed := time.Now()
 	// The CLI sleeps 1 s: its turn must end while Redis is down.
-	e.waitEnded(outage-500*time.Millisecond, nil, tok)
-	time.Sleep(time.Until(killed.Add(outage))) // the fault itself: Redis stays down
+	e.waitEnded(down-500*time.Millisecond, nil, tok)
+	time.Sleep(time.Until(killed.Add(down))) // the fault itself: Redis stays down
 	e.redis.Restart()
 
 	// Once Redis is back the worker writes what it kept: the ack, the
@@ -95,7 +95,7 @@ func redisKilledMidTurn(t *testing.T, outage time.Duration) {
 		return err == nil && err2 == nil && err3 == nil && ag.RoundsCompleted == 1 && n == 0 && m == 0
 	})
 	if p.exited() {
-		t.Errorf("the worker exited (%s) across a %s Redis outage (redis_outage_secs = 60)", p.how(), outage)
+		t.Errorf("the worker exited (%s) across a %s Redis outage (redis_outage_secs = 60)", p.how(), down)
 	}
 	if !ok || p.exited() {
 		ag := e.getAgent(a.ID)
