@@ -18,7 +18,7 @@ LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION)
 CODEX_VERSION := 0.169.0
 CODEX_DIR     := .tools/codex
 
-.PHONY: all build test vet fmt proto bench demo clean ensure-redis ensure-codex conformance help
+.PHONY: all build test vet fmt proto bench demo clean ensure-redis ensure-codex conformance faults help
 
 all: build
 
@@ -27,6 +27,7 @@ help:
 	@echo "make demo    run a town on the embedded default with a sample agent, one task end to end"
 	@echo "make test    go vet + go test -race ./... (installs redis-server and codex when missing)"
 	@echo "make conformance  build, install and prove the example plugins with tthost plugin conformance"
+	@echo "make faults  the fault-injection suite: Redis killed, workers frozen, plugins killed, signals, 40 000 messages"
 	@echo "make bench   run the benchmarks (numbers in docs/benchmarks.md)"
 	@echo "make proto   regenerate the committed protobuf code with pinned generators"
 
@@ -45,6 +46,14 @@ build:
 test: ensure-redis ensure-codex vet
 	$(GO) test -race -timeout 30m ./...
 	$(MAKE) --no-print-directory conformance
+
+## faults: the fault-injection suite (host/faults, also part of `make test`):
+## Redis killed and restarted under running workers, a worker frozen past its
+## lease, the plugin killed mid-turn, signals mid-turn, 40 000 queued
+## messages, bad messages. Needs redis-server and flock (util-linux).
+faults: ensure-redis
+	@command -v flock >/dev/null 2>&1 || { echo "flock not found: install util-linux (sudo apt-get install util-linux)"; exit 1; }
+	$(GO) test -race -count=1 -timeout 20m ./host/faults/
 
 ## conformance: a plugin author's path with the real CLI. The tutorial plugin
 ## (docs/tutorial, a module of its own) and the example backend are built,

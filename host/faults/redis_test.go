@@ -1,0 +1,124 @@
+package faults
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tthost/tthost/host/town"
+)
+
+// outage is how long the tests keep Redis down: long enough that every
+// waiting worker notices, well within redis_outage_secs.
+const outage = 3 * time.Second
+
+// Redis dies (kill -9) while three workers wait for work and comes back on
+// the same port a few seconds later: every worker rides the outage out and
+// runs a message sent afterwards exactly once.
+func TestRedisKilledWhileAgentsWaitAndRestartedOnTheSamePort(t *testing.T) {
+	e := newEnv(t, settings{"redis_outage_secs": 60})
+	var agents []*town.Agent
+	var loops []*proc
+	for i := range 3 {
+		a := e.agent(fmt.Sprintf("waiter%d", i+1))
+		agents = append(agents, a)
+		loops = append(loops, e.agentLoop(a, 100))
+	}
+	for i, a := range agents {
+		e.waitState(a.ID, town.StateIdle, loops[i])
+	}
+
+	e.redis.Kill9()
+	time.Sleep(outage) // the fault itself: Redis stays down this long
+	e.redis.Restart()
+
+	var died []string
+	for _, p := range loops {
+		if p.exited() {
+			died = append(died, fmt.Sprintf("%s: %s", p.name, p.how()))
+		}
+	}
+	if len(died) > 0 {
+		t.Fatalf("workers exited during a %s Redis outage (redis_outage_secs = 60):\n  %s", outage, strings.Join(died, "\n  "))
+	}
+
+	var tokens []string
+	for _, a := range agents {
+		tokens = append(tokens, e.send(a.ID, "after the outage"))
+	}
+	r := e.waitEnded(long, loops, tokens...)
+	e.assertOnce(r, tokens...)
+	var ids []string
+	for i, a := range agents {
+		e.stop(loops[i], a.ID)
+		ids = append(ids, a.ID)
+	}
+	e.assertOnce(e.readRuns(), tokens...)
+	e.assertClean(ids...)
+}
+
+// Redis dies (kill -9) during a turn and the turn ends while it is down.
+// The outcome (the ack, the round count, the completion event) is kept and
+// written once Redis is back, so the message is acknowledged and a later
+// worker does not run the finished turn again. The short outage is within
+// what go-redis's own retries hide (about 3 s); the long one is not.
+func TestRedisKilledMidTurnKeepsTheTurnsOutcomeUntilItReturns(t *testing.T) {
+	for _, down := range []time.Duration{outage, 10 * time.Second} {
+		t.Run(fmt.Sprintf("down %s", down), func(t *testing.T) { redisKilledMidTurn(t, down) })
+	}
+}
+
+func redisKilledMidTurn(t *testing.T, down time.Duration) {
+	e := newEnv(t, settings{"redis_outage_secs": 60})
+	a := e.agent("steadfast")
+	tok := e.send(a.ID, "SLEEP=1 across a Redis crash")
+	p := e.agentLoop(a, 100)
+	e.waitStarted(long, tok, 1, p)
+
+	e.redis.Kill9()
+	killed := time.Now()
+	// The CLI sleeps 1 s: its turn must end while Redis is down.
+	e.waitEnded(down-500*time.Millisecond, nil, tok)
+	time.Sleep(time.Until(killed.Add(down))) // the fault itself: Redis stays down
+	e.redis.Restart()
+
+	// Once Redis is back the worker writes what it kept: the ack, the
+	// round, the completion.
+	ok := poll(long, func() bool {
+		if p.exited() {
+			return true
+		}
+		ag, err := e.store.GetAgent(e.ctx(), a.ID)
+		n, err2 := e.store.InFlightLen(e.ctx(), a.ID)
+		m, err3 := e.store.InboxLen(e.ctx(), a.ID)
+		return err == nil && err2 == nil && err3 == nil && ag.RoundsCompleted == 1 && n == 0 && m == 0
+	})
+	if p.exited() {
+		t.Errorf("the worker exited (%s) across a %s Redis outage (redis_outage_secs = 60)", p.how(), down)
+	}
+	if !ok || p.exited() {
+		ag := e.getAgent(a.ID)
+		t.Errorf("after Redis returned: rounds_completed %d, in flight %q, inbox %q; want 1, nothing, nothing (the finished turn acknowledged)",
+			ag.RoundsCompleted, e.list(e.store.Keys().InFlight(a.ID)), e.inboxTokens(a.ID))
+	}
+	if evs := e.eventsOfKind(a.ID, "turn_completed"); len(evs) != 1 || !strings.HasPrefix(evs[0].Message, "Round 1 completed") {
+		t.Errorf("want one turn_completed event for round 1; events:\n%s", e.dumpEvents(a.ID))
+	}
+	if !p.exited() {
+		e.stop(p, a.ID)
+	}
+
+	// A new worker must not find the finished turn's message anywhere.
+	p2 := e.agentLoop(a, 100)
+	e.waitState(a.ID, town.StateIdle, p2)
+	tok2 := e.send(a.ID, "after the restart")
+	r := e.waitEnded(long, []*proc{p2}, tok2)
+	e.stop(p2, a.ID)
+	r = e.readRuns()
+	e.assertOnce(r, tok, tok2)
+	if got := e.getAgent(a.ID).RoundsCompleted; got != 2 {
+		t.Errorf("rounds_completed %d after both workers, want 2", got)
+	}
+	e.assertClean(a.ID)
+}
