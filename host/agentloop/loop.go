@@ -388,8 +388,11 @@ func (l *Loop) wait(ctx context.Context, d time.Duration) error {
 	return err
 }
 
+// pollInterval is the longest a waiting agent sleeps without news: the
+// safety poll, or the heartbeat when that is shorter, since the heartbeat
+// renews the worker lease (TTL 3 × heartbeat) and must not be missed.
 func (l *Loop) pollInterval() time.Duration {
-	return time.Duration(l.cfg.TTHost.SafetyPollSecs) * time.Second
+	return min(time.Duration(l.cfg.TTHost.SafetyPollSecs), time.Duration(l.cfg.TTHost.HeartbeatSecs)) * time.Second
 }
 
 // turnPoll is how often a running turn re-checks the stop flag, the
