@@ -169,6 +169,13 @@ func (c *Config) problems() []problem {
 			fmt.Sprintf("tthost.redis_server = %q is not one of %q, %q or %q",
 				c.TTHost.RedisServer, RedisServerAuto, RedisServerReal, RedisServerEmbedded)})
 	}
+	switch c.TTHost.Notifications {
+	case NotificationsAuto, NotificationsOff:
+	default:
+		ps = append(ps, problem{[]string{"tthost", "notifications"},
+			fmt.Sprintf("tthost.notifications = %q is not %q (use keyspace notifications, enabling them when permitted) or %q (never; poll)",
+				c.TTHost.Notifications, NotificationsAuto, NotificationsOff)})
+	}
 	return ps
 }
 
@@ -180,7 +187,7 @@ var (
 		"password", "tls_enabled", "tls_cert", "tls_key", "tls_ca_cert", "bind"}
 	knownAgent  = []string{"idle_timeout_secs", "persistent"}
 	knownCLI    = []string{"name", "command", "workdir", "env", "backend"}
-	knownTTHost = []string{"plugin_dir", "safety_poll_secs", "heartbeat_secs", "stop_grace_secs", "redis_server", "backends"}
+	knownTTHost = []string{"plugin_dir", "safety_poll_secs", "heartbeat_secs", "stop_grace_secs", "redis_server", "notifications", "backends"}
 )
 
 func table(raw map[string]any, key string) map[string]any {

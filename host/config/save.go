@@ -125,6 +125,7 @@ func (c *Config) Encode() []byte {
 	w.kv("heartbeat_secs", int64(t.HeartbeatSecs))
 	w.kv("stop_grace_secs", int64(t.StopGraceSecs))
 	w.kv("redis_server", t.RedisServer)
+	w.kv("notifications", t.Notifications)
 	w.scalars(t.extra, []string{"tthost"})
 	for _, name := range slices.Sorted(maps.Keys(t.Backends)) {
 		w.header("tthost", "backends", name)

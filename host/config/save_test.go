@@ -134,7 +134,7 @@ func TestSaveThenLoadGivesTheSameConfig(t *testing.T) {
 	cli.Env = map[string]string{"B": "2", "A": "1", "with space": "x"}
 	c.AgentCLIs["codex"] = cli
 	c.AgentCLIs["my tool"] = AgentCLI{Name: "my tool", Command: "tool --go", Env: map[string]string{}}
-	c.TTHost = TTHostConfig{PluginDir: "/opt/plugins", SafetyPollSecs: 2, HeartbeatSecs: 10, StopGraceSecs: 0, RedisServer: RedisServerEmbedded}
+	c.TTHost = TTHostConfig{PluginDir: "/opt/plugins", SafetyPollSecs: 2, HeartbeatSecs: 10, StopGraceSecs: 0, RedisServer: RedisServerEmbedded, Notifications: NotificationsOff}
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, FileName)
