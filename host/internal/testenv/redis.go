@@ -23,10 +23,25 @@ type Redis struct {
 	// Socket is the unix socket path; URL is unix://<Socket>.
 	Socket string
 	URL    string
-	// Client is connected to the server and closed at cleanup.
+	// Client is connected to the server and closed at cleanup. It
+	// reconnects by itself after Restart.
 	Client *redis.Client
-	// Pid is the server's process id.
+	// Pid is the server's process id (the current one after Restart).
 	Pid int
+
+	bin, dir string
+	opts     RedisOptions
+	waited   chan struct{} // closed when the current process has exited
+}
+
+// RedisOptions tune StartRedisWith.
+type RedisOptions struct {
+	// Args are extra redis-server arguments, after tthost's own, e.g.
+	// "--rename-command", "CONFIG", "" to play a managed Redis.
+	Args []string
+	// Env is added to the server's environment (e.g. a process
+	// tracker's marker).
+	Env []string
 }
 
 // RedisServerPath returns the redis-server binary or fails the test with
@@ -47,24 +62,78 @@ func RedisServerPath(t testing.TB) string {
 // server's environment (e.g. a process tracker's marker).
 func StartRedis(t testing.TB, extraEnv ...string) *Redis {
 	t.Helper()
-	bin := RedisServerPath(t)
+	return StartRedisWith(t, RedisOptions{Env: extraEnv})
+}
+
+// StartRedisWith is StartRedis with extra arguments.
+func StartRedisWith(t testing.TB, opts RedisOptions) *Redis {
+	t.Helper()
+	r := &Redis{bin: RedisServerPath(t), opts: opts}
 	// Unix socket paths are limited to 108 bytes; t.TempDir can be long.
 	dir, err := os.MkdirTemp("", "ttr")
 	if err != nil {
 		t.Fatalf("temp dir: %v", err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "redis.sock")
-	cmd := exec.Command(bin,
+	r.dir = dir
+	r.Socket = filepath.Join(dir, "redis.sock")
+	r.URL = "unix://" + r.Socket
+	t.Cleanup(func() { r.stop(syscall.SIGTERM) })
+	r.start(t)
+
+	r.Client = redis.NewClient(&redis.Options{Network: "unix", Addr: r.Socket})
+	t.Cleanup(func() { _ = r.Client.Close() })
+	if err := r.Client.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("ping redis-server: %v", err)
+	}
+	return r
+}
+
+// Kill ends the server with SIGKILL, as a crash would, and waits until it
+// is gone. Its data is lost (the test server keeps none on disk); the
+// socket file stays behind, stale, as after a crash.
+func (r *Redis) Kill(t testing.TB) {
+	t.Helper()
+	r.stop(syscall.SIGKILL)
+}
+
+// Restart starts the server again on the same socket with the same
+// arguments, after Kill, and waits until it accepts connections.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.stop(syscall.SIGKILL)
+	r.start(t)
+}
+
+// stop signals the current process group and waits for it; a server that
+// ignores SIGTERM for 5 s is killed.
+func (r *Redis) stop(sig syscall.Signal) {
+	if r.waited == nil {
+		return
+	}
+	_ = syscall.Kill(-r.Pid, sig)
+	select {
+	case <-r.waited:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-r.Pid, syscall.SIGKILL)
+		<-r.waited
+	}
+	r.waited = nil
+}
+
+func (r *Redis) start(t testing.TB) {
+	t.Helper()
+	args := append([]string{
 		"--port", "0",
-		"--unixsocket", sock,
+		"--unixsocket", r.Socket,
 		"--unixsocketperm", "700",
 		"--save", "",
 		"--appendonly", "no",
-		"--dir", dir,
+		"--dir", r.dir,
 		"--loglevel", "notice",
-	)
-	cmd.Env = append(os.Environ(), extraEnv...)
+	}, r.opts.Args...)
+	cmd := exec.Command(r.bin, args...)
+	cmd.Env = append(os.Environ(), r.opts.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -76,15 +145,7 @@ func StartRedis(t testing.TB, extraEnv ...string) *Redis {
 	}
 	waited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(waited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-waited:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-waited
-		}
-	})
+	r.Pid, r.waited = cmd.Process.Pid, waited
 
 	// redis-server logs "... ready to accept connections ..." once it listens.
 	ready := make(chan error, 1)
@@ -112,11 +173,4 @@ func StartRedis(t testing.TB, extraEnv ...string) *Redis {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("redis-server did not become ready within 15s")
 	}
-
-	client := redis.NewClient(&redis.Options{Network: "unix", Addr: sock})
-	t.Cleanup(func() { _ = client.Close() })
-	if err := client.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("ping redis-server: %v", err)
-	}
-	return &Redis{Socket: sock, URL: "unix://" + sock, Client: client, Pid: cmd.Process.Pid}
 }
