@@ -166,6 +166,32 @@ func TestWatchGivesUpWhenItsContextEnds(t *testing.T) {
 	expectNoGoroutines(t)
 }
 
+// TestCloseEndsAWatchThatWaitsForTheServer: whatever a Watch is doing
+// while the server is gone, Close ends it with ErrClosed.
+func TestCloseEndsAWatchThatWaitsForTheServer(t *testing.T) {
+	r := testenv.StartRedis(t)
+	n, err := notify.New(ctxFor(t), r.Client, keys, notify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Kill(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Watch(context.Background(), town.NewID())
+		done <- err
+	}()
+	n.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, notify.ErrClosed) {
+			t.Fatalf("Watch: %v, want ErrClosed", err)
+		}
+	case <-time.After(eventWait):
+		t.Fatal("Watch did not return after Close")
+	}
+	expectNoGoroutines(t)
+}
+
 func TestPolicyOffOpensNothing(t *testing.T) {
 	c := startEmbedded(t)
 	n, err := notify.New(ctxFor(t), c, keys, notify.Options{Policy: notify.PolicyOff})

@@ -209,9 +209,20 @@ func (n *Notifier) Watch(ctx context.Context, agent string) (*Watch, error) {
 			return nil, fmt.Errorf("watch agent %s: %w", agent, ctx.Err())
 		}
 		n.subMu.Lock()
+		if n.isClosed() {
+			n.subMu.Unlock()
+			w.Close()
+			return nil, fmt.Errorf("watch agent %s: %w", agent, ErrClosed)
+		}
 		err = n.subscribeLocked(ctx, w.channels) // SUBSCRIBE is idempotent
 		n.subMu.Unlock()
 	}
+}
+
+func (n *Notifier) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
 }
 
 // Close stops the receive loop, closes the connection and every watch,
