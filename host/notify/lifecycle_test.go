@@ -84,6 +84,33 @@ func TestWatchFiresAfterTheServerRestarts(t *testing.T) {
 	waitFire(t, w2, "a stop after the restart")
 }
 
+// TestWatchFiresWhenTheServerComesBackAfterAnOutage: the server stays
+// gone while the Notifier tries to reconnect; when it is back, the watch
+// fires and the notifications are on again.
+func TestWatchFiresWhenTheServerComesBackAfterAnOutage(t *testing.T) {
+	ctx := ctxFor(t)
+	r := testenv.StartRedis(t)
+	n := newNotifier(t, r.Client, notify.Options{})
+	hooks := hookEvents(n)
+	agent := town.NewID()
+	w := watch(t, n, agent)
+
+	r.Kill(t)
+	waitHook(t, hooks, "down") // it tried, and found no server
+	r.Restart(t)
+	waitHook(t, hooks, "resync")
+	waitFire(t, w, "the server came back")
+	if st := n.Status(); st.Mode != notify.ModeKeyspace || !st.Enabled {
+		t.Fatalf("status after the outage %s, want keyspace enabled again", st)
+	}
+	select {
+	case <-w.C():
+	default:
+	}
+	r.Client.HSet(ctx, keys.Agent(agent), "state", "paused")
+	waitFire(t, w, "a pause after the outage")
+}
+
 // TestASilentConnectionIsReplaced: a server that stops answering without
 // closing the socket (SIGSTOP, as a dropped network path looks) is found
 // by the health PING; the watch fires when it answers again.

@@ -20,18 +20,25 @@ func (n *Notifier) run(ctx context.Context) {
 	)
 	// after a loss (or a failed resync): pause, then send the PING that
 	// will come back after go-redis's resubscription on a new connection.
+	// Until it is sent the loop must not go back to receiving: a new
+	// connection made by that receive would bring no PONG, and the
+	// watches would never fire for what happened meanwhile.
 	retry := func() bool {
-		backoff = nextBackoff(backoff)
-		if !sleep(ctx, backoff) {
-			return false
+		for {
+			backoff = nextBackoff(backoff)
+			if !sleep(ctx, backoff) {
+				return false
+			}
+			n.mu.Lock()
+			resync = n.tokenLocked("resync")
+			n.mu.Unlock()
+			err := n.ping(ctx, resync)
+			if err == nil {
+				return true
+			}
+			n.log.Trace("Redis is not back yet", "error", err)
+			n.testHook("down")
 		}
-		n.mu.Lock()
-		resync = n.tokenLocked("resync")
-		n.mu.Unlock()
-		// An error means no connection yet: the next receive fails too,
-		// and brings us back here.
-		_ = n.ping(ctx, resync)
-		return true
 	}
 	for {
 		msg, err := n.pubsub().ReceiveTimeout(ctx, n.opts.HealthInterval)
