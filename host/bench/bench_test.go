@@ -166,8 +166,7 @@ func waitKind(b *testing.B, ch <-chan sdk.Event, kind sdk.EventKind, turn string
 type benchTown struct {
 	b      *testing.B
 	procs  *sdktest.Processes
-	redis  *testenv.Redis
-	ctl    *testenv.RedisServer // set with townOpts.restartable
+	redis  *testenv.Redis // kill and restart it with townOpts.restartable
 	store  *town.Store
 	agent  *town.Agent // the first agent
 	agents []*town.Agent
@@ -186,8 +185,8 @@ type townOpts struct {
 	env []string
 	// agents is how many agents, each with its own agent-loop (default 1).
 	agents int
-	// restartable starts a redis-server with an append-only file that the
-	// benchmark can kill and restart (t.ctl).
+	// restartable gives redis-server an append-only file, so the
+	// benchmark can kill and restart it with its data.
 	restartable bool
 }
 
@@ -200,14 +199,7 @@ func startTown(b *testing.B, command string) *benchTown {
 func startTownWith(b *testing.B, o townOpts) *benchTown {
 	dir := testenv.Binaries(b)
 	procs := sdktest.TrackProcesses(b)
-	var r *testenv.Redis
-	var ctl *testenv.RedisServer
-	if o.restartable {
-		ctl = testenv.StartRedisWith(b, testenv.RedisOptions{Unix: true, AppendOnly: true, Env: []string{procs.Env()}})
-		r = &testenv.Redis{Socket: ctl.Socket, URL: ctl.URL, Client: ctl.Client, Pid: ctl.Pid()}
-	} else {
-		r = testenv.StartRedis(b, procs.Env())
-	}
+	r := testenv.StartRedisWith(b, testenv.RedisOptions{Unix: true, AppendOnly: o.restartable, Env: []string{procs.Env()}})
 	root, err := os.MkdirTemp("", "ttbench")
 	if err != nil {
 		b.Fatal(err)
@@ -231,7 +223,7 @@ func startTownWith(b *testing.B, o townOpts) *benchTown {
 		o.agents = 1
 	}
 	store := town.New(r.Client, cfg.Name)
-	t := &benchTown{b: b, procs: procs, redis: r, ctl: ctl, store: store}
+	t := &benchTown{b: b, procs: procs, redis: r, store: store}
 	ctx := context.Background()
 	for i := range o.agents {
 		a, err := store.CreateAgent(ctx, town.AgentSpec{Name: fmt.Sprintf("bencher%d", i+1), CLI: o.cli})

@@ -59,9 +59,9 @@ func BenchmarkRedisRecovery(b *testing.B) {
 	var s samples
 	for b.Loop() {
 		t.waitIdle(ctx)
-		t.ctl.Kill9()
+		t.redis.Kill9()
 		time.Sleep(time.Second) // the outage itself
-		t.ctl.Restart()
+		t.redis.Restart()
 		ready := time.Now()
 		if err := t.store.Send(ctx, town.NewTask(town.SupervisorID, t.agent.ID, "after the outage")); err != nil {
 			b.Fatal(err)

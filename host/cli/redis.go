@@ -9,6 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tthost/tthost/host/config"
+	"github.com/tthost/tthost/host/notify"
+	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/host/townredis"
 )
 
@@ -45,6 +48,16 @@ type RedisStatus struct {
 	Stale   bool   `json:"stale_pidfile,omitempty"`
 	Error   string `json:"error,omitempty"` // why an external server did not answer
 	Notice  string `json:"notice,omitempty"`
+	// Notifications is how workers see writers without a wake signal,
+	// measured on the server; nil when it does not run.
+	Notifications *RedisNotifications `json:"notifications,omitempty"`
+}
+
+// RedisNotifications is notify.Ensure's finding (mode, flags, reason, …);
+// Error says why the server could not be asked.
+type RedisNotifications struct {
+	notify.Status
+	Error string `json:"error,omitempty"`
 }
 
 // NewCmdRedisStatus builds `tthost redis status`.
@@ -52,8 +65,14 @@ func NewCmdRedisStatus(f *Factory, runF func(context.Context, *RedisStatusOption
 	opts := &RedisStatusOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Say which Redis the town uses and whether it runs (starts nothing)",
-		Args:  exactArgs(0, "no arguments"),
+		Short: "Say which Redis the town uses, whether it runs, and how workers get notified (starts nothing)",
+		Long: `status says where the town's Redis is and whether it runs, and checks how
+workers see writers that send no wake signal (tt send, tt stop, tt interrupt):
+through Redis keyspace notifications, or by polling. The check is the one a
+worker runs at start: with [tthost] notifications = "auto" it turns the
+notifications on (CONFIG SET, adding to the flags already set) when they are
+off and the server permits; with "off" it changes nothing.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return dispatch(cmd, opts, runF, redisStatusRun)
 		},
@@ -97,6 +116,9 @@ func redisStatusRun(ctx context.Context, opts *RedisStatusOptions) error {
 			c.Close()
 		}
 	}
+	if st.Running {
+		st.Notifications = checkNotifications(ctx, ep, cfg)
+	}
 	if opts.JSON {
 		return printJSON(f.IO.Out, st)
 	}
@@ -119,7 +141,43 @@ func redisStatusRun(ctx context.Context, opts *RedisStatusOptions) error {
 			fmt.Fprintf(out, "   (%s names pid %d, which is not the town's Redis: a leftover, removed at the next start)\n", st.PidFile, st.Pid)
 		}
 	}
+	if n := st.Notifications; n != nil {
+		fmt.Fprintf(out, "   notifications: %s\n", describeNotifications(n, cfg))
+	}
 	return nil
+}
+
+// checkNotifications runs the detection a worker runs at start
+// (notify.Ensure) on the town's server.
+func checkNotifications(ctx context.Context, ep townredis.Endpoint, cfg *config.Config) *RedisNotifications {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := ep.Connect(ctx)
+	if err != nil {
+		return &RedisNotifications{Error: err.Error()}
+	}
+	defer c.Close()
+	st, err := notify.Ensure(ctx, c, town.NewKeys(cfg.Name), notify.EnsureOptions{Policy: notify.Policy(cfg.TTHost.Notifications)})
+	if err != nil {
+		return &RedisNotifications{Error: err.Error()}
+	}
+	return &RedisNotifications{Status: st}
+}
+
+// describeNotifications says which path the town is on and what it means.
+func describeNotifications(n *RedisNotifications, cfg *config.Config) string {
+	switch {
+	case n.Error != "":
+		return "not checked: " + n.Error
+	case n.Mode == notify.ModeKeyspace:
+		what := n.Status.String()
+		if n.Enabled {
+			what = fmt.Sprintf("keyspace (flags %q, enabled by tthost now; was %q)", n.Flags, n.Previous)
+		}
+		return what
+	}
+	return fmt.Sprintf("polling (%s); writers that send no wake signal (tt send, tt stop, tt interrupt) are seen at the next safety poll, every %d s ([tthost] safety_poll_secs)",
+		n.Reason, cfg.TTHost.SafetyPollSecs)
 }
 
 // RedisStopOptions are `tthost redis stop`'s options.

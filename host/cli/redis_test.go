@@ -2,11 +2,14 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tthost/tthost/host/config"
+	"github.com/tthost/tthost/host/internal/testenv"
+	"github.com/tthost/tthost/host/notify"
 	"github.com/tthost/tthost/host/townredis"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
@@ -47,7 +50,8 @@ func TestEmbeddedRedisRunsAsTthostRedisServeEmbedded(t *testing.T) {
 	}
 	mustContain(t, tt.run("backlog", "list").ok(t), "kept in memory")
 
-	mustContain(t, tt.run("redis", "status").ok(t), "embedded in-memory server", "warning:")
+	mustContain(t, tt.run("redis", "status").ok(t), "embedded in-memory server", "warning:",
+		`notifications: keyspace (flags "g$lhK")`)
 	mustContain(t, tt.run("redis", "stop").ok(t), "Stopped the town's embedded Redis", "in-memory data is gone")
 	if st, _ := townredis.Status(tt.dir); st.Running {
 		t.Errorf("the embedded server still runs: %+v", st)
@@ -89,4 +93,50 @@ func TestInitWithoutRedisServerStartsTheEmbeddedServer(t *testing.T) {
 	if st, err := townredis.Status(tt.dir); err != nil || st.Kind != townredis.KindEmbedded {
 		t.Errorf("status %+v, %v; want the embedded server", st, err)
 	}
+}
+
+// TestRedisStatusSaysHowWorkersAreNotified: `redis status` runs the
+// detection a worker runs, turns the notifications on under policy auto,
+// leaves the server alone under off, and says when CONFIG is refused.
+func TestRedisStatusSaysHowWorkersAreNotified(t *testing.T) {
+	t.Run("a default Redis gets them turned on", func(t *testing.T) {
+		tt := newTestTown(t)
+		mustContain(t, tt.run("redis", "status").ok(t),
+			`notifications: keyspace (flags "g$lhK", enabled by tthost now; was "")`)
+		// Once on, they stay on: the next look finds them.
+		var st RedisStatus
+		if err := json.Unmarshal([]byte(tt.run("redis", "status", "--json").ok(t)), &st); err != nil {
+			t.Fatal(err)
+		}
+		n := st.Notifications
+		if n == nil || n.Mode != notify.ModeKeyspace || n.Enabled || n.Flags != "g$lhK" || !n.Verified || n.Policy != notify.PolicyAuto {
+			t.Fatalf("--json notifications = %+v, want keyspace, g$lhK, verified, not enabled again", n)
+		}
+	})
+	t.Run("policy off changes nothing", func(t *testing.T) {
+		tt := newTestTown(t)
+		cfg := config.New(testTownName)
+		cfg.TTHost.Notifications = config.NotificationsOff
+		tt.writeConfig(cfg)
+		mustContain(t, tt.run("redis", "status").ok(t),
+			`notifications: polling ([tthost] notifications = "off"); writers that send no wake signal (tt send, tt stop, tt interrupt) are seen at the next safety poll, every 5 s`)
+		if got := tt.redis.Client.ConfigGet(tt.ctx(), "notify-keyspace-events").Val()["notify-keyspace-events"]; got != "" {
+			t.Errorf("notify-keyspace-events became %q under policy off", got)
+		}
+	})
+	t.Run("a managed Redis without CONFIG polls", func(t *testing.T) {
+		tt := newBareTown(t)
+		tt.redis = testenv.StartRedisWith(t, testenv.RedisOptions{Args: []string{"--rename-command", "CONFIG", ""}, Env: []string{tt.procs.Env()}})
+		tt.env["REDIS_URL"] = tt.redis.URL
+		tt.writeConfig(config.New(testTownName))
+		out := tt.run("redis", "status").ok(t)
+		mustContain(t, out, "external server: it answers", "notifications: polling (CONFIG is not permitted", "every 5 s")
+		var st RedisStatus
+		if err := json.Unmarshal([]byte(tt.run("redis", "status", "--json").ok(t)), &st); err != nil {
+			t.Fatal(err)
+		}
+		if n := st.Notifications; n == nil || n.Mode != notify.ModePoll || n.FlagsKnown || n.Reason == "" {
+			t.Fatalf("--json notifications = %+v, want poll with a reason, flags unknown", n)
+		}
+	})
 }

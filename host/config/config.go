@@ -25,6 +25,17 @@ const (
 	RedisServerEmbedded = "embedded"     // the in-memory embedded server
 )
 
+// Policies for [tthost] notifications: whether workers use Redis keyspace
+// notifications to see writers that send no wake signal (tt).
+const (
+	// NotificationsAuto uses them when the server has them on, and turns
+	// them on (CONFIG SET, adding to the flags already set) when permitted.
+	NotificationsAuto = "auto"
+	// NotificationsOff never uses or enables them: such writers are seen
+	// at the next poll.
+	NotificationsOff = "off"
+)
+
 // Config is a town's tinytown.toml.
 type Config struct {
 	// Name is the town name used in every Redis key (required).
@@ -136,6 +147,9 @@ type TTHostConfig struct {
 	// RedisServer says what to start for the town-private Redis:
 	// RedisServerAuto, RedisServerReal or RedisServerEmbedded.
 	RedisServer string `toml:"redis_server"`
+	// Notifications is NotificationsAuto or NotificationsOff (see
+	// host/notify).
+	Notifications string `toml:"notifications"`
 	// Backends holds each backend plugin's settings, [tthost.backends.<name>]:
 	// string options passed to the plugin with every session (validated by
 	// the plugin against the options schema it declares), e.g.
@@ -185,6 +199,7 @@ func defaults() *Config {
 			MaxTurnBytes:    DefaultMaxTurnBytes,
 			TurnPollMillis:  250,
 			RedisServer:     RedisServerAuto,
+			Notifications:   NotificationsAuto,
 		},
 	}
 }

@@ -173,6 +173,13 @@ func (c *Config) problems() []problem {
 			fmt.Sprintf("tthost.redis_server = %q is not one of %q, %q or %q",
 				c.TTHost.RedisServer, RedisServerAuto, RedisServerReal, RedisServerEmbedded)})
 	}
+	switch c.TTHost.Notifications {
+	case NotificationsAuto, NotificationsOff:
+	default:
+		ps = append(ps, problem{[]string{"tthost", "notifications"},
+			fmt.Sprintf("tthost.notifications = %q is not %q (use keyspace notifications, enabling them when permitted) or %q (never; poll)",
+				c.TTHost.Notifications, NotificationsAuto, NotificationsOff)})
+	}
 	return ps
 }
 
@@ -185,7 +192,7 @@ var (
 	knownAgent  = []string{"idle_timeout_secs", "persistent"}
 	knownCLI    = []string{"name", "command", "workdir", "env", "backend"}
 	knownTTHost = []string{"plugin_dir", "safety_poll_secs", "heartbeat_secs", "stop_grace_secs", "redis_outage_secs",
-		"max_turn_messages", "max_turn_bytes", "turn_poll_ms", "redis_server", "backends"}
+		"max_turn_messages", "max_turn_bytes", "turn_poll_ms", "redis_server", "notifications", "backends"}
 )
 
 func table(raw map[string]any, key string) map[string]any {

@@ -68,6 +68,7 @@ func TestLoadAppliesTTDefaults(t *testing.T) {
 		{"tthost.heartbeat_secs", c.TTHost.HeartbeatSecs, 60},
 		{"tthost.stop_grace_secs", c.TTHost.StopGraceSecs, 5},
 		{"tthost.redis_server", c.TTHost.RedisServer, "auto"},
+		{"tthost.notifications", c.TTHost.Notifications, "auto"},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -164,6 +165,11 @@ func TestLoadErrorsNameFileLineAndColumn(t *testing.T) {
 			name: "an unknown redis_server",
 			doc:  "name = \"t\"\n[tthost]\nredis_server = \"valkey\"\n",
 			want: `:3:1: tthost.redis_server = "valkey" is not one of "auto", "redis-server" or "embedded"`,
+		},
+		{
+			name: "an unknown notifications policy",
+			doc:  "name = \"t\"\n[tthost]\nnotifications = \"on\"\n",
+			want: `:3:1: tthost.notifications = "on" is not "auto" (use keyspace notifications, enabling them when permitted) or "off" (never; poll)`,
 		},
 		{
 			name: "a CLI without a command",

@@ -129,6 +129,7 @@ func (c *Config) Encode() []byte {
 	w.kv("max_turn_bytes", int64(t.MaxTurnBytes))
 	w.kv("turn_poll_ms", int64(t.TurnPollMillis))
 	w.kv("redis_server", t.RedisServer)
+	w.kv("notifications", t.Notifications)
 	w.scalars(t.extra, []string{"tthost"})
 	for _, name := range slices.Sorted(maps.Keys(t.Backends)) {
 		w.header("tthost", "backends", name)

@@ -135,7 +135,7 @@ func TestSaveThenLoadGivesTheSameConfig(t *testing.T) {
 	c.AgentCLIs["codex"] = cli
 	c.AgentCLIs["my tool"] = AgentCLI{Name: "my tool", Command: "tool --go", Env: map[string]string{}}
 	c.TTHost = TTHostConfig{PluginDir: "/opt/plugins", SafetyPollSecs: 2, HeartbeatSecs: 10, StopGraceSecs: 0, RedisServer: RedisServerEmbedded,
-		RedisOutageSecs: 30, MaxTurnMessages: 7, MaxTurnBytes: 4096, TurnPollMillis: 100}
+		RedisOutageSecs: 30, MaxTurnMessages: 7, MaxTurnBytes: 4096, TurnPollMillis: 100, Notifications: NotificationsOff}
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, FileName)

@@ -270,7 +270,7 @@ func (e *env) waitOnlyRedis(timeout time.Duration) []string {
 	for {
 		var left []string
 		for _, pid := range e.procs.Alive() {
-			if pid != e.redis.Pid {
+			if pid != e.redis.Pid() {
 				left = append(left, fmt.Sprintf("%d %s", pid, sdktest.Cmdline(pid)))
 			}
 		}

@@ -67,7 +67,9 @@
 // (at most one, one-hour TTL) in the same transaction. A waiting worker
 // blocks in WaitWake (BLPOP) and starts within milliseconds; Intake deletes
 // the token. tt itself sends no token, so a worker also polls: WaitWake's
-// timeout is that slow safety poll.
+// timeout is that slow safety poll. Package host/notify sees tt's writes
+// as they happen, through keyspace notifications, where the server has
+// them.
 //
 // All tthost keys live under tt:{town}:tthost:, which tt never lists but
 // `tt reset` (SCAN tt:{town}:*) still deletes.

@@ -30,8 +30,8 @@ func TestOutageHookRidesOutAServerThatStopsAnswering(t *testing.T) {
 	c.AddHook(h)
 	f.must(c.Ping(f.ctx).Err())
 
-	f.must(syscall.Kill(f.redis.Pid, syscall.SIGSTOP))
-	t.Cleanup(func() { _ = syscall.Kill(f.redis.Pid, syscall.SIGCONT) })
+	f.must(syscall.Kill(f.redis.Pid(), syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(f.redis.Pid(), syscall.SIGCONT) })
 	done := make(chan error, 1)
 	go func() { done <- c.Set(f.ctx, "k", "v", 0).Err() }()
 	select {
@@ -44,7 +44,7 @@ func TestOutageHookRidesOutAServerThatStopsAnswering(t *testing.T) {
 	if down, _ := h.Down(); !down {
 		t.Error("Down() = false during the outage")
 	}
-	f.must(syscall.Kill(f.redis.Pid, syscall.SIGCONT))
+	f.must(syscall.Kill(f.redis.Pid(), syscall.SIGCONT))
 	if err := <-done; err != nil {
 		t.Fatalf("SET across the outage: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -66,35 +67,67 @@ func ParseEmbeddedArgs(args []string) (socketPath, pidFile string, err error) {
 // it returns. The caller cancels ctx on SIGTERM and SIGINT and ignores
 // SIGHUP, as redis-server does: the data is in memory only.
 func ServeEmbedded(ctx context.Context, socketPath, pidFile string) error {
+	s, err := StartEmbedded(socketPath)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := writePidfile(pidFile); err != nil {
+		return err
+	}
+	defer func() {
+		if pid, _ := readPidfile(pidFile); pid == os.Getpid() {
+			os.Remove(pidFile)
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-s.acceptErr:
+		return fmt.Errorf("embedded Redis stopped accepting connections: %w", err)
+	}
+}
+
+// EmbeddedServer is the embedded Redis serving a unix socket in this
+// process, with keyspace notifications (see keyspaceEvents).
+type EmbeddedServer struct {
+	socketPath string
+	sockInfo   os.FileInfo
+	l          *net.UnixListener
+	m          *miniredis.Miniredis
+	events     *keyspaceEvents
+	acceptErr  chan error    // why the accept loop ended, unless Close ended it
+	accepting  chan struct{} // closed when the accept loop returned
+	once       sync.Once
+}
+
+// StartEmbedded starts the embedded server on socketPath, which must not
+// be served already (a stale socket file is replaced). It accepts
+// connections when StartEmbedded returns; Close stops it.
+func StartEmbedded(socketPath string) (*EmbeddedServer, error) {
 	if len(socketPath) > MaxSocketPath {
-		return fmt.Errorf("socket path %s is longer than %d bytes", socketPath, MaxSocketPath)
+		return nil, fmt.Errorf("socket path %s is longer than %d bytes", socketPath, MaxSocketPath)
 	}
 	switch st := probeSocket(socketPath); st {
 	case socketUp:
-		return fmt.Errorf("a server already listens on %s", socketPath)
+		return nil, fmt.Errorf("a server already listens on %s", socketPath)
 	case socketStale:
 		if err := os.Remove(socketPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove stale socket: %w", err)
+			return nil, fmt.Errorf("remove stale socket: %w", err)
 		}
 	case socketNotSocket:
-		return fmt.Errorf("%s exists and is not a socket", socketPath)
+		return nil, fmt.Errorf("%s exists and is not a socket", socketPath)
 	}
 
 	l, err := listenPrivate(socketPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sockInfo, err := os.Stat(socketPath)
 	if err != nil {
 		l.Close()
-		return err
+		return nil, err
 	}
-	defer func() {
-		// Remove the socket only while it is still ours.
-		if fi, err := os.Stat(socketPath); err == nil && os.SameFile(fi, sockInfo) {
-			os.Remove(socketPath)
-		}
-	}()
 
 	m := miniredis.NewMiniRedis()
 	// miniredis only counts TTLs down when told to; a real server expires
@@ -105,42 +138,44 @@ func ServeEmbedded(ctx context.Context, socketPath, pidFile string) error {
 	boot, err := m.Dial()
 	if err != nil {
 		l.Close()
-		return fmt.Errorf("start embedded Redis: %w", err)
+		os.Remove(socketPath)
+		return nil, fmt.Errorf("start embedded Redis: %w", err)
 	}
 	boot.Close()
-	srv := m.Server()
-	defer m.Close() // after the listener: closes the clients, wakes blocked commands
-
-	if err := writePidfile(pidFile); err != nil {
-		l.Close()
-		return err
+	s := &EmbeddedServer{
+		socketPath: socketPath, sockInfo: sockInfo, l: l, m: m,
+		events:    newKeyspaceEvents(m),
+		acceptErr: make(chan error, 1),
+		accepting: make(chan struct{}),
 	}
-	defer func() {
-		if pid, _ := readPidfile(pidFile); pid == os.Getpid() {
-			os.Remove(pidFile)
-		}
-	}()
-
-	acceptErr := make(chan error, 1)
+	srv := m.Server()
 	go func() {
+		defer close(s.accepting)
 		for {
 			conn, err := l.Accept()
 			if err != nil {
-				acceptErr <- err
+				s.acceptErr <- err
 				return
 			}
 			srv.ServeConn(conn)
 		}
 	}()
-	select {
-	case <-ctx.Done():
-		l.Close()
-		<-acceptErr
-		return nil
-	case err := <-acceptErr:
-		l.Close()
-		return fmt.Errorf("embedded Redis stopped accepting connections: %w", err)
-	}
+	return s, nil
+}
+
+// Close stops accepting, closes every client (waking blocked commands),
+// and removes the socket while it is still this server's. Later calls do
+// nothing.
+func (s *EmbeddedServer) Close() {
+	s.once.Do(func() {
+		s.l.Close()
+		<-s.accepting
+		s.m.Close()
+		s.events.close()
+		if fi, err := os.Stat(s.socketPath); err == nil && os.SameFile(fi, s.sockInfo) {
+			os.Remove(s.socketPath)
+		}
+	})
 }
 
 // listenPrivate listens on a unix socket that only the owner can use. It

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tthost/tthost/host/config"
+	"github.com/tthost/tthost/host/notify"
 )
 
 // Server kinds.
@@ -275,6 +276,9 @@ func startRedisServer(ctx context.Context, ep Endpoint, f townFiles, bin string,
 		// a process title: Stop then still finds "redis-server" but no
 		// --unixsocket, and nothing can see the environment it was given.
 		"--set-proc-title", "no",
+		// Workers see tt's writes (which send no wake signal) through
+		// keyspace events; see host/notify for why these classes only.
+		"--notify-keyspace-events", notify.RequiredFlags,
 	)
 	cmd.Env = append(os.Environ(), opts.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/tthost/tthost/host/config"
 	"github.com/tthost/tthost/host/internal/testenv"
+	"github.com/tthost/tthost/host/notify"
+	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
@@ -103,6 +105,7 @@ func TestEnsureStartsRedisServerAndDataSurvivesARestart(t *testing.T) {
 	if err := c.RPush(ctx, "tt:t:inbox:a", "m1", "m2").Err(); err != nil {
 		t.Fatal(err)
 	}
+	expectNotifications(ctx, t, c)
 
 	again, err := Ensure(ctx, ep, town, opts)
 	if err != nil {
@@ -268,6 +271,7 @@ func TestEnsureEmbedded(t *testing.T) {
 	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
+	expectNotifications(ctx, t, c)
 	again, err := Ensure(ctx, ep, town, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -487,5 +491,18 @@ func TestEnsureRefusesARedisServerOlderThan7(t *testing.T) {
 	s, err := Ensure(ctxFor(t), ep, town, opts)
 	if err != nil || s.Kind != KindEmbedded {
 		t.Fatalf("auto with an old redis-server = %+v, %v; want the embedded server", s, err)
+	}
+}
+
+// expectNotifications checks that a server tthost started has the keyspace
+// notifications workers need, and delivers them (host/notify's probe).
+func expectNotifications(ctx context.Context, t *testing.T, c *redis.Client) {
+	t.Helper()
+	st, err := notify.Ensure(ctx, c, town.NewKeys("t"), notify.EnsureOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode != notify.ModeKeyspace || st.Enabled || st.Flags != "g$lhK" {
+		t.Fatalf("notifications on the started server: %+v, want keyspace with flags g$lhK from the start", st)
 	}
 }

@@ -7,6 +7,8 @@
 // is installed, else an embedded in-memory server (ServeEmbedded, run by
 // tthost's own executable); Stop and Status act on the server Ensure
 // started, identified by its pidfile and verified by its command line.
+// Both servers start with keyspace notifications on (notify.RequiredFlags),
+// the embedded one by emulating them (embedded_keyspace.go).
 package townredis
 
 import (

@@ -11,3 +11,23 @@ func TestStartRedisServesCommands(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestRestartServesOnTheSameSocketWithTheSameArguments(t *testing.T) {
+	r := StartRedisWith(t, RedisOptions{Args: []string{"--notify-keyspace-events", "Kl"}})
+	first := r.Pid()
+	r.Kill9()
+	if err := r.Client.Ping(t.Context()).Err(); err == nil {
+		t.Fatal("the killed server still answers")
+	}
+	r.Restart()
+	if r.Pid() == first {
+		t.Fatalf("pid %d did not change", first)
+	}
+	got, err := r.Client.ConfigGet(t.Context(), "notify-keyspace-events").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["notify-keyspace-events"] != "lK" {
+		t.Fatalf("notify-keyspace-events = %q after the restart, want the argument's lK", got["notify-keyspace-events"])
+	}
+}

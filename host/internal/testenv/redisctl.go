@@ -30,6 +30,9 @@ type RedisOptions struct {
 	// fsynced at every write (appendfsync always): a kill -9 loses no
 	// acknowledged write, and Restart loads the data back.
 	AppendOnly bool
+	// Args are extra redis-server arguments, after tthost's own, e.g.
+	// "--rename-command", "CONFIG", "" to play a managed Redis.
+	Args []string
 	// Env is added to the server's environment (e.g. a process
 	// tracker's marker).
 	Env []string
@@ -126,7 +129,7 @@ func (r *RedisServer) args() []string {
 	} else {
 		a = append(a, "--appendonly", "no")
 	}
-	return a
+	return append(a, r.opts.Args...)
 }
 
 // start launches the server and waits until it is ready. The caller holds
