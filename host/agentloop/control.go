@@ -10,8 +10,9 @@ import (
 
 // control watches the agent while a turn runs, so a stop or pause reaches
 // the turn within milliseconds of `tthost stop` / `tthost interrupt` (they
-// signal the wake list), or within the safety poll for writers that do not
-// signal (`tt kill`). On a session that can be steered it also takes urgent
+// signal the wake list) and of writers that do not signal (`tt kill`,
+// `tt send --urgent`) when keyspace notifications reach the loop; without
+// them, such writes are seen within turn_poll_ms. On a session that can be steered it also takes urgent
 // messages as they arrive (an urgent-only intake), for the loop to steer
 // into the running turn.
 type control struct {
@@ -43,6 +44,12 @@ func (l *Loop) watchControl(ctx context.Context, steer bool) *control {
 			if sig := l.check(wctx, c, steer); sig != "" {
 				c.C <- sig
 				return
+			}
+			if l.notified() {
+				// Any write to the stop flag, the urgent list or the
+				// agent's record fires; the safety poll stays.
+				_ = sleepUntil(wctx, l.opts.Wakeups.C(), l.pollInterval())
+				continue
 			}
 			if _, err := l.store.WaitWake(wctx, l.id, l.turnPoll()); err != nil && wctx.Err() == nil {
 				// Redis answered with an error (not an outage: the

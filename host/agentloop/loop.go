@@ -55,6 +55,18 @@ type Session interface {
 	Close(ctx context.Context, mode sdk.CloseMode) error
 }
 
+// Wakeups tells the loop about writes to its agent's keys that carry no
+// wake signal (Tinytown's `tt send`, `tt stop`, `tt send --urgent`): a
+// keyspace-notification watch (host/notify). C fires after such a write
+// (and spuriously at times); Active says whether notifications reach the
+// loop now (the server may refuse them, or forget them after a restart);
+// String says which path the town is on, for the log.
+type Wakeups interface {
+	C() <-chan struct{}
+	Active() bool
+	String() string
+}
+
 // Options configures one agent's loop.
 type Options struct {
 	// TownDir is the town root (the CLI's working directory).
@@ -77,6 +89,13 @@ type Options struct {
 	ToolDir string
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
+	// Wakeups, when set, lets the loop sleep without a blocked Redis
+	// connection and react to writers that send no wake signal within
+	// milliseconds. Without it (or while it is not Active) the loop waits
+	// on its wake list (BLPOP), polls the stop flag and the urgent list
+	// every turn_poll_ms during a turn, and finds other writes at its
+	// safety poll.
+	Wakeups Wakeups
 }
 
 // Loop is one agent's worker.
@@ -214,6 +233,9 @@ func (l *Loop) start(ctx context.Context) error {
 	l.say("🔄 Agent '%s' starting loop (max %d rounds)", l.name, l.opts.MaxRounds)
 	l.say("   CLI: %s (%s)", l.cliName, l.cliCmd)
 	l.say("   Idle timeout: %ds", l.cfg.Agent.IdleTimeoutSecs)
+	if w := l.opts.Wakeups; w != nil {
+		l.say("   Notifications: %s", w)
+	}
 
 	l.choice, err = l.opts.Backends.Select(ctx, backend.Want{
 		CLI: l.cliName, Persistent: l.cfg.Agent.Persistent, Backend: l.cfg.AgentCLIs[l.cliName].Backend,
@@ -376,16 +398,38 @@ func (l *Loop) finish(ctx context.Context, runErr error) {
 	l.say("🏁 Agent '%s' finished: %d round(s) completed", l.name, l.completed)
 }
 
-// wait sleeps until the agent's wake signal, ctx's end, or d.
+// notified reports whether keyspace notifications reach the loop now.
+func (l *Loop) notified() bool {
+	return l.opts.Wakeups != nil && l.opts.Wakeups.Active()
+}
+
+// wait sleeps until the agent's wake signal (or, with notifications, any
+// write to its queues, stop flag or record), ctx's end, or d.
 func (l *Loop) wait(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
+	}
+	if l.notified() {
+		return sleepUntil(ctx, l.opts.Wakeups.C(), d)
 	}
 	_, err := l.store.WaitWake(ctx, l.id, d)
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return err
+}
+
+// sleepUntil waits for a value on c, ctx's end (its error) or d.
+func sleepUntil(ctx context.Context, c <-chan struct{}, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c:
+	case <-t.C:
+	}
+	return nil
 }
 
 // pollInterval is the longest a waiting agent sleeps without news: the

@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/tthost/tthost/host/agentloop"
 	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/host/notify"
 	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/host/version"
 	"github.com/tthost/tthost/sdk"
@@ -94,6 +96,17 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 	stopWake := context.AfterFunc(ctx, func() { _ = store.Wake(context.Background(), id) })
 	defer stopWake()
 
+	// One pub/sub connection tells the loop of writes that carry no wake
+	// signal (tt's); a server that refuses keyspace notifications leaves
+	// the loop on its polls, and the loop's log says why.
+	var wakeups agentloop.Wakeups
+	if w, err := watchAgent(ctx, store, cfg.TTHost.Notifications, id, log); err != nil {
+		log.Warn("keyspace notifications unavailable: polling", "error", err)
+	} else {
+		defer w.Close()
+		wakeups = w
+	}
+
 	loop, err := agentloop.New(agentloop.Options{
 		TownDir:   root,
 		Config:    cfg,
@@ -105,6 +118,7 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 		Out:       f.IO.Out,
 		Logger:    log,
 		ToolDir:   filepath.Dir(exe),
+		Wakeups:   wakeups,
 	})
 	if err != nil {
 		return err
@@ -132,4 +146,36 @@ func (b managerBackends) OpenSession(ctx context.Context, ch backend.Choice, cfg
 		return nil, err
 	}
 	return s, nil
+}
+
+// agentWakeups is a keyspace-notification watch of one agent, for the loop.
+type agentWakeups struct {
+	n *notify.Notifier
+	w *notify.Watch
+}
+
+// watchAgent opens the process's notifier (detecting, and where permitted
+// enabling, keyspace notifications) and watches the agent's keys. In poll
+// mode the watch never fires and Active is false.
+func watchAgent(ctx context.Context, store *town.Store, policy, id string, log hclog.Logger) (*agentWakeups, error) {
+	n, err := notify.New(ctx, store.Client(), store.Keys(), notify.Options{Policy: notify.Policy(policy), Log: log.Named("notify")})
+	if err != nil {
+		return nil, err
+	}
+	w, err := n.Watch(ctx, id)
+	if err != nil {
+		_ = n.Close()
+		return nil, err
+	}
+	return &agentWakeups{n: n, w: w}, nil
+}
+
+func (a *agentWakeups) C() <-chan struct{} { return a.w.C() }
+func (a *agentWakeups) Active() bool       { return a.n.Mode() == notify.ModeKeyspace }
+func (a *agentWakeups) String() string     { return a.n.Status().String() }
+
+// Close ends the watch and the notifier's connection.
+func (a *agentWakeups) Close() {
+	a.w.Close()
+	_ = a.n.Close()
 }

@@ -432,13 +432,14 @@ func TestEventsFollowEndsOnSIGHUP(t *testing.T) {
 	}
 }
 
-// A 10 MB brief reaches the CLI cut to Tinytown's 120 characters; the
-// prompt says so and names the command that prints it whole, which works
-// while the message is in flight.
+// A 512 KB brief (under max_turn_bytes; a larger one is dead-lettered, see
+// host/faults) reaches the CLI cut to Tinytown's 120 characters; the prompt
+// says so and names the command that prints it whole, which works while
+// the message is in flight.
 func TestAPromptThatCutsAMessageNamesTheCommandThatPrintsItWhole(t *testing.T) {
 	e := newEnv(t)
 	a := e.agent("reader")
-	brief := "SLEEP_FOREVER and read this: " + strings.Repeat("0123456789", 1<<20)
+	brief := "SLEEP_FOREVER and read this: " + strings.Repeat("0123456789", 50<<10)
 	m := e.send(a.ID, brief)
 	p := e.agentLoop(a, 100)
 	e.waitSleeping(a.ID)

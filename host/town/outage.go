@@ -145,9 +145,18 @@ func (h *OutageHook) up() {
 // DialHook implements redis.Hook.
 func (h *OutageHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
+// connInit are the commands go-redis sends to set up a new connection
+// (through the client's hooks). They are not retried: a retry would reuse
+// the same broken connection and never heal; failing lets go-redis drop the
+// connection, and the command that needed it is retried on a new one.
+var connInit = map[string]bool{"hello": true, "auth": true, "select": true, "client": true, "readonly": true}
+
 // ProcessHook implements redis.Hook: a command is retried as a whole.
 func (h *OutageHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if connInit[cmd.Name()] {
+			return next(ctx, cmd)
+		}
 		return h.run(ctx, func() error {
 			// A retried command must not keep the previous attempt's error.
 			cmd.SetErr(nil)

@@ -90,3 +90,78 @@ func TestIsUnavailableTellsAnswersFromOutages(t *testing.T) {
 		}
 	}
 }
+
+// go-redis sets up a new connection with commands that run through the
+// client's hooks (HELLO). A pub/sub connection re-dialled during an outage
+// must not be held in a retry of its own set-up on a dead connection: it
+// comes back with the server, and can be closed meanwhile.
+func TestOutageHookLetsAPubSubReconnect(t *testing.T) {
+	f := newFixture(t)
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: f.redis.Socket, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	c.AddHook(&OutageHook{Bound: time.Minute})
+	ps := c.Subscribe(f.ctx, "ch")
+	t.Cleanup(func() { _ = ps.Close() })
+	if _, err := ps.Receive(f.ctx); err != nil { // the subscription's confirmation
+		t.Fatal(err)
+	}
+	f.redis.Kill9()
+	f.redis.Restart()
+	got := make(chan string, 1)
+	go func() {
+		for {
+			msg, err := ps.ReceiveTimeout(f.ctx, 10*time.Second)
+			if m, ok := msg.(*redis.Message); ok {
+				got <- m.Payload
+				return
+			}
+			if err != nil && f.ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.After(30 * time.Second)
+	for {
+		f.must(f.rdb.Publish(f.ctx, "ch", "hello").Err())
+		select {
+		case p := <-got:
+			if p != "hello" {
+				t.Fatalf("got %q", p)
+			}
+			if err := ps.Unsubscribe(f.ctx, "ch"); err != nil {
+				t.Fatalf("unsubscribe after the restart: %v", err)
+			}
+			return
+		case <-time.After(100 * time.Millisecond): // resubscription in progress: publish again
+		case <-deadline:
+			t.Fatal("the pub/sub connection did not come back within 30s")
+		}
+	}
+}
+
+// A connection's set-up command is tried once: its connection is broken,
+// and only a new one (the outer command's retry) can heal.
+func TestOutageHookDoesNotRetryConnectionSetUp(t *testing.T) {
+	h := &OutageHook{Bound: time.Minute}
+	for _, c := range []struct {
+		cmd  redis.Cmder
+		want int
+	}{
+		{redis.NewCmd(context.Background(), "hello", 3), 1},
+		{redis.NewStatusCmd(context.Background(), "auth", "x"), 1},
+		{redis.NewStatusCmd(context.Background(), "set", "k", "v"), 3},
+	} {
+		calls := 0
+		next := func(ctx context.Context, cmd redis.Cmder) error {
+			calls++
+			if calls < 3 {
+				return syscall.EPIPE
+			}
+			return nil
+		}
+		_ = h.ProcessHook(next)(context.Background(), c.cmd)
+		if calls != c.want {
+			t.Errorf("%s: tried %d times, want %d", c.cmd.Name(), calls, c.want)
+		}
+	}
+}
