@@ -170,7 +170,10 @@ type benchTown struct {
 	store  *town.Store
 	agent  *town.Agent // the first agent
 	agents []*town.Agent
-	loops  []*exec.Cmd
+	loops  []*loopProc
+	bin    string   // directory of tthost and its plugins
+	root   string   // the town's directory
+	env    []string // added to the agent loops' environment
 }
 
 // townOpts shapes a benchmark town.
@@ -223,7 +226,7 @@ func startTownWith(b *testing.B, o townOpts) *benchTown {
 		o.agents = 1
 	}
 	store := town.New(r.Client, cfg.Name)
-	t := &benchTown{b: b, procs: procs, redis: r, store: store}
+	t := &benchTown{b: b, procs: procs, redis: r, store: store, bin: dir, root: root, env: o.env}
 	ctx := context.Background()
 	for i := range o.agents {
 		a, err := store.CreateAgent(ctx, town.AgentSpec{Name: fmt.Sprintf("bencher%d", i+1), CLI: o.cli})
@@ -231,37 +234,55 @@ func startTownWith(b *testing.B, o townOpts) *benchTown {
 			b.Fatal(err)
 		}
 		t.agents = append(t.agents, a)
-		cmd := exec.Command(filepath.Join(dir, "tthost"), "--town", root, "agent-loop", a.Name, a.ID, "1000000")
-		cmd.Env = append(append(procs.Environ(), "REDIS_URL="+r.URL), o.env...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		logPath := filepath.Join(root, a.Name+".log")
-		logf, err := os.Create(logPath)
-		if err != nil {
-			b.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done); logf.Close() }()
-		t.loops = append(t.loops, cmd)
-		b.Cleanup(func() {
-			_ = store.RequestStop(context.Background(), a.ID)
-			select {
-			case <-done:
-			case <-time.After(15 * time.Second):
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
-			if b.Failed() {
-				log, _ := os.ReadFile(logPath)
-				b.Logf("%s log:\n%s", a.Name, log)
-			}
-		})
+		t.loops = append(t.loops, t.startLoop(a))
 	}
 	t.agent = t.agents[0]
 	return t
+}
+
+// startLoop starts an agent-loop for a; it is stopped (a stop request, then
+// SIGKILL after 15 s) when the benchmark ends. done is closed when it exits.
+func (t *benchTown) startLoop(a *town.Agent) *loopProc {
+	b := t.b
+	cmd := exec.Command(filepath.Join(t.bin, "tthost"), "--town", t.root, "agent-loop", a.Name, a.ID, "1000000")
+	cmd.Env = append(append(t.procs.Environ(), "REDIS_URL="+t.redis.URL), t.env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logPath := filepath.Join(t.root, a.Name+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	lp := &loopProc{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(lp.done); logf.Close() }()
+	b.Cleanup(func() {
+		select {
+		case <-lp.done:
+			return
+		default:
+		}
+		_ = t.store.RequestStop(context.Background(), a.ID)
+		select {
+		case <-lp.done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-lp.done
+		}
+		if b.Failed() {
+			log, _ := os.ReadFile(logPath)
+			b.Logf("%s log:\n%s", a.Name, log)
+		}
+	})
+	return lp
+}
+
+// loopProc is a running agent-loop.
+type loopProc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
 }
 
 // waitEvent follows the agent's event stream after the entry id after and
