@@ -176,8 +176,8 @@ func describeNotifications(n *RedisNotifications, cfg *config.Config) string {
 		}
 		return what
 	}
-	return fmt.Sprintf("polling (%s); writers that send no wake signal (tt send, tt stop, tt interrupt) are seen at the next safety poll, every %d s ([tthost] safety_poll_secs)",
-		n.Reason, cfg.TTHost.SafetyPollSecs)
+	return fmt.Sprintf("polling (%s); writers that send no wake signal (tt send, tt stop, tt interrupt) are seen within %d ms during a turn ([tthost] turn_poll_ms) and at the next safety poll, every %d s, while idle ([tthost] safety_poll_secs)",
+		n.Reason, cfg.TTHost.TurnPollMillis, cfg.TTHost.SafetyPollSecs)
 }
 
 // RedisStopOptions are `tthost redis stop`'s options.
