@@ -74,7 +74,7 @@ func (b *batch) nonActionable() []town.Entry {
 }
 
 // classify sorts entries into actionable, informational and confirmations
-// (ref §2.2). An entry that does not parse goes to the dead-letter list
+// . An entry that does not parse goes to the dead-letter list
 // with an event and an activity line: never dropped, never fatal.
 func (l *Loop) classify(ctx context.Context, entries []town.Entry) *batch {
 	b := &batch{confirmations: map[string]int{}}
@@ -212,7 +212,7 @@ func (l *Loop) senderLabel(from string) string {
 }
 
 // autoHandled finishes a batch with nothing actionable and no backlog to
-// offer (ref §3 step 7); backlogTotal is the size of the (unmatched) backlog.
+// offer; backlogTotal is the size of the (unmatched) backlog.
 func (l *Loop) autoHandled(ctx context.Context, b *batch, backlogTotal int) {
 	line := fmt.Sprintf("Round %d: ⏭️ auto-handled %d informational, %d confirmations", l.round+1, len(b.informational), b.confirmCount)
 	if backlogTotal > 0 {

@@ -8,7 +8,7 @@ import (
 	"github.com/tthost/tthost/host/town"
 )
 
-// idle handles an intake that found nothing (ref §3 step 5): clear a
+// idle handles an intake that found nothing: clear a
 // finished current task, mark the agent idle, heartbeat, offer new
 // role-matching backlog, enforce the idle timeout, then sleep until woken.
 // exit is true when the idle timeout ended the loop.
@@ -85,7 +85,7 @@ func (l *Loop) clearFinishedTask(ctx context.Context) error {
 }
 
 // backlogOffer returns a synthetic query from the supervisor when
-// role-matching backlog tasks exist (ref §3 step 7), and the backlog's size.
+// role-matching backlog tasks exist, and the backlog's size.
 // With onlyNew (the idle path) it offers only when a matching task was not
 // offered before, so an agent that declines is not asked again until new
 // matching work appears. Tinytown never offered the backlog to an idle

@@ -1,7 +1,7 @@
 // Package agentloop is the worker: it turns one agent's inbox into turns of
 // the agent's coding CLI, through a backend plugin session.
 //
-// The loop keeps Tinytown's semantics (ref tinytown-agent-loop.md §3): stop
+// The loop keeps Tinytown's semantics (see docs/compatibility.md): stop
 // and pause checks, idle timeout → draining → stopped, message
 // classification, informational batching, confirmations auto-dismissed,
 // backlog snapshot and the synthetic backlog query, round counting,
@@ -10,10 +10,20 @@
 //
 //   - Messages move atomically from the inbox into the agent's in-flight
 //     list and leave it only when their turn has an outcome; a restarted
-//     worker delivers what it finds in flight again (town.Store.Intake).
-//   - A waiting agent sleeps on a wake signal (BLPOP), not a fixed tick, so
-//     a message reaches the CLI within milliseconds; a slow safety poll
-//     remains for writers that send no signal (`tt` itself).
+//     worker delivers what it finds in flight again (town.Worker.Intake).
+//   - Every move is fenced by the worker lease (moves.go, lease.go): a
+//     worker another one took over is refused by Redis, cancels its turn and
+//     exits without touching the agent's messages, and the new worker waits
+//     until the old one's turn must have ended before it re-delivers.
+//   - A turn takes a bounded batch (max_turn_messages, max_turn_bytes); a
+//     message too large for any turn is dead-lettered, one addressed to
+//     another agent is re-routed to it (batch.go).
+//   - Redis may go away: the worker's client rides the outage out
+//     (town.OutageHook) and the loop says so and records it (outage.go).
+//   - A waiting agent sleeps on keyspace notifications (Options.Wakeups) or
+//     its wake signal (BLPOP), not a fixed tick, so a message, stop or
+//     urgent note reaches the CLI within milliseconds, whoever wrote it; a
+//     safety poll remains as a backstop.
 //   - Stop and pause reach a running turn: it is cancelled within a second
 //     and its messages are re-queued at the front, in order.
 //   - A failing CLI backs off instead of replaying its work every second,

@@ -40,7 +40,7 @@ type pendingTurn struct {
 // turn starts one turn for the batch; serve then follows it to its end
 // (finishTurn). On a session that can be steered, urgent messages that
 // arrived together with regular work are put back first (Tinytown's
-// deferral rule, ref §4): the turn starts with the regular work and the
+// deferral rule): the turn starts with the regular work and the
 // urgent messages are steered into it at once, in their original order.
 func (l *Loop) turn(ctx context.Context, b *batch) error {
 	display := l.round + 1
@@ -428,7 +428,7 @@ func (l *Loop) backoff(ctx context.Context) error {
 }
 
 // trackTask sets current_task when the turn carries exactly one task
-// assignment (ref §2.5).
+// assignment.
 func (l *Loop) trackTask(ctx context.Context, b *batch) {
 	var ids []string
 	for _, it := range b.actionable {

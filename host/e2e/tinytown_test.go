@@ -53,7 +53,7 @@ command = "sh ` + testdataPath(t, "cli.sh") + `"
 	ctx := context.Background()
 	rdb := e.redis.Client
 	k := e.store.Keys()
-	// The agent hash `tt spawn backend --role backend` leaves (ref §2.3).
+	// The agent hash `tt spawn backend --role backend` leaves.
 	if err := rdb.HSet(ctx, k.Agent(agentID),
 		"id", agentID, "name", "backend", "agent_type", "worker", "state", "starting", "cli", "test",
 		"created_at", "2026-04-23T22:32:34.123456789+00:00",
@@ -64,7 +64,7 @@ command = "sh ` + testdataPath(t, "cli.sh") + `"
 	).Err(); err != nil {
 		t.Fatal(err)
 	}
-	// `tt assign`: the task hash, then the task_assign message (ref §3.2).
+	// `tt assign`: the task hash, then the task_assign message.
 	if err := rdb.HSet(ctx, k.Task(taskID),
 		"id", taskID, "description", "Build the /health endpoint", "state", "assigned",
 		"created_at", "2026-04-23T22:40:01.112233445+00:00", "updated_at", "2026-04-23T22:40:01.112233445+00:00",

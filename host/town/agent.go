@@ -72,7 +72,7 @@ const (
 	SpawnResumed       SpawnMode = "resumed"
 )
 
-// Agent is the record of ref §2.1. Optional fields are "" when absent.
+// Agent is an agent hash as tt writes it. Optional fields are "" when absent.
 type Agent struct {
 	ID              string
 	Name            string

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// refAgentHash is ref §2.3: HGETALL right after `tt spawn backend --role backend`.
+// refAgentHash is Tinytown's HGETALL right after `tt spawn backend --role backend`.
 var refAgentHash = [][2]string{
 	{"id", "6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b"},
 	{"name", "backend"},

@@ -1,8 +1,8 @@
 // Package town is tthost's Redis store: the agents, messages, tasks,
 // backlog, control flags, activity logs and events of one town, in the exact
 // Redis format of Tinytown (`tt`), so tthost and tt can serve the same town
-// side by side. The format is specified in shared/ref/tinytown-redis-schema.md;
-// this package is its single Go implementation.
+// side by side. The format is described in docs/compatibility.md; this
+// package is its single Go implementation.
 //
 // # Where to start
 //
@@ -21,6 +21,9 @@
 //	jsonenc.go   serde_json-compatible string escaping
 //	classify.go  how a worker treats a message; summaries and inbox prefixes
 //	queue.go     send, wake, intake, in-flight, ack, requeue, dead letters
+//	lease.go     worker leases: generations, fencing tokens, the last holder
+//	worker.go    the lease holder's fenced message moves (+ re-route)
+//	outage.go    OutageHook: a worker's commands ride out a Redis outage
 //	waiting.go   an agent's urgent, inbox and in-flight messages in one read
 //	control.go   stop flag and activity log
 //	task.go      task hashes and their transitions; tt assign
@@ -52,6 +55,17 @@
 // order) or DeadLetter (moved, with its raw bytes and the reason, to
 // tt:{town}:tthost:deadletter:{id}). After a crash, InFlight returns what
 // must be delivered again.
+//
+// # Fencing
+//
+// One worker serves an agent at a time: it holds the agent's lease
+// tt:{town}:tthost:lease:{id}, whose token "<generation>-<random>" changes at
+// every acquisition. A worker moves messages only through the lease's
+// Worker, whose scripts refuse (ErrFenced) unless the lease key still
+// carries its token: a worker that was frozen past its lease and another
+// took over cannot ack, requeue or take anything, however late it acts.
+// The Store's own Intake, Ack, Requeue and DeadLetter are unfenced, for
+// tools and tests.
 //
 // An in-flight element is the message JSON exactly as it was in its list,
 // prefixed with a two-byte tag: "u:" for the urgent list, "n:" for the inbox.

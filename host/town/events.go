@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// EventType is the snake_case event_type of a town event (ref §6.2).
+// EventType is the snake_case event_type of a town event.
 type EventType string
 
 const (
@@ -80,7 +80,7 @@ const (
 )
 
 // TownEvent is the JSON in the data field of an event stream entry
-// (ref §6.1). Optional fields are omitted when empty. OldState and NewState
+// . Optional fields are omitted when empty. OldState and NewState
 // use the Debug spelling ("Idle"; AgentState.Debug).
 //
 // tthost-specific detail rides in Scope (a string tt shows as is) and in

@@ -11,7 +11,7 @@ import (
 )
 
 func TestEventJSONHasTTsShape(t *testing.T) {
-	// ref §6.1's example. Its ".5Z" is read; tthost writes chrono's AutoSi
+	// Tinytown's example event. Its ".5Z" is read; tthost writes chrono's AutoSi
 	// ".500Z" (0/3/6/9 digits), like every other timestamp.
 	ref := `{"event_type":"agent_interrupted","agent_id":"6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b","old_state":"Working","new_state":"Paused","message":"Agent interrupted (paused)","timestamp":"2026-04-23T22:41:00.5Z"}`
 	ev, err := ParseEvent(ref)

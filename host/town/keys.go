@@ -20,7 +20,7 @@ func NewKeys(town string) Keys { return Keys{prefix: "tt:" + town + ":"} }
 // Prefix is "tt:{town}:".
 func (k Keys) Prefix() string { return k.prefix }
 
-// Agent is the agent hash (ref §2).
+// Agent is the agent hash.
 func (k Keys) Agent(id string) string { return k.prefix + "agent:" + canonicalOr(id) }
 
 // Inbox is the agent's regular message list.
@@ -35,7 +35,7 @@ func (k Keys) Activity(id string) string { return k.prefix + "activity:" + canon
 // Stop is the agent's stop flag (a string with a TTL).
 func (k Keys) Stop(id string) string { return k.prefix + "stop:" + canonicalOr(id) }
 
-// Task is the task hash (ref §4).
+// Task is the task hash.
 func (k Keys) Task(id string) string { return k.prefix + "task:" + canonicalOr(id) }
 
 // Backlog is the list of unclaimed task ids.

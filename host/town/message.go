@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// MessageType is the "type" tag of a message (ref §3.2).
+// MessageType is the "type" tag of a message.
 type MessageType string
 
 const (
@@ -97,7 +97,7 @@ func ParseAckText(text string) Ack {
 	}
 }
 
-// Message is one inbox element (ref §3). Only the variant fields of Type
+// Message is one inbox element. Only the variant fields of Type
 // are meaningful; the others are empty.
 type Message struct {
 	ID   string

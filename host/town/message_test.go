@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The four examples of ref §3.2, verified there to be byte-for-byte what
+// The four examples of Tinytown's schema, verified to be byte-for-byte what
 // tt's Rust types produce.
 var refMessages = []string{
 	`{"id":"135c34b4-9ce0-4eb4-8343-06a1fa5deaf9","from":"00000000-0000-0000-0000-000000000001","to":"6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b","type":"task_assign","task_id":"0b8e1c2d-5f4a-4c3b-9a8e-7d6c5b4a3f21","priority":"normal","created_at":"2026-04-23T22:40:01.112233445Z","correlation_id":null}`,

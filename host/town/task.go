@@ -40,7 +40,7 @@ func (s TaskState) Terminal() bool {
 	return s == TaskCompleted || s == TaskFailed || s == TaskCancelled
 }
 
-// Task is the record of ref §4.1. Optional fields are "" or the zero time
+// Task is a task hash as tt writes it. Optional fields are "" or the zero time
 // when absent.
 type Task struct {
 	ID          string

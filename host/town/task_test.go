@@ -10,7 +10,7 @@ import (
 
 const refTask = "0b8e1c2d-5f4a-4c3b-9a8e-7d6c5b4a3f21"
 
-// A task hash as tt writes it after `tt assign` (ref §4.1).
+// A task hash as tt writes it after `tt assign`.
 var refTaskHash = [][2]string{
 	{"id", refTask},
 	{"description", "Build the API\nwith tests"},
