@@ -1,7 +1,7 @@
 // Command tthost-backend-codex is tthost's persistent backend for OpenAI
 // Codex: it serves the CLIs codex and codex-mini by keeping one live
 // `codex app-server --listen stdio://` per agent and driving it over its
-// JSON-RPC protocol (docs: shared/ref/codex-app-server.md).
+// JSON-RPC protocol (see docs/protocol.md, "The Codex backend").
 //
 // A session's life, in the order things happen:
 //
