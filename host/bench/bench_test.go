@@ -413,10 +413,15 @@ func BenchmarkIdleRedisCommands(b *testing.B) {
 	// One 15 s window is the measurement, whatever b.N is: the quantity is
 	// a rate over time, not a per-iteration cost.
 	const window = 15 * time.Second
-	before := t.commandCount(ctx)
+	before, beforeBy := t.commandCounts(ctx)
 	start := time.Now()
 	time.Sleep(window) // the measurement window itself: there is nothing to wait for
-	after := t.commandCount(ctx)
+	after, afterBy := t.commandCounts(ctx)
+	for name, n := range afterBy {
+		if d := n - beforeBy[name]; d > 0 {
+			b.Logf("%s: %d in %s", name, d, window)
+		}
+	}
 	perSec := float64(after-before-1) / time.Since(start).Seconds() // -1: our own INFO
 	for b.Loop() {
 	}
@@ -438,14 +443,21 @@ func (t *benchTown) waitIdle(ctx context.Context) {
 
 // commandCount sums calls over INFO commandstats.
 func (t *benchTown) commandCount(ctx context.Context) int64 {
+	total, _ := t.commandCounts(ctx)
+	return total
+}
+
+// commandCounts is INFO commandstats: the calls in all and by command.
+func (t *benchTown) commandCounts(ctx context.Context) (int64, map[string]int64) {
 	t.b.Helper()
 	info, err := t.redis.Client.Info(ctx, "commandstats").Result()
 	if err != nil {
 		t.b.Fatal(err)
 	}
 	var total int64
+	by := map[string]int64{}
 	for _, line := range strings.Split(info, "\n") {
-		_, rest, ok := strings.Cut(line, "calls=")
+		name, rest, ok := strings.Cut(line, ":calls=")
 		if !ok {
 			continue
 		}
@@ -453,7 +465,8 @@ func (t *benchTown) commandCount(ctx context.Context) int64 {
 		v, err := strconv.ParseInt(n, 10, 64)
 		if err == nil {
 			total += v
+			by[strings.TrimPrefix(name, "cmdstat_")] = v
 		}
 	}
-	return total
+	return total, by
 }

@@ -235,16 +235,18 @@ type IntakeResult struct {
 // It consumes the wake token first, so a message that arrives after the
 // script leaves a fresh token; it moves nothing when the stop flag exists,
 // the agent hash is missing, or the agent is paused. With a fence token it
-// moves nothing at all unless the lease still carries that token.
+// moves nothing at all unless the lease still carries that token (checked
+// after the fast path below, which moves nothing and so needs no fence).
 //
 // An idle agent's safety poll takes the fast path: one EXISTS over the wake
 // token, the stop flag and both queues finds nothing, and the script returns
 // without reading the agent (exists = -1, state unread). That keeps an idle
 // agent at a few Redis commands per poll, script internals included.
-var intakeScript = redis.NewScript(fenceCheck + `
+var intakeScript = redis.NewScript(`
 if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[5], KEYS[6]) == 0 then
   return {0, -1, '', 0, 0, redis.call('LLEN', KEYS[8]), {}}
 end
+` + fenceCheck + `
 redis.call('DEL', KEYS[2])
 local stop = redis.call('EXISTS', KEYS[3])
 local exists = redis.call('EXISTS', KEYS[4])
