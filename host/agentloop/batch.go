@@ -120,20 +120,35 @@ func (l *Loop) classify(ctx context.Context, entries []town.Entry) *batch {
 	return b
 }
 
-// tooLarge dead-letters a message larger than a whole turn may carry
-// (max_turn_bytes): it could never be delivered, and holding it would wedge
-// the queue behind it.
-func (l *Loop) tooLarge(ctx context.Context, e town.Entry) {
-	reason := fmt.Sprintf("message %s is %d bytes, larger than max_turn_bytes (%d): it cannot be delivered in a turn",
-		e.Msg.ID, len(e.Raw), l.cfg.TTHost.MaxTurnBytes)
+// setAside moves a message that cannot be delivered to the dead-letter
+// list, with its raw bytes and reason, and says so in the log, the activity
+// log and an event (detail kind, code): never dropped, never silent.
+func (l *Loop) setAside(ctx context.Context, e town.Entry, reason, kind, code string) {
 	if err := l.deadLetterAs(ctx, e, reason); err != nil {
-		l.log.Error("move an oversized message to the dead-letter list", "error", err)
+		l.log.Error("move a message to the dead-letter list", "kind", kind, "error", err)
 		return
 	}
 	msg := "Moved to the dead-letter list: " + reason
 	l.say("☠️ %s", msg)
 	l.activity(ctx, "☠️ "+prompt.Truncate(msg, 140))
-	l.emit(ctx, town.EventAgentRuntimeError, msg, detail{Kind: "message_too_large", Code: "message_too_large"})
+	l.emit(ctx, town.EventAgentRuntimeError, msg, detail{Kind: kind, Code: code})
+}
+
+// deadLetter sets aside a message that does not parse.
+func (l *Loop) deadLetter(ctx context.Context, e town.Entry) {
+	reason := "unparseable message"
+	if e.ParseErr != nil {
+		reason = e.ParseErr.Error()
+	}
+	l.setAside(ctx, e, "the message could not be parsed: "+reason, "dead_letter", "invalid_message")
+}
+
+// tooLarge sets aside a message larger than a whole turn may carry
+// (max_turn_bytes): it could never be delivered, and holding it would wedge
+// the queue behind it.
+func (l *Loop) tooLarge(ctx context.Context, e town.Entry) {
+	l.setAside(ctx, e, fmt.Sprintf("message %s is %d bytes, larger than max_turn_bytes (%d): it cannot be delivered in a turn",
+		e.Msg.ID, len(e.Raw), l.cfg.TTHost.MaxTurnBytes), "message_too_large", "message_too_large")
 }
 
 // misaddressed reports a message in this agent's queues whose "to" names
@@ -143,46 +158,22 @@ func (l *Loop) misaddressed(m *town.Message) bool {
 	return err == nil && to != l.id
 }
 
-// redirect hands a misaddressed message to its recipient's inbox, or
-// dead-letters it when the recipient does not exist; either way with an
-// event, never silently.
+// redirect hands a misaddressed message to its recipient's inbox, or sets
+// it aside when the recipient does not exist; either way with an event.
 func (l *Loop) redirect(ctx context.Context, e town.Entry) {
 	err := l.reroute(ctx, e)
-	if errors.Is(err, town.ErrAgentNotFound) {
-		reason := fmt.Sprintf("message %s is addressed to agent %s, which does not exist", e.Msg.ID, e.Msg.To)
-		if err := l.deadLetterAs(ctx, e, reason); err != nil {
-			l.log.Error("move a misaddressed message to the dead-letter list", "error", err)
-			return
-		}
-		msg := "Moved to the dead-letter list: " + reason
-		l.say("☠️ %s", msg)
-		l.activity(ctx, "☠️ "+prompt.Truncate(msg, 140))
-		l.emit(ctx, town.EventAgentRuntimeError, msg, detail{Kind: "dead_letter", Code: "misaddressed"})
-		return
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, town.ErrAgentNotFound):
+		l.setAside(ctx, e, fmt.Sprintf("message %s is addressed to agent %s, which does not exist", e.Msg.ID, e.Msg.To),
+			"dead_letter", "misaddressed")
+	case err != nil:
 		l.log.Error("re-route a misaddressed message", "error", err)
-		return
+	default:
+		msg := fmt.Sprintf("Message %s was addressed to agent %s: re-routed to its inbox", e.Msg.ID, e.Msg.To)
+		l.say("↪️ %s", msg)
+		l.activity(ctx, "↪️ "+prompt.Truncate(msg, 140))
+		l.emit(ctx, town.EventAgentStateChanged, msg, detail{Kind: "message_rerouted", Code: e.Msg.To})
 	}
-	msg := fmt.Sprintf("Message %s was addressed to agent %s: re-routed to its inbox", e.Msg.ID, e.Msg.To)
-	l.say("↪️ %s", msg)
-	l.activity(ctx, "↪️ "+prompt.Truncate(msg, 140))
-	l.emit(ctx, town.EventAgentStateChanged, msg, detail{Kind: "message_rerouted", Code: e.Msg.To})
-}
-
-func (l *Loop) deadLetter(ctx context.Context, e town.Entry) {
-	reason := "unparseable message"
-	if e.ParseErr != nil {
-		reason = e.ParseErr.Error()
-	}
-	if err := l.deadLetterAs(ctx, e, reason); err != nil {
-		l.log.Error("move a bad message to the dead-letter list", "error", err)
-		return
-	}
-	msg := fmt.Sprintf("Message could not be parsed and was moved to the dead-letter list: %s", reason)
-	l.say("☠️ %s", msg)
-	l.activity(ctx, "☠️ "+prompt.Truncate(msg, 140))
-	l.emit(ctx, town.EventAgentRuntimeError, msg, detail{Kind: "dead_letter", Code: "invalid_message"})
 }
 
 // promptItems turns the actionable messages into prompt items, looking up

@@ -54,11 +54,6 @@ func fifoLines(b *testing.B) (string, <-chan fifoLine) {
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	return fifoLinesAt(b, path)
-}
-
-// fifoLinesAt reads lines from an existing FIFO.
-func fifoLinesAt(b *testing.B, path string) (string, <-chan fifoLine) {
 	// O_RDWR: the FIFO never sees EOF between the fake's writes.
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {

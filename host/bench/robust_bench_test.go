@@ -3,10 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,16 +14,7 @@ import (
 // startFIFO makes a FIFO the benchmark's CLI writes a line to, and returns
 // its path and the arrival time of each line.
 func startFIFO(b *testing.B) (string, <-chan time.Time) {
-	dir, err := os.MkdirTemp("", "ttfifo")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = os.RemoveAll(dir) })
-	fifo := filepath.Join(dir, "started")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	path, lines := fifoLinesAt(b, fifo)
+	path, lines := fifoLines(b)
 	out := make(chan time.Time, 64)
 	go func() {
 		for l := range lines {

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -169,26 +168,9 @@ func (e *env) pushRaw(key string, raws ...string) {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.Buffer
 	done chan struct{}
 	err  error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // agentLoop starts `tthost agent-loop NAME ID ROUNDS` in its own process
@@ -201,7 +183,7 @@ func (e *env) agentLoop(a *town.Agent, rounds int) *proc {
 	cmd := exec.Command(filepath.Join(e.bin, "tthost"), args...)
 	cmd.Env = append(e.procs.Environ(), "REDIS_URL="+e.redis.URL, "FAULTS_DIR="+e.faults)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &proc{name: "agent-loop " + a.Name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: "agent-loop " + a.Name, cmd: cmd, out: &testenv.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start tthost: %v", err)
