@@ -125,10 +125,16 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 	}
 	// From here on, a Redis outage is waited out (up to redis_outage_secs)
 	// instead of ending the worker; see town.OutageHook.
+	// A stop (SIGTERM) during an outage waits for Redis a little while,
+	// then gives up: what the worker holds stays in flight.
+	abandon := make(chan struct{})
+	stopAbandon := context.AfterFunc(ctx, func() { time.AfterFunc(outageStopGrace, func() { close(abandon) }) })
+	defer stopAbandon()
 	store.Client().AddHook(&town.OutageHook{
-		Bound:  time.Duration(cfg.TTHost.RedisOutageSecs) * time.Second,
-		OnDown: loop.RedisDown,
-		OnUp:   loop.RedisUp,
+		Bound:   time.Duration(cfg.TTHost.RedisOutageSecs) * time.Second,
+		OnDown:  loop.RedisDown,
+		OnUp:    loop.RedisUp,
+		Abandon: abandon,
 	})
 	return loop.Run(ctx)
 }
@@ -147,6 +153,10 @@ func (b managerBackends) OpenSession(ctx context.Context, ch backend.Choice, cfg
 	}
 	return s, nil
 }
+
+// outageStopGrace is how long a worker asked to stop during a Redis outage
+// still waits for Redis, to write its outcomes, before it exits anyway.
+const outageStopGrace = 10 * time.Second
 
 // agentWakeups is a keyspace-notification watch of one agent, for the loop.
 type agentWakeups struct {

@@ -3,6 +3,7 @@ package faults
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,5 +121,34 @@ func redisKilledMidTurn(t *testing.T, down time.Duration) {
 	if got := e.getAgent(a.ID).RoundsCompleted; got != 2 {
 		t.Errorf("rounds_completed %d after both workers, want 2", got)
 	}
+	e.assertClean(a.ID)
+}
+
+// A stop (SIGTERM) while Redis is down mid-turn does not wait for the whole
+// outage bound: the worker cancels its turn, waits a little for Redis, and
+// exits; the message stays in flight, and once Redis is back a new worker
+// runs it to completion once, with no overlap.
+func TestSIGTERMDuringAnOutageExitsAndLeavesTheMessageForTheNextWorker(t *testing.T) {
+	e := newEnv(t, settings{"redis_outage_secs": 300})
+	a := e.agent("patient")
+	tok := e.send(a.ID, "SLEEP_FIRST=300 interrupted during an outage")
+	p := e.agentLoop(a, 100)
+	e.waitStarted(long, tok, 1, p)
+
+	e.redis.Kill9()
+	p.signal(t, syscall.SIGTERM)
+	// 10 s of grace for Redis, then the exit; well under the 300 s bound.
+	if _, ok := p.waitExit(45 * time.Second); !ok {
+		t.Fatalf("the worker did not exit within 45s of SIGTERM during an outage:\n%s", p.out.String())
+	}
+	e.redis.Restart()
+	if n := e.inFlightLen(a.ID) + int64(len(e.inboxTokens(a.ID))); n != 1 {
+		t.Fatalf("after the exit: %d message(s) in flight or queued, want the one", n)
+	}
+
+	p2 := e.agentLoop(a, 100)
+	r := e.waitEnded(long, []*proc{p2}, tok)
+	e.stop(p2, a.ID)
+	e.assertRuns(r, tok, 2, 1)
 	e.assertClean(a.ID)
 }

@@ -63,6 +63,11 @@ type OutageHook struct {
 	// OnUp once when Redis answers again, with how long it was away.
 	OnDown func(err error)
 	OnUp   func(down time.Duration)
+	// Abandon, once closed, ends the waiting: commands fail at once while
+	// Redis is unreachable. A worker closes it some seconds after it was
+	// asked to stop, so a SIGTERM during an outage does not wait for the
+	// outage's bound; what it holds stays in flight for the next worker.
+	Abandon <-chan struct{}
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 
@@ -104,12 +109,20 @@ func (h *OutageHook) run(ctx context.Context, attempt func() error) error {
 		if h.now().Sub(since) > h.Bound {
 			return fmt.Errorf("%w (%s since %s): %v", ErrRedisOutage, h.Bound, since.Format(time.TimeOnly), err)
 		}
+		select {
+		case <-h.Abandon:
+			return err
+		default:
+		}
 		// Full jitter in [backoff/2, backoff]: many workers that lost the
 		// same server do not reconnect in lockstep.
 		d := backoff/2 + rand.N(backoff/2+1)
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-h.Abandon:
 			t.Stop()
 			return err
 		case <-t.C:

@@ -165,3 +165,27 @@ func TestOutageHookDoesNotRetryConnectionSetUp(t *testing.T) {
 		}
 	}
 }
+
+func TestOutageHookStopsWaitingWhenAbandoned(t *testing.T) {
+	abandon := make(chan struct{})
+	h := &OutageHook{Bound: time.Minute, Abandon: abandon}
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: "/nonexistent/redis.sock", MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	c.AddHook(h)
+	done := make(chan error, 1)
+	go func() { done <- c.Set(context.Background(), "k", "v", 0).Err() }()
+	select {
+	case err := <-done:
+		t.Fatalf("SET returned %v before the wait was abandoned", err)
+	case <-time.After(300 * time.Millisecond): // it is retrying: nothing to wait for but time
+	}
+	close(abandon)
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, ErrRedisOutage) || !IsUnavailable(err) {
+			t.Fatalf("SET after Abandon: %v; want the connection error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SET still waiting 10s after Abandon")
+	}
+}
