@@ -119,7 +119,7 @@ func TestRedisStatusSaysHowWorkersAreNotified(t *testing.T) {
 		cfg.TTHost.Notifications = config.NotificationsOff
 		tt.writeConfig(cfg)
 		mustContain(t, tt.run("redis", "status").ok(t),
-			`notifications: polling ([tthost] notifications = "off"); writers that send no wake signal (tt send, tt stop, tt interrupt) are seen at the next safety poll, every 5 s`)
+			`notifications: polling ([tthost] notifications = "off"); writers that send no wake signal (tt send, tt stop, tt interrupt) are seen within 250 ms during a turn ([tthost] turn_poll_ms) and at the next safety poll, every 5 s, while idle`)
 		if got := tt.redis.Client.ConfigGet(tt.ctx(), "notify-keyspace-events").Val()["notify-keyspace-events"]; got != "" {
 			t.Errorf("notify-keyspace-events became %q under policy off", got)
 		}
