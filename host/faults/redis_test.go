@@ -103,6 +103,8 @@ func redisKilledMidTurn(t *testing.T, down time.Duration) {
 		t.Errorf("after Redis returned: rounds_completed %d, in flight %q, inbox %q; want 1, nothing, nothing (the finished turn acknowledged)",
 			ag.RoundsCompleted, e.list(e.store.Keys().InFlight(a.ID)), e.inboxTokens(a.ID))
 	}
+	// The completion event is written just after the ack and the round.
+	e.findEvent(a.ID, long, func(ev *town.TownEvent) bool { return kindOf(ev) == "turn_completed" })
 	if evs := e.eventsOfKind(a.ID, "turn_completed"); len(evs) != 1 || !strings.HasPrefix(evs[0].Message, "Round 1 completed") {
 		t.Errorf("want one turn_completed event for round 1; events:\n%s", e.dumpEvents(a.ID))
 	}
