@@ -115,12 +115,14 @@ func List(dirs ...string) ([]Listed, error) {
 }
 
 // list scans dirs in order. With tolerateLock, a lock file that cannot be
-// used becomes a warning and its directory's installed plugins are left out.
+// used becomes a warning and its directory's installed plugins are left
+// out; so does a later directory (not the built-ins') that cannot be read
+// at all, e.g. for a corrupt checksum manifest.
 func list(dirs []string, tolerateLock bool) ([]Listed, []string, error) {
 	winner := map[string]string{} // name -> where the active binary is
 	var out []Listed
 	var warnings []string
-	for _, dir := range dirs {
+	for i, dir := range dirs {
 		if dir == "" {
 			continue
 		}
@@ -130,7 +132,14 @@ func list(dirs []string, tolerateLock bool) ([]Listed, []string, error) {
 		}
 		found, lockErr, err := scanDir(abs)
 		if err != nil {
-			return nil, nil, err
+			// The first directory holds the built-in backends: without it
+			// nothing can serve. A later one (the plugin directory) that
+			// cannot be read is left out, like a bad lock file.
+			if !tolerateLock || i == 0 {
+				return nil, nil, err
+			}
+			warnings = append(warnings, unusableLockWarning(abs, err))
+			continue
 		}
 		if lockErr != nil {
 			if !tolerateLock {

@@ -89,3 +89,31 @@ func TestAManagerServesOnTheBuiltInsWhenThePluginLockIsCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// A plugin directory whose checksum manifest is corrupt is left out with a
+// warning, like a bad lock file; the built-in directory's own manifest
+// must still be good, since nothing could serve without it.
+func TestACorruptManifestInThePluginDirectoryIsAWarningForWorkers(t *testing.T) {
+	builtin, dir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(builtin, "tthost-backend-oneshot"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sdktest.WriteChecksums(t, builtin, ChecksumFile, "tthost-backend-oneshot")
+	manifest := filepath.Join(dir, ChecksumFile)
+	if err := os.WriteFile(manifest, []byte("not a checksum line\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cands, warnings, err := DiscoverUsable(builtin, dir)
+	if err != nil {
+		t.Fatalf("DiscoverUsable: %v; want the bad manifest as a warning", err)
+	}
+	if len(cands) != 1 || cands[0].Name != "oneshot" {
+		t.Errorf("candidates %+v; want the built-in one-shot backend", cands)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], dir) || !strings.Contains(warnings[0], "built-in backends still serve") {
+		t.Errorf("warnings %q; want one naming %s", warnings, dir)
+	}
+	if _, _, err := DiscoverUsable(dir, builtin); err == nil {
+		t.Error("a corrupt manifest in the built-in directory was tolerated")
+	}
+}
