@@ -252,11 +252,12 @@ func (t *benchTown) startLoop(a *town.Agent) *loopProc {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
+	lp := &loopProc{cmd: cmd, done: make(chan struct{}), out: &testenv.Buffer{}}
+	cmd.Stdout = io.MultiWriter(logf, lp.out)
+	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	lp := &loopProc{cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(lp.done); logf.Close() }()
 	b.Cleanup(func() {
 		select {
@@ -283,6 +284,7 @@ func (t *benchTown) startLoop(a *town.Agent) *loopProc {
 type loopProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+	out  *testenv.Buffer // its log, to wait for a line
 }
 
 // waitEvent follows the agent's event stream after the entry id after and

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -252,7 +253,17 @@ func newCmdRedisServeEmbedded() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			signal.Ignore(syscall.SIGHUP)
+			// Caught here only (Reset takes it from Main's shutdown
+			// signals), not ignored: the log says that it arrived.
+			signal.Reset(syscall.SIGHUP)
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					fmt.Fprintln(cmd.ErrOrStderr(), "received SIGHUP: ignored (the embedded server stops on SIGTERM or `tthost redis stop`)")
+				}
+			}()
 			return townredis.ServeEmbedded(cmd.Context(), sock, pidFile)
 		},
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -44,7 +45,9 @@ func TestEmbeddedRedisRunsAsTthostRedisServeEmbedded(t *testing.T) {
 	if err := syscall.Kill(st.Pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // a server that did not ignore it is gone by now
+	if !testenv.WaitFileContains(t, filepath.Join(tt.dir, ".tt", "logs", "redis-embedded.log"), "received SIGHUP: ignored", 15*time.Second) {
+		t.Fatal("the embedded server did not log the SIGHUP")
+	}
 	if st, err := townredis.Status(tt.dir); err != nil || !st.Running {
 		t.Fatalf("after SIGHUP: %+v, %v; want the embedded server still running", st, err)
 	}

@@ -417,12 +417,8 @@ func TestEventsFollowEndsOnSIGHUP(t *testing.T) {
 	}
 	p := e.tthost("", "events", "--agent", a.Name, "--follow")
 	// It printed the earlier event, so it has its signal handler and follows.
-	deadline := time.Now().Add(long)
-	for !strings.Contains(p.out.String(), "FOLLOW_STARTED_MARKER") {
-		if time.Now().After(deadline) {
-			t.Fatalf("events --follow printed nothing:\n%s", p.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !p.out.WaitAfter(0, "FOLLOW_STARTED_MARKER", long) {
+		t.Fatalf("events --follow printed nothing:\n%s", p.out.String())
 	}
 	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)

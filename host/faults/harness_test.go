@@ -50,6 +50,9 @@ type env struct {
 	faults   string // where record.sh records ($FAULTS_DIR)
 	bin      string // tthost and its plugins
 	tokens   int    // the last MSG-<n> handed out
+	// changed wakes the harness's waits (coalescing): a write to any key
+	// of the town, a write in the recording directory, a worker's exit.
+	changed chan struct{}
 }
 
 func newEnv(t *testing.T, s settings) *env {
@@ -58,7 +61,10 @@ func newEnv(t *testing.T, s settings) *env {
 		t.Fatal("flock is not installed: record.sh proves overlaps with it. Install util-linux (sudo apt-get install util-linux).")
 	}
 	procs := sdktest.TrackProcesses(t)
-	r := testenv.StartRedisWith(t, testenv.RedisOptions{TCP: true, AppendOnly: true, Env: []string{procs.Env()}})
+	// Keyspace notifications from the start (and after every restart):
+	// the harness waits on them, and the workers find them on.
+	r := testenv.StartRedisWith(t, testenv.RedisOptions{TCP: true, AppendOnly: true, Env: []string{procs.Env()},
+		Args: []string{"--notify-keyspace-events", "KEA"}})
 	dir, err := os.MkdirTemp("", "ttfaults")
 	if err != nil {
 		t.Fatal(err)
@@ -78,9 +84,45 @@ func newEnv(t *testing.T, s settings) *env {
 	cfg.Agent.IdleTimeoutSecs = 0
 	cfg.Redis.URL = r.URL
 	e := &env{t: t, procs: procs, redis: r, rdb: r.Client, store: town.New(r.Client, cfg.Name), cfg: cfg,
-		settings: s, dir: dir, faults: faults, bin: testenv.Binaries(t)}
+		settings: s, dir: dir, faults: faults, bin: testenv.Binaries(t), changed: make(chan struct{}, 1)}
 	e.saveConfig()
+	e.watchChanges()
 	return e
+}
+
+// watchChanges feeds e.changed from the town's keyspace events (its own
+// subscription, which go-redis renews after a restart of Redis; each
+// renewal counts as a change, since writes may have been missed) and from
+// the recording directory (inotify). Workers' exits feed it in agentLoop.
+func (e *env) watchChanges() {
+	ps := e.rdb.PSubscribe(e.ctx(), "__keyspace@*__:"+e.store.Keys().Prefix()+"*")
+	if _, err := ps.Receive(e.ctx()); err != nil { // the subscription is in place
+		e.t.Fatalf("subscribe to the town's keyspace events: %v", err)
+	}
+	files := testenv.WatchDir(e.t, e.faults)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		msgs := ps.ChannelWithSubscriptions()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-msgs:
+			case <-files:
+			}
+			e.signalChange()
+		}
+	}()
+	e.t.Cleanup(func() { close(stop); <-done; _ = ps.Close() })
+}
+
+func (e *env) signalChange() {
+	select {
+	case e.changed <- struct{}{}:
+	default:
+	}
 }
 
 // saveConfig writes tinytown.toml: the config plus e.settings in [tthost].
@@ -188,7 +230,7 @@ func (e *env) agentLoop(a *town.Agent, rounds int) *proc {
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start tthost: %v", err)
 	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
+	go func() { p.err = cmd.Wait(); close(p.done); e.signalChange() }()
 	e.t.Cleanup(func() {
 		if !p.exited() {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -322,47 +364,57 @@ func (e *env) plugin(p *proc) int {
 	return found[0]
 }
 
-// waitFor polls cond until it holds or timeout passes; it fails the test
-// naming what it waited for. It is for conditions that only show in Redis
-// or in files, where there is no event to wait on.
+// waitFor waits until cond holds or timeout passes; it fails the test
+// naming what it waited for. cond is checked again at every change the
+// harness sees (e.changed), not on a timer.
 func (e *env) waitFor(timeout time.Duration, what string, cond func() bool) {
 	e.t.Helper()
-	if !poll(timeout, cond) {
+	if !e.poll(timeout, cond) {
 		e.t.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 }
 
-// poll reports whether cond held within timeout.
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
+// poll reports whether cond held within timeout, checking it at the start
+// and after every change (a key of the town written, a file in the
+// recording directory written, a worker exited).
+func (e *env) poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
 	for {
 		if cond() {
 			return true
 		}
-		if time.Now().After(deadline) {
-			return false
+		select {
+		case <-e.changed:
+		case <-deadline.C:
+			return cond()
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// holds checks cond continuously for d and returns "" when it held
-// throughout, else when it first failed ("after 3.2s").
+// holds checks cond for d, at the start and after every change, and
+// returns "" when it held throughout, else when it first failed
+// ("after 3.2s"). Between changes nothing it reads can change.
 func (e *env) holds(d time.Duration, cond func() bool) string {
 	start := time.Now()
-	for time.Since(start) < d {
+	end := time.NewTimer(d)
+	defer end.Stop()
+	for {
 		if !cond() {
 			return fmt.Sprintf("after %s", time.Since(start).Round(100*time.Millisecond))
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-e.changed:
+		case <-end.C:
+			return ""
+		}
 	}
-	return ""
 }
 
 // waitState waits until the agent's state field is want.
 func (e *env) waitState(agentID string, want town.AgentState, p *proc) {
 	e.t.Helper()
-	ok := poll(long, func() bool {
+	ok := e.poll(long, func() bool {
 		if p != nil && p.exited() {
 			return true
 		}
@@ -493,7 +545,7 @@ func (e *env) waitEvent(agentID string, timeout time.Duration, what string, matc
 func (e *env) findEvent(agentID string, timeout time.Duration, match func(*town.TownEvent) bool) *town.TownEvent {
 	e.t.Helper()
 	var found *town.TownEvent
-	poll(timeout, func() bool {
+	e.poll(timeout, func() bool {
 		for _, ev := range e.events(agentID) {
 			if match(ev) {
 				found = ev
@@ -506,19 +558,16 @@ func (e *env) findEvent(agentID string, timeout time.Duration, match func(*town.
 }
 
 // waitOnlyRedis waits until no tracked process but the test's redis-server
-// is alive and returns the command lines of any that remain. Polling /proc
-// is the only way to see a process that is not our child exit.
+// is alive and returns the command lines of any that remain. It waits on
+// each process's exit (testenv.WaitExit: a pidfd, so grandchildren too).
 func (e *env) waitOnlyRedis(timeout time.Duration) []string {
+	deadline := time.Now().Add(timeout)
 	var left []string
-	poll(timeout, func() bool {
-		left = left[:0]
-		for _, pid := range e.procs.Alive() {
-			if pid != e.redis.Pid() {
-				left = append(left, fmt.Sprintf("%d %s", pid, sdktest.Cmdline(pid)))
-			}
+	for _, pid := range e.procs.Alive() {
+		if pid != e.redis.Pid() && !testenv.WaitExit(pid, time.Until(deadline)) {
+			left = append(left, fmt.Sprintf("%d %s", pid, sdktest.Cmdline(pid)))
 		}
-		return len(left) == 0
-	})
+	}
 	return left
 }
 

@@ -86,7 +86,7 @@ func redisKilledMidTurn(t *testing.T, down time.Duration) {
 
 	// Once Redis is back the worker writes what it kept: the ack, the
 	// round, the completion.
-	ok := poll(long, func() bool {
+	ok := e.poll(long, func() bool {
 		if p.exited() {
 			return true
 		}

@@ -98,7 +98,7 @@ func (e *env) waitRuns(timeout time.Duration, what string, cond func(*runs) bool
 	e.t.Helper()
 	var r *runs
 	var dead *proc
-	ok := poll(timeout, func() bool {
+	ok := e.poll(timeout, func() bool {
 		r = e.readRuns()
 		if cond(r) {
 			return true
