@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -71,8 +71,9 @@ type OutageHook struct {
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 
-	mu    sync.Mutex
-	since time.Time // start of the current outage; zero when Redis answers
+	// since is the start of the current outage (unix nanoseconds), 0 while
+	// Redis answers. Atomic: every command of the worker reads it.
+	since atomic.Int64
 }
 
 // Retry bounds of the backoff between attempts.
@@ -83,9 +84,8 @@ const (
 
 // Down reports whether an outage is in progress and since when.
 func (h *OutageHook) Down() (bool, time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return !h.since.IsZero(), h.since
+	ns := h.since.Load()
+	return ns != 0, time.Unix(0, ns)
 }
 
 func (h *OutageHook) now() time.Time {
@@ -131,27 +131,26 @@ func (h *OutageHook) run(ctx context.Context, attempt func() error) error {
 	}
 }
 
+// down records the start of an outage (reporting it once) and returns it.
 func (h *OutageHook) down(err error) time.Time {
-	h.mu.Lock()
-	first := h.since.IsZero()
-	if first {
-		h.since = h.now()
+	now := h.now()
+	if h.since.CompareAndSwap(0, now.UnixNano()) {
+		if h.OnDown != nil {
+			h.OnDown(err)
+		}
+		return now
 	}
-	since := h.since
-	h.mu.Unlock()
-	if first && h.OnDown != nil {
-		h.OnDown(err)
-	}
-	return since
+	return time.Unix(0, h.since.Load())
 }
 
+// up ends an outage, if one was in progress, and reports how long it was.
+// While Redis answers it is one atomic load per command.
 func (h *OutageHook) up() {
-	h.mu.Lock()
-	since := h.since
-	h.since = time.Time{}
-	h.mu.Unlock()
-	if !since.IsZero() && h.OnUp != nil {
-		h.OnUp(h.now().Sub(since))
+	if h.since.Load() == 0 {
+		return
+	}
+	if ns := h.since.Swap(0); ns != 0 && h.OnUp != nil {
+		h.OnUp(h.now().Sub(time.Unix(0, ns)))
 	}
 }
 
