@@ -12,9 +12,9 @@ import (
 // the turn within milliseconds of `tthost stop` / `tthost interrupt` (they
 // signal the wake list) and of writers that do not signal (`tt kill`,
 // `tt send --urgent`) when keyspace notifications reach the loop; without
-// them, such writes are seen within turn_poll_ms. On a session that can be steered it also takes urgent
-// messages as they arrive (an urgent-only intake), for the loop to steer
-// into the running turn.
+// them, such writes are seen within turn_poll_ms. On a session that can be
+// steered it also takes urgent messages as they arrive (an urgent-only
+// intake), for the loop to steer into the running turn.
 type control struct {
 	C      chan string        // "stop", "pause" or "shutdown"; at most one value
 	urgent chan []town.Entry  // urgent messages taken for steering

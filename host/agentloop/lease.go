@@ -74,13 +74,14 @@ func (l *Loop) fenceWait() (time.Duration, string) {
 	return d, fmt.Sprintf("the previous worker (pid %d on %s) let its lease expire and may still be running their turn", prev.PID, prev.Host)
 }
 
-// awaitFence waits fenceWait before in-flight messages are delivered again.
-func (l *Loop) awaitFence(ctx context.Context) error {
+// awaitFence waits fenceWait before n in-flight messages are delivered
+// again.
+func (l *Loop) awaitFence(ctx context.Context, n int) error {
 	d, why := l.fenceWait()
 	if d <= 0 {
 		return nil
 	}
-	l.say("⏳ %s: waiting %s for its plugins to end that turn before delivering %d message(s) again", why, d.Round(time.Millisecond), len(l.recovered))
+	l.say("⏳ %s: waiting %s for its plugins to end that turn before delivering %d message(s) again", why, d.Round(time.Millisecond), n)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -137,7 +137,6 @@ type Loop struct {
 	leaseLost   atomic.Bool        // another worker took the agent over
 	outages     chan time.Duration // Redis outages to record (RedisUp)
 	offered     map[string]bool    // backlog tasks already offered to the agent
-	recovered   []town.Entry       // in flight at start-up: re-queued to be delivered first
 	backlogLen  int64              // backlog length seen at the last snapshot
 	backlogSeen int64              // backlog length reported by the last intake
 }
@@ -264,23 +263,23 @@ func (l *Loop) start(ctx context.Context) error {
 		l.emit(ctx, town.EventAgentRuntimeError, w, detail{Kind: "plugin_dir_unusable"})
 	}
 
-	l.recovered, err = l.store.InFlight(ctx, l.id)
+	// What a previous worker left in flight goes back to the front of its
+	// queues, in order: the bounded intake then delivers it first, a turn's
+	// worth at a time (a previous worker may have held more than one turn
+	// may carry).
+	left, err := l.store.InFlight(ctx, l.id)
 	if err != nil {
 		return fmt.Errorf("read in-flight messages: %w", err)
 	}
-	if n := len(l.recovered); n > 0 {
+	if n := len(left); n > 0 {
 		l.say("↩️ %d message(s) were in flight when the previous worker stopped: delivering them again", n)
 		l.activity(ctx, fmt.Sprintf("↩️ Re-delivering %d in-flight message(s) from an interrupted run", n))
-		if err := l.awaitFence(ctx); err != nil {
+		if err := l.awaitFence(ctx, n); err != nil {
 			return err
 		}
-		// Back to the front of their queues, in order: the bounded intake
-		// then delivers them first, a turn's worth at a time (a previous
-		// worker may have held more than one turn may carry).
-		if _, err := l.requeue(ctx, l.recovered...); err != nil {
+		if _, err := l.requeue(ctx, left...); err != nil {
 			return fmt.Errorf("re-queue in-flight messages: %w", err)
 		}
-		l.recovered = nil
 	}
 	return nil
 }
@@ -378,8 +377,8 @@ func (l *Loop) finish(ctx context.Context, runErr error) {
 		return
 	}
 	l.closeSession(ctx, sdk.CloseGraceful)
-	// Anything still in flight (recovered but never reached, or left by an
-	// error exit) goes back to the front of the queues for the next worker.
+	// Anything still in flight (left by an error exit) goes back to the
+	// front of the queues for the next worker.
 	if left, err := l.store.InFlight(ctx, l.id); err == nil && len(left) > 0 {
 		if _, err := l.requeue(ctx, left...); err != nil {
 			l.log.Error("re-queue in-flight messages at exit", "error", err)
