@@ -25,7 +25,7 @@ all: build
 help:
 	@echo "make build   build bin/tthost and the built-in backend plugins"
 	@echo "make demo    run a town on the embedded default with a sample agent, one task end to end"
-	@echo "make test    go vet + go test -race ./... (installs redis-server and codex when missing)"
+	@echo "make test    go vet + go test -race in both modules (. and sdk/; installs redis-server and codex when missing)"
 	@echo "make conformance  build, install and prove the example plugins with tthost plugin conformance"
 	@echo "make faults  the fault-injection suite: Redis killed, workers frozen, plugins killed, signals, 40 000 messages"
 	@echo "make bench   run the benchmarks (numbers in docs/benchmarks.md)"
@@ -45,6 +45,7 @@ build:
 ## test: what CI runs. Real redis-server, real plugin processes.
 test: ensure-redis ensure-codex vet
 	$(GO) test -race -timeout 30m ./...
+	cd sdk && $(GO) test -race -timeout 30m ./...
 	$(MAKE) --no-print-directory conformance
 
 ## faults: the fault-injection suite (host/faults, also part of `make test`):
@@ -67,7 +68,7 @@ conformance: build
 	echo "+ docs/tutorial: go vet, go test -race (its own conformance.Run), go build"; \
 	(cd docs/tutorial && $(GO) vet ./... && $(GO) test -race -count=1 ./... && \
 		$(GO) build -o "$$tmp/src/tthost-backend-mycli" .); \
-	$(GO) build -o "$$tmp/src/tthost-backend-shellsession" ./sdk/examples/shellsession; \
+	$(GO) build -o "$$tmp/src/tthost-backend-shellsession" github.com/tthost/tthost/sdk/examples/shellsession; \
 	$(GO) build -o "$$tmp/src/fake-codex-app-server" ./plugins/codex/internal/fakeappserver; \
 	tt plugin install "$$tmp/src/tthost-backend-mycli"; \
 	tt plugin install "$$tmp/src/tthost-backend-shellsession"; \
@@ -84,6 +85,7 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	cd sdk && $(GO) vet ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"maps"
 
-	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
+	backendv1 "github.com/tthost/tthost/sdk/internal/pb/tthost/backend/v1"
 )
 
 // sessionConfigFromProto converts OpenSession's request.

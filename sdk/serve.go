@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
-	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
+	backendv1 "github.com/tthost/tthost/sdk/internal/pb/tthost/backend/v1"
 	"github.com/tthost/tthost/sdk/internal/stdoutguard"
 	"github.com/tthost/tthost/sdk/internal/testhooks"
 	"github.com/tthost/tthost/sdk/internal/wire"

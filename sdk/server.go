@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
+	backendv1 "github.com/tthost/tthost/sdk/internal/pb/tthost/backend/v1"
 	"github.com/tthost/tthost/sdk/internal/wire"
 )
 

@@ -9,7 +9,7 @@ package sdk
 import (
 	"time"
 
-	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
+	backendv1 "github.com/tthost/tthost/sdk/internal/pb/tthost/backend/v1"
 )
 
 // descriptionToProto converts Describe's answer.

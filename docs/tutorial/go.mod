@@ -2,7 +2,7 @@ module example.com/tthost-backend-mycli
 
 go 1.26.0
 
-require github.com/tthost/tthost v0.0.0
+require github.com/tthost/tthost/sdk v0.2.0
 
 require (
 	github.com/fatih/color v1.13.0 // indirect
@@ -21,6 +21,4 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-// The tutorial builds against this checkout. A plugin of your own requires
-// a released tthost instead (see docs/plugin-authoring.md).
-replace github.com/tthost/tthost => ../..
+replace github.com/tthost/tthost/sdk => ../../sdk

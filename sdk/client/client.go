@@ -40,9 +40,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/internal/convert"
+	backendv1 "github.com/tthost/tthost/sdk/internal/pb/tthost/backend/v1"
 	"github.com/tthost/tthost/sdk/internal/procscan"
 	"github.com/tthost/tthost/sdk/internal/wire"
 )

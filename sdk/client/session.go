@@ -10,9 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/internal/convert"
+	backendv1 "github.com/tthost/tthost/sdk/internal/pb/tthost/backend/v1"
 )
 
 // Resubscription backoff after a broken Events stream.

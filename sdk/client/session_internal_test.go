@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
 	"github.com/tthost/tthost/sdk"
+	backendv1 "github.com/tthost/tthost/sdk/internal/pb/tthost/backend/v1"
 )
 
 // These tests inject faults the real plugin cannot be made to produce on

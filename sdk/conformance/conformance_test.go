@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tthost/tthost/plugins/codex/codextest"
 	"github.com/tthost/tthost/sdk/conformance"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
@@ -18,9 +17,6 @@ import (
 func TestMain(m *testing.M) { sdktest.RunMain(m) }
 
 const (
-	oneshotPkg = "github.com/tthost/tthost/plugins/oneshot"
-	codexPkg   = "github.com/tthost/tthost/plugins/codex"
-	fakePkg    = "github.com/tthost/tthost/plugins/codex/internal/fakeappserver"
 	brokenPkg  = "github.com/tthost/tthost/sdk/conformance/internal/brokenplugin"
 	examplePkg = "github.com/tthost/tthost/sdk/examples/shellsession"
 )
@@ -32,29 +28,6 @@ var opts = conformance.Options{Timeout: 90 * time.Second}
 // (beside the suite's) and keeps race-built children from idling at exit.
 func pluginEnv(procs *sdktest.Processes) []string {
 	return []string{procs.Env(), "GORACE=atexit_sleep_ms=0"}
-}
-
-// TestOneShotBackend: the one-shot backend driving the default stand-in.
-func TestOneShotBackend(t *testing.T) {
-	procs := sdktest.TrackProcesses(t)
-	bin := sdktest.Build(t, oneshotPkg, "tthost-backend-oneshot")
-	conformance.Run(t, conformance.Target{Path: bin, PluginEnv: pluginEnv(procs)}, opts)
-}
-
-// TestCodexBackendWithFakeAppServer: the Codex backend driving its fake
-// app-server, which sleeps on SLEEP_MS=, fails on FAIL=1 and answers
-// "handled turn".
-func TestCodexBackendWithFakeAppServer(t *testing.T) {
-	procs := sdktest.TrackProcesses(t)
-	bin := sdktest.Build(t, codexPkg, "tthost-backend-codex")
-	fake := sdktest.Build(t, fakePkg, "fake-codex-app-server")
-	conformance.Run(t, conformance.Target{
-		Path:      bin,
-		CLI:       "codex",
-		Command:   fake,
-		PluginEnv: pluginEnv(procs),
-		Prompts:   conformance.Prompts{Long: "SLEEP_MS=60000", Fail: "FAIL=1", Echo: conformance.EchoNone},
-	}, opts)
 }
 
 // TestExampleShellSessionBackend: the example backend (one persistent
@@ -74,59 +47,6 @@ func TestExampleShellSessionBackend(t *testing.T) {
 		PluginEnv: pluginEnv(procs),
 		Prompts:   conformance.Prompts{Echo: conformance.EchoFull},
 	}, opts)
-}
-
-// knownRealCodexDefects are checks the Codex backend fails against the
-// real codex because of a defect in the backend, not in the suite, with
-// the symptom their message shows. Add an entry only with the defect
-// filed; until it is fixed the check may pass or fail with that symptom
-// only. (cancel_bound was one: a cancel sent before codex's turn/started
-// was lost; plugins/codex now sends it again once the turn is active.)
-var knownRealCodexDefects = map[string]string{}
-
-// TestCodexBackendWithRealCodex: the Codex backend driving the real codex
-// CLI, offline against codextest's mock model. SLOW_STREAM makes a long
-// turn; the mock fails every request whose prompt holds the fail word.
-func TestCodexBackendWithRealCodex(t *testing.T) {
-	procs := sdktest.TrackProcesses(t)
-	bin := sdktest.Build(t, codexPkg, "tthost-backend-codex")
-	codex := codextest.CodexBinary(t)
-	const failWord = "CONFORMANCE_MODEL_ERROR"
-	mock := codextest.NewMockModel(t, func(req codextest.Request) codextest.Reply {
-		if strings.Contains(req.LastUserText(), failWord) {
-			return codextest.Reply{Status: 500}
-		}
-		return codextest.DefaultScript(req)
-	})
-	t.Cleanup(func() {
-		if other := mock.Other(); len(other) > 0 {
-			t.Errorf("codex sent requests the mock does not serve: %v", other)
-		}
-	})
-	home := codextest.NewCodexHome(t, mock)
-	env := map[string]string{}
-	for _, kv := range codextest.Env(home) {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	report := conformance.Check(context.Background(), conformance.Target{
-		Path:      bin,
-		CLI:       "codex",
-		Command:   codex + " exec --dangerously-bypass-approvals-and-sandbox",
-		Env:       env,
-		PluginEnv: pluginEnv(procs),
-		Prompts:   conformance.Prompts{Long: codextest.MarkSlowStream, Fail: failWord, Echo: conformance.EchoFirstLine},
-	}, opts)
-	for _, res := range report.Results {
-		switch symptom, known := knownRealCodexDefects[res.Name]; {
-		case res.Status != conformance.StatusFail:
-			t.Logf("%s: %s %s", res.Name, res.Status, res.Message)
-		case known && strings.Contains(res.Message, symptom):
-			t.Logf("%s: fails as known (a Codex backend defect, see knownRealCodexDefects): %s", res.Name, res.Message)
-		default:
-			t.Errorf("%s failed: %s\nthe plugin's log:\n%s", res.Name, res.Message, res.Log)
-		}
-	}
 }
 
 // TestBrokenPlugin: the suite passes the broken plugin without defects and

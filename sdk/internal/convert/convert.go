@@ -18,7 +18,7 @@ import (
 
 	"github.com/tthost/tthost/sdk"
 
-	backendv1 "github.com/tthost/tthost/proto/tthost/backend/v1"
+	backendv1 "github.com/tthost/tthost/sdk/internal/pb/tthost/backend/v1"
 )
 
 // DescriptionFromProto converts Describe's answer.

@@ -1986,7 +1986,7 @@ const file_tthost_backend_v1_backend_proto_rawDesc = "" +
 	"\vOpenSession\x12%.tthost.backend.v1.OpenSessionRequest\x1a&.tthost.backend.v1.OpenSessionResponse\x12G\n" +
 	"\x04Send\x12\x1e.tthost.backend.v1.SendRequest\x1a\x1f.tthost.backend.v1.SendResponse\x12F\n" +
 	"\x06Events\x12 .tthost.backend.v1.EventsRequest\x1a\x18.tthost.backend.v1.Event0\x01\x12_\n" +
-	"\fCloseSession\x12&.tthost.backend.v1.CloseSessionRequest\x1a'.tthost.backend.v1.CloseSessionResponseB<Z:github.com/tthost/tthost/proto/tthost/backend/v1;backendv1b\x06proto3"
+	"\fCloseSession\x12&.tthost.backend.v1.CloseSessionRequest\x1a'.tthost.backend.v1.CloseSessionResponseBFZDgithub.com/tthost/tthost/sdk/internal/pb/tthost/backend/v1;backendv1b\x06proto3"
 
 var (
 	file_tthost_backend_v1_backend_proto_rawDescOnce sync.Once
