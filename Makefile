@@ -12,7 +12,8 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
 PLUGINS := oneshot codex
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION) \
+           -X github.com/tthost/tthost/plugins/internal/buildinfo.Version=$(VERSION)
 
 # The Codex CLI the codex tests drive (plugins/codex/codextest), from npm.
 CODEX_VERSION := 0.169.0

@@ -14,7 +14,7 @@
 // A plugin's main makes one call, which does not return:
 //
 //	func main() {
-//		sdk.Serve(mybackend{})
+//		plugin.Serve(mybackend{})
 //	}
 //
 // # A complete minimal backend
@@ -86,7 +86,7 @@
 //	}
 //
 //	func main() {
-//		sdk.Serve(echoBackend{})
+//		plugin.Serve(echoBackend{})
 //	}
 //
 // A backend that drives a real CLI does the same with a process: the
@@ -163,7 +163,7 @@
 // must not inherit (a `tthost` run in a turn would take it for a plugin
 // launch), and ChildEnv adds the session's Env on top:
 //
-//	env, err := sdk.ChildEnv(cfg.Env)
+//	env, err := plugin.ChildEnv(cfg.Env)
 //	if err != nil {
 //		return nil, err // an ErrInvalidConfig
 //	}

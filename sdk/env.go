@@ -1,9 +1,6 @@
 package sdk
 
 import (
-	"fmt"
-	"maps"
-	"os"
 	"slices"
 	"strings"
 
@@ -66,26 +63,23 @@ func CleanEnv(env []string) []string {
 	return out
 }
 
-// ChildEnv is the environment for a process a backend starts, the CLI
-// above all: the plugin's own environment without its internal variables
-// (CleanEnv), then extra, usually SessionConfig.Env, in name order. os/exec
-// keeps the last of duplicate names, so extra wins. A name that is empty
-// or holds '=' or NUL, or a value with NUL, is an ErrInvalidConfig:
-// return it from OpenSession.
+// LogLevelEnv names the environment variable that sets the plugin's log
+// level (trace, debug, info, warn, error; default info). The host sets it
+// to its own level so that a plugin does not produce logs nobody keeps.
+const LogLevelEnv = "TTHOST_PLUGIN_LOG_LEVEL"
+
+// DebugEnv, set to 1 or true in the environment of a plugin started by
+// hand without arguments, serves it in debug mode as --debug does. A host
+// never starts a plugin in debug mode, whatever its environment holds.
+const DebugEnv = "TTHOST_PLUGIN_DEBUG"
+
+// ReattachEnv names the host's environment variable that lists plugins
+// serving in debug mode, as a JSON object from backend name to where the
+// plugin listens:
 //
-//	env, err := sdk.ChildEnv(cfg.Env)
-//	if err != nil {
-//		return nil, err
-//	}
-//	cmd.Env = append(env, tag.Env())
-func ChildEnv(extra map[string]string) ([]string, error) {
-	env := CleanEnv(os.Environ())
-	for _, k := range slices.Sorted(maps.Keys(extra)) {
-		v := extra[k]
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(v, "\x00") {
-			return nil, fmt.Errorf("%w: environment variable %q: names must be non-empty without '=' or NUL, values without NUL", ErrInvalidConfig, k)
-		}
-		env = append(env, k+"="+v)
-	}
-	return env, nil
-}
+//	{"mybackend":{"protocol":"grpc","protocol_version":1,"pid":4242,
+//	  "addr":{"network":"unix","string":"/tmp/tthost-plugin-123/plugin456"}}}
+//
+// A plugin in debug mode prints its entry; merge the objects by hand to
+// debug several plugins at once.
+const ReattachEnv = "TTHOST_REATTACH_PLUGINS"

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tthost/tthost/sdk/plugin"
+
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -75,7 +77,7 @@ func (s *echoSession) Close(context.Context, sdk.CloseMode) error {
 // not return. The example has no Output comment, so `go test` compiles it
 // but does not run it.
 func Example() {
-	sdk.Serve(echoBackend{})
+	plugin.Serve(echoBackend{})
 }
 
 // A backend tested in-process, as plugin authors do before running the
@@ -135,7 +137,7 @@ func TestDocExampleIsTheCompiledOne(t *testing.T) {
 		code[strings.TrimSpace(l)] = true
 	}
 	_, block, _ := strings.Cut(string(doc), "//\ttype echoBackend struct{}")
-	block, _, _ = strings.Cut(block, "//\t\tsdk.Serve(echoBackend{})")
+	block, _, _ = strings.Cut(block, "//\t\tplugin.Serve(echoBackend{})")
 	if block == "" {
 		t.Fatal("doc.go no longer shows echoBackend")
 	}

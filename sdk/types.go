@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -356,3 +357,15 @@ func ExitedEvent(e ExitInfo) Event {
 
 // IntPtr returns a pointer to v, for the optional exit codes.
 func IntPtr(v int) *int { return &v }
+
+// TurnText is the assistant's answer in a turn: the text of its
+// EventAssistantDelta events, in order.
+func TurnText(evs []Event, turnID string) string {
+	var b strings.Builder
+	for _, e := range evs {
+		if e.Kind == EventAssistantDelta && e.TurnID == turnID {
+			b.WriteString(e.Text)
+		}
+	}
+	return b.String()
+}

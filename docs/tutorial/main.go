@@ -20,11 +20,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tthost/tthost/sdk/plugin"
+
 	"github.com/tthost/tthost/sdk"
 )
 
 func main() {
-	sdk.Serve(backend{})
+	plugin.Serve(backend{})
 }
 
 // backend is stateless: every session keeps its own state.
@@ -54,7 +56,7 @@ func (backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events sdk.
 	// The CLI's environment: the plugin's without go-plugin's handshake
 	// (a CLI that inherits it takes itself for a plugin), plus the
 	// session's. A bad entry is an ErrInvalidConfig.
-	env, err := sdk.ChildEnv(cfg.Env)
+	env, err := plugin.ChildEnv(cfg.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +69,7 @@ func (backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events sdk.
 // turn, and so the events they emit.
 type session struct {
 	cfg    sdk.SessionConfig
-	env    []string // the CLI's environment, from sdk.ChildEnv
+	env    []string // the CLI's environment, from plugin.ChildEnv
 	events sdk.EventSink
 
 	mu      sync.Mutex
@@ -80,7 +82,7 @@ type session struct {
 type turn struct {
 	id        string
 	cmd       *exec.Cmd
-	tag       sdk.ProcessTag // marks the command and everything it starts
+	tag       plugin.ProcessTag // marks the command and everything it starts
 	cancelled bool
 	done      chan struct{} // closed once the turn has completed
 }
@@ -103,7 +105,7 @@ func (s *session) Send(_ context.Context, in sdk.Input) (sdk.Delivery, error) {
 		return sdk.Delivery{}, fmt.Errorf("%w: turn %s is running", sdk.ErrTurnRunning, s.running.id)
 	}
 	s.turns++
-	t := &turn{id: fmt.Sprintf("t%d", s.turns), tag: sdk.NewProcessTag(), done: make(chan struct{})}
+	t := &turn{id: fmt.Sprintf("t%d", s.turns), tag: plugin.NewProcessTag(), done: make(chan struct{})}
 	s.events.Emit(sdk.TurnStartedEvent(t.id))
 	out, err := t.start(s.cfg, s.env, in.Text)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tthost/tthost/host/backend"
 	"github.com/tthost/tthost/sdk/client"
-	"github.com/tthost/tthost/sdk/conformance"
+	"github.com/tthost/tthost/sdk/conformance/suite"
 )
 
 // PluginConformanceOptions are `tthost plugin conformance`'s arguments.
@@ -31,7 +31,7 @@ type PluginConformanceOptions struct {
 	// Timeout bounds each step of a check.
 	Timeout time.Duration
 	// LongPrompt, FailPrompt and Echo say how the CLI is made to run long,
-	// fail and answer (see conformance.Prompts).
+	// fail and answer (see suite.Prompts).
 	LongPrompt string
 	FailPrompt string
 	Echo       string
@@ -56,7 +56,7 @@ The suite needs the CLI the backend drives to answer a prompt, to run a long
 turn and to fail a turn on demand. --command is that CLI's command; without
 it the suite uses a shell stand-in for backends that run a command per turn
 with the prompt on stdin (the one-shot backend): it sleeps when the prompt
-holds ` + conformance.MarkSleep + `, exits 3 when it holds ` + conformance.MarkFail + `, and
+holds ` + suite.MarkSleep + `, exits 3 when it holds ` + suite.MarkFail + `, and
 echoes the prompt otherwise. For another CLI, say which prompts make it run
 long (--long-prompt) and fail (--fail-prompt), and what it answers (--echo:
 full, first-line or none).
@@ -80,8 +80,8 @@ Checks:
 			if _, err := conformanceAssignments("--option", opts.Options); err != nil {
 				return usageError{err}
 			}
-			switch conformance.Echo(opts.Echo) {
-			case conformance.EchoDefault, conformance.EchoFull, conformance.EchoFirstLine, conformance.EchoNone:
+			switch suite.Echo(opts.Echo) {
+			case suite.EchoDefault, suite.EchoFull, suite.EchoFirstLine, suite.EchoNone:
 			default:
 				return usageError{fmt.Errorf("--echo %q: use full, first-line or none", opts.Echo)}
 			}
@@ -101,9 +101,9 @@ Checks:
 	fl.StringVar(&opts.CLI, "cli", "", "the CLI name to open sessions for (default: the first the plugin declares)")
 	fl.StringArrayVar(&opts.Env, "env", nil, "add K=V to every session's environment (repeatable)")
 	fl.StringArrayVar(&opts.Options, "option", nil, "set backend option k=v for every session (repeatable)")
-	fl.DurationVar(&opts.Timeout, "timeout", conformance.DefaultOptions.Timeout, "how long any one step (a launch, a turn, a close) may take")
-	fl.StringVar(&opts.LongPrompt, "long-prompt", "", "a prompt whose turn runs until cancelled (default: "+conformance.MarkSleep+")")
-	fl.StringVar(&opts.FailPrompt, "fail-prompt", "", "a prompt whose turn fails (default: "+conformance.MarkFail+")")
+	fl.DurationVar(&opts.Timeout, "timeout", suite.DefaultOptions.Timeout, "how long any one step (a launch, a turn, a close) may take")
+	fl.StringVar(&opts.LongPrompt, "long-prompt", "", "a prompt whose turn runs until cancelled (default: "+suite.MarkSleep+")")
+	fl.StringVar(&opts.FailPrompt, "fail-prompt", "", "a prompt whose turn fails (default: "+suite.MarkFail+")")
 	fl.StringVar(&opts.Echo, "echo", "", "what the CLI answers to a prompt: full, first-line or none (default: full with the stand-in, else none)")
 	fl.StringSliceVar(&opts.Checks, "check", nil, "run only these checks (comma-separated or repeated)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
@@ -117,7 +117,7 @@ func pluginConformanceRun(ctx context.Context, opts *PluginConformanceOptions) e
 	}
 	env, _ := conformanceAssignments("--env", opts.Env)
 	options, _ := conformanceAssignments("--option", opts.Options)
-	target := conformance.Target{
+	target := suite.Target{
 		Path:      path,
 		Checksum:  sum,
 		CLI:       opts.CLI,
@@ -125,19 +125,19 @@ func pluginConformanceRun(ctx context.Context, opts *PluginConformanceOptions) e
 		Env:       env,
 		Options:   options,
 		PluginEnv: opts.F.Env,
-		Prompts: conformance.Prompts{
+		Prompts: suite.Prompts{
 			Long: opts.LongPrompt,
 			Fail: opts.FailPrompt,
-			Echo: conformance.Echo(opts.Echo),
+			Echo: suite.Echo(opts.Echo),
 		},
 	}
 	out := opts.F.IO.Out
-	copts := conformance.Options{Only: opts.Checks, Timeout: opts.Timeout}
+	copts := suite.Options{Only: opts.Checks, Timeout: opts.Timeout}
 	if !opts.JSON {
-		copts.Started = func(p conformance.PluginInfo) { printConformanceHeader(out, p) }
-		copts.Progress = func(r conformance.Result) { printConformanceResult(out, r, opts.F.Verbose) }
+		copts.Started = func(p suite.PluginInfo) { printConformanceHeader(out, p) }
+		copts.Progress = func(r suite.Result) { printConformanceResult(out, r, opts.F.Verbose) }
 	}
-	report := conformance.Check(ctx, target, copts)
+	report := suite.Check(ctx, target, copts)
 	if opts.JSON {
 		if err := printJSON(out, report); err != nil {
 			return err
@@ -210,13 +210,13 @@ func conformanceAssignments(flag string, kvs []string) (map[string]string, error
 	return m, nil
 }
 
-var conformanceStatusLabels = map[conformance.Status]string{
-	conformance.StatusPass:        "ok",
-	conformance.StatusFail:        "FAIL",
-	conformance.StatusNotDeclared: "--",
+var conformanceStatusLabels = map[suite.Status]string{
+	suite.StatusPass:        "ok",
+	suite.StatusFail:        "FAIL",
+	suite.StatusNotDeclared: "--",
 }
 
-func printConformanceHeader(w io.Writer, p conformance.PluginInfo) {
+func printConformanceHeader(w io.Writer, p suite.PluginInfo) {
 	caps := strings.Join(p.Capabilities, ", ")
 	if caps == "" {
 		caps = "none"
@@ -228,22 +228,22 @@ func printConformanceHeader(w io.Writer, p conformance.PluginInfo) {
 
 // printConformanceResult prints a check's line, a failure's message and
 // the end of the plugin's log; verbose adds a pass's notes.
-func printConformanceResult(w io.Writer, r conformance.Result, verbose bool) {
+func printConformanceResult(w io.Writer, r suite.Result, verbose bool) {
 	fmt.Fprintf(w, "  %-4s  %-30s %8s\n", conformanceStatusLabels[r.Status], r.Name, r.Duration.Round(time.Millisecond))
 	switch {
-	case r.Status == conformance.StatusFail:
+	case r.Status == suite.StatusFail:
 		fmt.Fprintln(w, conformanceIndent(r.Message, "        "))
 		if r.Log != "" {
 			fmt.Fprintf(w, "        the plugin's log:\n%s\n", conformanceIndent(conformanceLastLines(r.Log, 10), "          "))
 		}
-	case r.Status == conformance.StatusNotDeclared:
+	case r.Status == suite.StatusNotDeclared:
 		fmt.Fprintf(w, "        not declared: %s\n", r.Message)
 	case verbose && r.Message != "":
 		fmt.Fprintln(w, conformanceIndent(r.Message, "        "))
 	}
 }
 
-func printConformanceSummary(w io.Writer, rep conformance.Report) {
+func printConformanceSummary(w io.Writer, rep suite.Report) {
 	fmt.Fprintf(w, "%d checks: %d passed, %d failed, %d not declared\n",
 		len(rep.Results), rep.Summary.Passed, rep.Summary.Failed, rep.Summary.NotDeclared)
 }
@@ -269,7 +269,7 @@ func conformanceLastLines(s string, n int) string {
 
 func conformanceCheckNames() []string {
 	var names []string
-	for _, c := range conformance.Checks() {
+	for _, c := range suite.Checks() {
 		names = append(names, c.Name)
 	}
 	return names
@@ -287,7 +287,7 @@ func isConformanceCheck(name string) bool {
 // conformanceCheckList is the help text's list of checks.
 func conformanceCheckList() string {
 	var b strings.Builder
-	for _, c := range conformance.Checks() {
+	for _, c := range suite.Checks() {
 		when := ""
 		if c.Requires != "" {
 			when = fmt.Sprintf(" (when %q is declared)", c.Requires)

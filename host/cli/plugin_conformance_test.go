@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/tthost/tthost/host/backend"
-	"github.com/tthost/tthost/sdk/conformance"
+	"github.com/tthost/tthost/sdk/conformance/suite"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
@@ -54,15 +54,15 @@ func TestPluginConformanceReportsAFailingPluginAsJSON(t *testing.T) {
 	}
 	r.fails(t, "1 of 2 checks failed: turn_event_order")
 	var report struct {
-		Plugin  conformance.PluginInfo `json:"plugin"`
-		Checks  []map[string]any       `json:"checks"`
-		Summary conformance.Summary    `json:"summary"`
+		Plugin  suite.PluginInfo `json:"plugin"`
+		Checks  []map[string]any `json:"checks"`
+		Summary suite.Summary    `json:"summary"`
 	}
 	if err := json.Unmarshal([]byte(r.out), &report); err != nil {
 		t.Fatalf("--json output is not JSON: %v\n%s", err, r.out)
 	}
 	if report.Plugin.Name != "broken" || report.Plugin.CLI != "stand-in" || len(report.Checks) != 2 ||
-		report.Summary != (conformance.Summary{Passed: 1, Failed: 1}) {
+		report.Summary != (suite.Summary{Passed: 1, Failed: 1}) {
 		t.Fatalf("report %+v", report)
 	}
 	failed := report.Checks[1]

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 
-	"github.com/tthost/tthost/host/version"
+	"github.com/tthost/tthost/plugins/internal/buildinfo"
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -85,7 +85,7 @@ const optionsSchema = `{
 func (b *backend) Describe(context.Context) (sdk.Description, error) {
 	return sdk.Description{
 		Name:    "codex",
-		Version: version.Version,
+		Version: buildinfo.Version,
 		Summary: "keeps one live `codex app-server` per agent: turns, steering, interrupts, resume, approvals, usage",
 		CLIs: []sdk.CLI{
 			{Name: cliCodex, Capabilities: capabilities},

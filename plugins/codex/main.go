@@ -32,8 +32,10 @@
 // The host launches this binary; it is not meant to be run by hand.
 package main
 
-import "github.com/tthost/tthost/sdk"
+import (
+	"github.com/tthost/tthost/sdk/plugin"
+)
 
 func main() {
-	sdk.Serve(newBackend())
+	plugin.Serve(newBackend())
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tthost/tthost/sdk/plugin"
+
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -196,12 +198,12 @@ func codexHome(v, workdir string) (string, error) {
 	return filepath.Clean(v), nil
 }
 
-// buildEnv is sdk.ChildEnv (the plugin's environment without its internal
+// buildEnv is plugin.ChildEnv (the plugin's environment without its internal
 // variables, then SessionConfig.Env), then the assignments written before
 // codex in the command, then CODEX_HOME; os/exec keeps the last of
 // duplicate keys, so later sources win.
 func buildEnv(extra map[string]string, fromCommand []string, codexHome string) ([]string, error) {
-	env, err := sdk.ChildEnv(extra)
+	env, err := plugin.ChildEnv(extra)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tthost/tthost/host/version"
+	"github.com/tthost/tthost/plugins/internal/buildinfo"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
@@ -23,7 +23,7 @@ func TestDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Name != "codex" || d.Version != version.Version || d.Summary == "" || strings.Contains(d.Summary, "\n") {
+	if d.Name != "codex" || d.Version != buildinfo.Version || d.Summary == "" || strings.Contains(d.Summary, "\n") {
 		t.Errorf("Describe = name %q version %q summary %q", d.Name, d.Version, d.Summary)
 	}
 	want := []sdk.Capability{sdk.CapPersistent, sdk.CapSteer, sdk.CapInterrupt, sdk.CapResume, sdk.CapApprovals, sdk.CapUsage}

@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/tthost/tthost/sdk/plugin"
 
-	"github.com/tthost/tthost/sdk"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -31,7 +31,7 @@ const (
 // appServer is a running app-server process (its own process group) and our
 // ends of its pipes.
 type appServer struct {
-	tag    sdk.ProcessTag // marks every process the app-server starts
+	tag    plugin.ProcessTag // marks every process the app-server starts
 	cmd    *exec.Cmd
 	pid    int
 	stdin  *os.File // write end; closing it asks the app-server to exit
@@ -79,7 +79,7 @@ func spawn(s settings, logFile *os.File) (*appServer, error) {
 	cmd.Dir = s.workdir
 	// The tag follows codex's tool commands into the sessions codex gives
 	// them (setsid), where the group kill below cannot reach.
-	tag := sdk.NewProcessTag()
+	tag := plugin.NewProcessTag()
 	cmd.Env = append(append([]string(nil), s.env...), tag.Env())
 	// Pdeathsig takes the app-server down with a plugin that dies without
 	// closing its sessions (it fires when the forking thread exits; Go

@@ -10,9 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tthost/tthost/sdk/plugin"
+
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/tthost/tthost/host/version"
+	"github.com/tthost/tthost/plugins/internal/buildinfo"
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -77,7 +79,7 @@ func openSession(cfg settings, events sdk.EventSink, tweak func(*session)) *sess
 	s := &session{
 		cfg:        cfg,
 		events:     events,
-		log:        sdk.Logger().With("cli", cfg.cliName),
+		log:        plugin.Logger().With("cli", cfg.cliName),
 		ready:      make(chan struct{}),
 		done:       make(chan struct{}),
 		hurry:      make(chan struct{}),
@@ -157,7 +159,7 @@ func (s *session) run() {
 func (s *session) handshake() (sdk.SessionReady, error) {
 	ctx := s.startCtx
 	init := map[string]any{
-		"clientInfo": map[string]any{"name": "tthost", "title": "tthost", "version": version.Version},
+		"clientInfo": map[string]any{"name": "tthost", "title": "tthost", "version": buildinfo.Version},
 		"capabilities": map[string]any{
 			"experimentalApi": false,
 			// Noise for a worker: sent even for custom providers.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tthost/tthost/host/version"
+	"github.com/tthost/tthost/plugins/internal/buildinfo"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
@@ -38,7 +38,7 @@ func TestHandshakeStartsAThreadAndReportsItsID(t *testing.T) {
 	}
 	init := f.params(t, "initialize")[0]
 	want := map[string]any{
-		"clientInfo": map[string]any{"name": "tthost", "title": "tthost", "version": version.Version},
+		"clientInfo": map[string]any{"name": "tthost", "title": "tthost", "version": buildinfo.Version},
 		"capabilities": map[string]any{
 			"experimentalApi":           false,
 			"optOutNotificationMethods": []any{"account/rateLimits/updated", "remoteControl/status/changed"},

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/tthost/tthost/host/version"
+	"github.com/tthost/tthost/sdk/plugin"
+
+	"github.com/tthost/tthost/plugins/internal/buildinfo"
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -36,7 +38,7 @@ const optionsSchema = `{
 func (b *backend) Describe(context.Context) (sdk.Description, error) {
 	return sdk.Description{
 		Name:    "oneshot",
-		Version: version.Version,
+		Version: buildinfo.Version,
 		Summary: "runs any coding CLI once per turn (sh -c), the fallback for CLIs without a persistent backend",
 		CLIs: []sdk.CLI{
 			{Name: sdk.AnyCLI, Capabilities: []sdk.Capability{sdk.CapInterrupt}},
@@ -96,7 +98,7 @@ func validate(cfg sdk.SessionConfig) (sessionSettings, error) {
 	}
 	// Without the plugin's internal variables: a `tthost` the CLI runs
 	// must not take itself for a plugin.
-	env, err := sdk.ChildEnv(cfg.Env)
+	env, err := plugin.ChildEnv(cfg.Env)
 	if err != nil {
 		return sessionSettings{}, err
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tthost/tthost/host/version"
+	"github.com/tthost/tthost/plugins/internal/buildinfo"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
@@ -21,7 +21,7 @@ func TestDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Name != "oneshot" || d.Version != version.Version || d.Summary == "" || strings.Contains(d.Summary, "\n") {
+	if d.Name != "oneshot" || d.Version != buildinfo.Version || d.Summary == "" || strings.Contains(d.Summary, "\n") {
 		t.Errorf("Describe = name %q version %q summary %q", d.Name, d.Version, d.Summary)
 	}
 	cli, ok := d.Lookup("some-cli-nobody-registered")

@@ -112,7 +112,7 @@ func classifyStart(err error, f startFacts) (stage string, out error) {
 			return "handshake", notAPlugin(f, line)
 		}
 		return "handshake", fmt.Errorf("%w: it printed %q where go-plugin's handshake line was expected. "+
-			"Plugins must not write to stdout: log with sdk.Logger() or write to stderr "+
+			"Plugins must not write to stdout: log with plugin.Logger() or write to stderr "+
 			"(the SDK sets stdout aside for the plugin's own code, but a library that prints in its init can run first). "+
 			"If the binary is not a tthost plugin at all, correct the configured path%s",
 			ErrStdoutPollution, line, f.stderr())
@@ -135,7 +135,7 @@ func notAPlugin(f startFacts, printed string) error {
 	if printed != "" {
 		what = fmt.Sprintf("after printing %q instead of the handshake line", printed)
 	}
-	return fmt.Errorf("%w: %s %s. tthost plugins are built with github.com/tthost/tthost/sdk and call sdk.Serve; "+
+	return fmt.Errorf("%w: %s %s. tthost plugins are built with github.com/tthost/tthost/sdk and call plugin.Serve; "+
 		"check the configured path%s", ErrNotAPlugin, f.status(), what, f.stderr())
 }
 

@@ -148,7 +148,7 @@ func TestLaunchFailuresAreClearAndLeaveNothing(t *testing.T) {
 			cfg:    func() client.Config { return e.config(script) },
 			want:   client.ErrNotAPlugin,
 			stage:  "handshake",
-			phrase: []string{"exited with status 3", "boom: I am a shell script", "sdk.Serve"},
+			phrase: []string{"exited with status 3", "boom: I am a shell script", "plugin.Serve"},
 		},
 		{
 			name: "a plugin that hangs in Describe is killed",

@@ -179,15 +179,7 @@ func Dump(evs []sdk.Event) string {
 }
 
 // Output concatenates the turn's deltas.
-func Output(evs []sdk.Event, turnID string) string {
-	var b strings.Builder
-	for _, e := range evs {
-		if e.Kind == sdk.EventAssistantDelta && e.TurnID == turnID {
-			b.WriteString(e.Text)
-		}
-	}
-	return b.String()
-}
+func Output(evs []sdk.Event, turnID string) string { return sdk.TurnText(evs, turnID) }
 
 // OfKind returns the events of a kind for a turn ("" = any turn).
 func OfKind(evs []sdk.Event, kind sdk.EventKind, turnID string) []sdk.Event {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tthost/tthost/sdk/plugin"
+
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -55,7 +57,7 @@ func (backend) OpenSession(ctx context.Context, cfg sdk.SessionConfig, events sd
 	}
 	// The plugin's environment without go-plugin's handshake, which the
 	// shell must not inherit, plus the session's.
-	env, err := sdk.ChildEnv(cfg.Env)
+	env, err := plugin.ChildEnv(cfg.Env)
 	if err != nil {
 		return nil, err
 	}

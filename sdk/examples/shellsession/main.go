@@ -13,7 +13,7 @@
 // How a session works (session.go), in the order things happen:
 //
 //   - OpenSession starts the shell in a process group of its own, tagged
-//     with an sdk.ProcessTag, writes a small prelude (shell.go) and waits
+//     with an plugin.ProcessTag, writes a small prelude (shell.go) and waits
 //     for the shell to answer it, so a command that is not a shell fails
 //     the open with a clear error. Then SessionReady and AwaitingInput.
 //   - A turn is a chunk of shell code: the prompt, run by the prelude's
@@ -38,8 +38,10 @@
 // proving it with the conformance suite and running agents on it.
 package main
 
-import "github.com/tthost/tthost/sdk"
+import (
+	"github.com/tthost/tthost/sdk/plugin"
+)
 
 func main() {
-	sdk.Serve(backend{})
+	plugin.Serve(backend{})
 }

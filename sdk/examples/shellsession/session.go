@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tthost/tthost/sdk/plugin"
+
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -204,7 +206,7 @@ func (s *session) cancelLocked(t *turn) {
 	t.cancelled = true
 	// The file first, then the signal: see prelude.
 	if err := os.WriteFile(filepath.Join(s.cancelDir, t.id), nil, 0o600); err != nil {
-		sdk.Logger().Warn("cancel file", "error", err)
+		plugin.Logger().Warn("cancel file", "error", err)
 	}
 	s.sh.signal(syscall.SIGINT)
 	t.cancelAt = time.Now()
@@ -231,7 +233,7 @@ func (s *session) escalateCancel(t *turn, step int) {
 		step = 1
 	}
 	if step == 1 {
-		sdk.Logger().Info("a cancelled turn did not end on SIGINT; killing the shell's commands", "turn", t.id)
+		plugin.Logger().Info("a cancelled turn did not end on SIGINT; killing the shell's commands", "turn", t.id)
 		s.sh.killChildren()
 		t.escalate = time.AfterFunc(cancelGrace, func() { s.escalateCancel(t, 2) })
 		return
@@ -366,7 +368,7 @@ func (s *session) onOutput(text string) {
 	t := s.turn
 	if t == nil {
 		// A background job printing between turns: no turn to give it to.
-		sdk.Logger().Debug("shell output outside a turn", "text", text)
+		plugin.Logger().Debug("shell output outside a turn", "text", text)
 		return
 	}
 	s.events.Emit(sdk.DeltaEvent(t.id, text))

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/plugin"
 )
 
 const (
@@ -23,10 +23,10 @@ const (
 // shell is a session's shell process and our ends of its pipes.
 type shell struct {
 	cmd    *exec.Cmd
-	pid    int            // also its process group id
-	tag    sdk.ProcessTag // marks every process the shell starts
-	stdin  *os.File       // write end
-	output *os.File       // read end of its stdout and stderr
+	pid    int               // also its process group id
+	tag    plugin.ProcessTag // marks every process the shell starts
+	stdin  *os.File          // write end
+	output *os.File          // read end of its stdout and stderr
 	// gone is closed once the shell exited, everything it started was
 	// killed, and it was reaped.
 	gone chan struct{}
@@ -46,7 +46,7 @@ func startShell(s settings) (*shell, error) {
 	// that move to a session or group of their own, which the group
 	// signal does not reach. Killing by tag at the end is what guarantees
 	// that nothing outlives the session.
-	tag := sdk.NewProcessTag()
+	tag := plugin.NewProcessTag()
 	cmd.Env = append(append([]string(nil), s.env...), tag.Env())
 	// Pdeathsig takes the shell down with a plugin that dies without
 	// closing its sessions (it fires when the forking thread ends; Go

@@ -17,12 +17,12 @@
 // handshake cookie (go-plugin sets it for the plugin), and a parent whose
 // pid is the one the host wrote in HostPIDEnv. The cookie alone is not
 // enough: a CLI the plugin starts inherits it when the backend passes its
-// environment on unfiltered (sdk.ChildEnv strips it, but a backend built
+// environment on unfiltered (plugin.ChildEnv strips it, but a backend built
 // with an older SDK or by hand may not), and inherited variables cannot
 // tell a child from its parent. A parent pid can: a child's parent is the
 // plugin, not the host. A host that predates HostPIDEnv does not set it;
 // the cookie then decides alone, as before. (Arming the guard in
-// sdk.Serve instead would come too late for prints in the plugin's init,
+// plugin.Serve instead would come too late for prints in the plugin's init,
 // and keeping the host from linking it would split the sdk's types from
 // Serve for no gain.)
 //

@@ -4,7 +4,7 @@
 package testhooks
 
 // ServeProtocolVersions, when set, are the backend protocol versions
-// sdk.Serve offers in the go-plugin handshake instead of the ones the SDK
+// plugin.Serve offers in the go-plugin handshake instead of the ones the SDK
 // supports: {2} proves that a host speaking only version 1 refuses the
 // plugin clearly; {1, 2} that a host picks the highest version both sides
 // speak. A version the SDK does not have is served by the v1 service.

@@ -1,4 +1,4 @@
-// Package wire is the go-plugin glue shared by the plugin side (sdk.Serve)
+// Package wire is the go-plugin glue shared by the plugin side (plugin.Serve)
 // and the host side (sdk/client): the handshake and the versioned plugin
 // sets. The go-plugin protocol version is the contract's major version, so
 // a future tthost.backend.v2 adds one entry to each set and a plugin can

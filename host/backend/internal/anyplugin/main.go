@@ -14,6 +14,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/tthost/tthost/sdk/plugin"
+
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -52,4 +54,4 @@ func env(key, def string) string {
 	return def
 }
 
-func main() { sdk.Serve(backend{}) }
+func main() { plugin.Serve(backend{}) }

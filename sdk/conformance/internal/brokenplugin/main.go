@@ -7,7 +7,7 @@
 // the configured command: a turn echoes its prompt, sleeps until cancelled
 // when the prompt holds CONFORMANCE_SLEEP, and fails when it holds
 // CONFORMANCE_FAIL (conformance.MarkSleep and MarkFail). Every session owns
-// a child process (`sleep 3600`) with the environment sdk.ChildEnv builds,
+// a child process (`sleep 3600`) with the environment plugin.ChildEnv builds,
 // killed when the session closes.
 //
 // BROKEN_PLUGIN_DEFECTS, a comma-separated list, breaks it:
@@ -37,6 +37,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tthost/tthost/sdk/plugin"
 
 	"github.com/tthost/tthost/sdk"
 )
@@ -86,7 +88,7 @@ func (b *backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events s
 	if strings.TrimSpace(cfg.Command) == "" {
 		return nil, fmt.Errorf("%w: the command is empty", sdk.ErrInvalidConfig)
 	}
-	env, err := sdk.ChildEnv(cfg.Env)
+	env, err := plugin.ChildEnv(cfg.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +192,7 @@ func (s *session) run(ctx context.Context, t *turn, in sdk.Input) {
 		<-ctx.Done()
 		s.finish(t, sdk.TurnCompleted{Status: sdk.StatusInterrupted, Summary: "cancelled"})
 	case strings.Contains(in.Text, markFail) && s.b.defects.silentFailure:
-		sdk.Logger().Error("the turn failed", "turn", t.id)
+		plugin.Logger().Error("the turn failed", "turn", t.id)
 		s.finish(t, sdk.TurnCompleted{Status: sdk.StatusCompleted})
 	case strings.Contains(in.Text, markFail):
 		s.finish(t, sdk.TurnCompleted{Status: sdk.StatusFailed, Error: "failing as asked"})
@@ -263,5 +265,5 @@ func randomHex() string {
 }
 
 func main() {
-	sdk.Serve(&backend{defects: parseDefects(os.Getenv(DefectsEnv))})
+	plugin.Serve(&backend{defects: parseDefects(os.Getenv(DefectsEnv))})
 }

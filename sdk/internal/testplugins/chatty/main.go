@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tthost/tthost/sdk/plugin"
+
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/internal/testplugins/echobackend"
 )
@@ -24,5 +26,5 @@ func (c chatty) OpenSession(ctx context.Context, cfg sdk.SessionConfig, events s
 
 func main() {
 	fmt.Println("hello from chatty main")
-	sdk.Serve(chatty{echobackend.New()})
+	plugin.Serve(chatty{echobackend.New()})
 }

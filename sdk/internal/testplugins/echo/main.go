@@ -2,10 +2,10 @@
 package main
 
 import (
-	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/internal/testplugins/echobackend"
+	"github.com/tthost/tthost/sdk/plugin"
 )
 
 func main() {
-	sdk.Serve(echobackend.New())
+	plugin.Serve(echobackend.New())
 }

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tthost/tthost/sdk/plugin"
+
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -50,7 +52,7 @@ func (b *Backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events s
 	if !full && cfg.Command == "" {
 		return nil, fmt.Errorf("CLI %q needs a command: %w", cfg.CLIName, sdk.ErrInvalidConfig)
 	}
-	env, err := sdk.ChildEnv(cfg.Env)
+	env, err := plugin.ChildEnv(cfg.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +216,7 @@ func (s *session) Close(ctx context.Context, mode sdk.CloseMode) error {
 	}
 	_ = syscall.Kill(-s.child.Process.Pid, syscall.SIGKILL)
 	<-s.childDone
-	sdk.Logger().Info("echo session closed", "mode", mode)
+	plugin.Logger().Info("echo session closed", "mode", mode)
 	s.events.Emit(sdk.ExitedEvent(sdk.ExitInfo{Reason: sdk.ExitClosed, Signal: "killed"}))
 	close(s.closed)
 	return nil

@@ -5,6 +5,8 @@ package main
 import (
 	"context"
 
+	"github.com/tthost/tthost/sdk/plugin"
+
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/internal/testplugins/echobackend"
 )
@@ -17,5 +19,5 @@ func (hang) Describe(context.Context) (sdk.Description, error) {
 }
 
 func main() {
-	sdk.Serve(hang{echobackend.New()})
+	plugin.Serve(hang{echobackend.New()})
 }

@@ -4,12 +4,12 @@
 package main
 
 import (
-	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/internal/testhooks"
 	"github.com/tthost/tthost/sdk/internal/testplugins/echobackend"
+	"github.com/tthost/tthost/sdk/plugin"
 )
 
 func main() {
 	testhooks.ServeProtocolVersions = []int{1, 2}
-	sdk.Serve(echobackend.New())
+	plugin.Serve(echobackend.New())
 }

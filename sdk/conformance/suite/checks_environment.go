@@ -1,4 +1,4 @@
-package conformance
+package suite
 
 import (
 	"slices"
@@ -9,7 +9,7 @@ import (
 )
 
 const (
-	ruleChildEnv = `a process the plugin starts gets the plugin's environment without the plugin's internal variables (the handshake cookie TTHOST_BACKEND_PLUGIN, every PLUGIN_* of go-plugin, sdk.InternalEnv) and with the session's Env on top: build it with sdk.ChildEnv (docs/protocol.md, "The CLI's environment")`
+	ruleChildEnv = `a process the plugin starts gets the plugin's environment without the plugin's internal variables (the handshake cookie TTHOST_BACKEND_PLUGIN, every PLUGIN_* of go-plugin, sdk.InternalEnv) and with the session's Env on top: build it with plugin.ChildEnv (docs/protocol.md, "The CLI's environment")`
 
 	// sessionEnvVar is what the check adds to the session's Env, to see
 	// that the session's variables reach its processes.

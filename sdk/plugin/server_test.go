@@ -1,4 +1,4 @@
-package sdk_test
+package plugin_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/plugin"
 )
 
 func TestErrorsMapToCodes(t *testing.T) {
@@ -28,7 +29,7 @@ func TestErrorsMapToCodes(t *testing.T) {
 		{status.Error(codes.ResourceExhausted, "chosen by the backend"), codes.ResourceExhausted},
 	}
 	for _, tc := range cases {
-		st := status.Convert(sdk.ToStatus(tc.err))
+		st := status.Convert(plugin.ToStatus(tc.err))
 		if st.Code() != tc.want {
 			t.Errorf("%v mapped to %v, want %v", tc.err, st.Code(), tc.want)
 		}
@@ -43,7 +44,7 @@ func TestWatchParentNoticesReparenting(t *testing.T) {
 	ppid.Store(4242)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gone := sdk.WatchParent(ctx, 4242, func() int { return int(ppid.Load()) }, time.Millisecond)
+	gone := plugin.WatchParent(ctx, 4242, func() int { return int(ppid.Load()) }, time.Millisecond)
 	select {
 	case <-gone:
 		t.Fatal("reported gone while the parent is unchanged")

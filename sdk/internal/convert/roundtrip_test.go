@@ -1,4 +1,4 @@
-package sdk_test
+package convert_test
 
 import (
 	"reflect"
@@ -9,8 +9,8 @@ import (
 	"github.com/tthost/tthost/sdk/internal/convert"
 )
 
-// The plugin side's half of the conversions lives in sdk and the host
-// side's in sdk/internal/convert; these round trips prove they agree.
+// Every conversion has its reverse in this package; these round trips
+// prove each pair agrees.
 
 func TestDescriptionRoundTrip(t *testing.T) {
 	d := sdk.Description{
@@ -21,7 +21,7 @@ func TestDescriptionRoundTrip(t *testing.T) {
 		},
 		OptionsSchema: `{"type":"object"}`, SDKVersion: sdk.Version, ProtocolVersion: 1,
 	}
-	if got := convert.DescriptionFromProto(sdk.DescriptionToProto(d)); !reflect.DeepEqual(got, d) {
+	if got := convert.DescriptionFromProto(convert.DescriptionToProto(d)); !reflect.DeepEqual(got, d) {
 		t.Errorf("round trip changed the description:\n got %+v\nwant %+v", got, d)
 	}
 }
@@ -31,7 +31,7 @@ func TestSessionConfigRoundTrip(t *testing.T) {
 		CLIName: "codex", Command: "codex exec", Workdir: "/town", Env: map[string]string{"A": "1"},
 		ResumeID: "thread-1", Options: map[string]string{"model": "x"}, AgentID: "id", AgentName: "name", LogDir: "/logs",
 	}
-	if got := sdk.SessionConfigFromProto(convert.SessionConfigToProto(c)); !reflect.DeepEqual(got, c) {
+	if got := convert.SessionConfigFromProto(convert.SessionConfigToProto(c)); !reflect.DeepEqual(got, c) {
 		t.Errorf("round trip changed the config:\n got %+v\nwant %+v", got, c)
 	}
 }
@@ -39,12 +39,12 @@ func TestSessionConfigRoundTrip(t *testing.T) {
 func TestInputRoundTrip(t *testing.T) {
 	for _, k := range []sdk.InputKind{sdk.InputTurn, sdk.InputUrgent, sdk.InputCancel} {
 		in := sdk.Input{Kind: k, Text: "do it", TranscriptPath: "/t.log"}
-		got, err := sdk.InputFromProto(convert.InputToProto(in))
+		got, err := convert.InputFromProto(convert.InputToProto(in))
 		if err != nil || got != in {
 			t.Errorf("%v: got %+v, %v; want %+v", k, got, err, in)
 		}
 	}
-	if _, err := sdk.InputFromProto(convert.InputToProto(sdk.Input{})); err == nil {
+	if _, err := convert.InputFromProto(convert.InputToProto(sdk.Input{})); err == nil {
 		t.Error("an input without a kind was accepted")
 	}
 }
@@ -52,19 +52,19 @@ func TestInputRoundTrip(t *testing.T) {
 func TestDeliveryRoundTrip(t *testing.T) {
 	for _, k := range []sdk.DeliveryKind{sdk.DeliveryStarted, sdk.DeliverySteered, sdk.DeliveryCancelled, sdk.DeliveryNoTurn} {
 		d := sdk.Delivery{Kind: k, TurnID: "t1"}
-		got, err := convert.DeliveryFromProto(sdk.DeliveryToProto(d))
+		got, err := convert.DeliveryFromProto(convert.DeliveryToProto(d))
 		if err != nil || got != d {
 			t.Errorf("%v: got %+v, %v; want %+v", k, got, err, d)
 		}
 	}
-	if _, err := convert.DeliveryFromProto(sdk.DeliveryToProto(sdk.Delivery{})); err == nil {
+	if _, err := convert.DeliveryFromProto(convert.DeliveryToProto(sdk.Delivery{})); err == nil {
 		t.Error("a delivery without a kind was accepted")
 	}
 }
 
 func TestCloseModeRoundTrip(t *testing.T) {
 	for _, m := range []sdk.CloseMode{sdk.CloseGraceful, sdk.CloseImmediate} {
-		if got := sdk.CloseModeFromProto(convert.CloseModeToProto(m)); got != m {
+		if got := convert.CloseModeFromProto(convert.CloseModeToProto(m)); got != m {
 			t.Errorf("%v came back as %v", m, got)
 		}
 	}
@@ -92,7 +92,7 @@ func TestEventRoundTrip(t *testing.T) {
 	}
 	for _, e := range events {
 		e = stamp(e)
-		got, err := convert.EventFromProto(sdk.EventToProto(e))
+		got, err := convert.EventFromProto(convert.EventToProto(e))
 		if err != nil {
 			t.Errorf("%s: %v", e.Kind, err)
 			continue
@@ -101,7 +101,7 @@ func TestEventRoundTrip(t *testing.T) {
 			t.Errorf("%s: round trip changed the event:\n got %+v\nwant %+v", e.Kind, got, e)
 		}
 	}
-	if _, err := convert.EventFromProto(sdk.EventToProto(sdk.Event{Kind: "from-the-future"})); err == nil {
+	if _, err := convert.EventFromProto(convert.EventToProto(sdk.Event{Kind: "from-the-future"})); err == nil {
 		t.Error("an event without a known payload was accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package conformance
+package suite
 
 import (
 	"errors"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tthost/tthost/sdk"
-	"github.com/tthost/tthost/sdk/sdktest"
 )
 
 const (
@@ -193,7 +192,7 @@ func checkIsolation(r *run) {
 			r.errorf(ruleOwnSession, "two sessions got the same id %q", l.s.sess.ID())
 		}
 		ids[l.s.sess.ID()] = true
-		out := sdktest.Output(l.evs, l.turnID)
+		out := sdk.TurnText(l.evs, l.turnID)
 		transcript, err := os.ReadFile(l.transcript)
 		if err != nil {
 			r.errorf(ruleTranscript, "%s: no transcript at the turn's transcript_path %s: %v", l.s.name, l.transcript, err)

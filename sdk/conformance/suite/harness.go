@@ -1,4 +1,4 @@
-package conformance
+package suite
 
 import (
 	"context"
@@ -18,7 +18,6 @@ import (
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/client"
 	"github.com/tthost/tthost/sdk/internal/procscan"
-	"github.com/tthost/tthost/sdk/sdktest"
 )
 
 // MarkerEnv is the variable the suite sets on every plugin it starts, with
@@ -303,7 +302,7 @@ func (r *run) close(s *stream, mode sdk.CloseMode) time.Duration {
 // checkEcho compares a turn's output with its prompt as the target's echo
 // mode says.
 func (r *run) checkEcho(s *stream, evs []sdk.Event, turnID, prompt string) {
-	out := sdktest.Output(evs, turnID)
+	out := sdk.TurnText(evs, turnID)
 	want := prompt
 	switch r.target.Prompts.Echo {
 	case EchoNone:

@@ -1,10 +1,12 @@
-package sdk
+package plugin
 
 import (
 	"errors"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tthost/tthost/sdk"
 )
 
 // Event buffering limits. A session's events are numbered and kept in a
@@ -41,11 +43,11 @@ type eventLog struct {
 	now        func() time.Time
 
 	mu   sync.Mutex
-	ring []Event // committed events; seq s lives at ring[(s-1)%history]
-	next uint64  // seq of the next committed event
+	ring []sdk.Event // committed events; seq s lives at ring[(s-1)%history]
+	next uint64      // seq of the next committed event
 	// pending is the assistant text waiting to be coalesced; its Seq is
 	// assigned when it is flushed, so order among events is preserved.
-	pending     *Event
+	pending     *sdk.Event
 	pendingText strings.Builder
 	timer       *time.Timer
 	flushes     uint64 // bumped at every flush, so a stale timer does nothing
@@ -66,7 +68,7 @@ func newEventLog(sessionID string) *eventLog {
 }
 
 // Emit implements EventSink.
-func (l *eventLog) Emit(e Event) {
+func (l *eventLog) Emit(e sdk.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.exited {
@@ -75,24 +77,24 @@ func (l *eventLog) Emit(e Event) {
 	e.SessionID = l.sessionID
 	e.Seq = 0
 	e.Time = l.now()
-	if e.Kind == EventAssistantDelta {
+	if e.Kind == sdk.EventAssistantDelta {
 		l.addDeltaLocked(e)
 		return
 	}
 	l.flushLocked()
 	l.commitLocked(e)
-	if e.Kind == EventExited {
+	if e.Kind == sdk.EventExited {
 		l.exited = true
 	}
 }
 
 // ensureExited emits Exited unless the session already did, so that every
 // stream ends even when a backend forgets.
-func (l *eventLog) ensureExited(info ExitInfo) {
-	l.Emit(ExitedEvent(info))
+func (l *eventLog) ensureExited(info sdk.ExitInfo) {
+	l.Emit(sdk.ExitedEvent(info))
 }
 
-func (l *eventLog) addDeltaLocked(e Event) {
+func (l *eventLog) addDeltaLocked(e sdk.Event) {
 	if e.Text == "" {
 		return
 	}
@@ -138,7 +140,7 @@ func (l *eventLog) flushLocked() {
 	l.commitLocked(e)
 }
 
-func (l *eventLog) commitLocked(e Event) {
+func (l *eventLog) commitLocked(e sdk.Event) {
 	e.Seq = l.next
 	l.next++
 	if len(l.ring) < l.history {
@@ -153,7 +155,7 @@ func (l *eventLog) commitLocked(e Event) {
 // since returns up to max committed events with seq greater than after,
 // a channel closed at the next commit, and done: no event will follow the
 // ones returned (they reach Exited, or Exited is at or before after).
-func (l *eventLog) since(after uint64, max int) (evs []Event, wake <-chan struct{}, done bool, err error) {
+func (l *eventLog) since(after uint64, max int) (evs []sdk.Event, wake <-chan struct{}, done bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	last := l.next - 1
@@ -169,7 +171,7 @@ func (l *eventLog) since(after uint64, max int) (evs []Event, wake <-chan struct
 	}
 	n := min(last-after, uint64(max))
 	if n > 0 {
-		evs = make([]Event, n)
+		evs = make([]sdk.Event, n)
 		for i := range evs {
 			evs[i] = l.ring[(after+uint64(i))%uint64(l.history)]
 		}

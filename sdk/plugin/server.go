@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"context"
@@ -9,11 +9,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tthost/tthost/sdk"
+
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tthost/tthost/sdk/internal/convert"
 	backendv1 "github.com/tthost/tthost/sdk/internal/pb/tthost/backend/v1"
 	"github.com/tthost/tthost/sdk/internal/wire"
 )
@@ -38,7 +41,7 @@ const (
 type server struct {
 	backendv1.UnimplementedBackendServer
 
-	backend Backend
+	backend sdk.Backend
 	log     hclog.Logger
 
 	mu          sync.Mutex
@@ -53,7 +56,7 @@ type server struct {
 
 type openSession struct {
 	id     string
-	impl   Session
+	impl   sdk.Session
 	events *eventLog
 	// closing is the running or successful Close (under server.mu): one
 	// caller runs the backend's Close, concurrent callers wait for it.
@@ -70,7 +73,7 @@ type closeAttempt struct {
 	err  error
 }
 
-func newServer(b Backend, log hclog.Logger) *server {
+func newServer(b sdk.Backend, log hclog.Logger) *server {
 	return &server{
 		backend:  b,
 		log:      log,
@@ -92,18 +95,18 @@ func (s versionedServer) Describe(ctx context.Context, req *backendv1.DescribeRe
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	d.SDKVersion = Version
+	d.SDKVersion = sdk.Version
 	d.ProtocolVersion = s.protocol
-	return descriptionToProto(d), nil
+	return convert.DescriptionToProto(d), nil
 }
 
 func (s *server) OpenSession(ctx context.Context, req *backendv1.OpenSessionRequest) (*backendv1.OpenSessionResponse, error) {
 	if s.isStopping() {
-		return nil, toStatus(ErrShuttingDown)
+		return nil, toStatus(sdk.ErrShuttingDown)
 	}
 	id := newSessionID()
 	events := newEventLog(id)
-	impl, err := s.backend.OpenSession(ctx, sessionConfigFromProto(req), events)
+	impl, err := s.backend.OpenSession(ctx, convert.SessionConfigFromProto(req), events)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -122,8 +125,8 @@ func (s *server) OpenSession(ctx context.Context, req *backendv1.OpenSessionRequ
 		// this session, so close it here.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultCloseTimeout)
 		defer cancel()
-		_ = s.closeSession(ctx, sess, CloseImmediate)
-		return nil, toStatus(ErrShuttingDown)
+		_ = s.closeSession(ctx, sess, sdk.CloseImmediate)
+		return nil, toStatus(sdk.ErrShuttingDown)
 	}
 	s.log.Debug("session opened", "session", id, "cli", req.GetCliName(), "agent", req.GetAgentName())
 	return &backendv1.OpenSessionResponse{SessionId: id}, nil
@@ -132,9 +135,9 @@ func (s *server) OpenSession(ctx context.Context, req *backendv1.OpenSessionRequ
 func (s *server) Send(ctx context.Context, req *backendv1.SendRequest) (*backendv1.SendResponse, error) {
 	sess := s.lookup(req.GetSessionId())
 	if sess == nil {
-		return nil, toStatus(fmt.Errorf("session %q: %w", req.GetSessionId(), ErrSessionNotFound))
+		return nil, toStatus(fmt.Errorf("session %q: %w", req.GetSessionId(), sdk.ErrSessionNotFound))
 	}
-	in, err := inputFromProto(req.GetInput())
+	in, err := convert.InputFromProto(req.GetInput())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -142,13 +145,13 @@ func (s *server) Send(ctx context.Context, req *backendv1.SendRequest) (*backend
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return deliveryToProto(d), nil
+	return convert.DeliveryToProto(d), nil
 }
 
 func (s *server) Events(req *backendv1.EventsRequest, stream grpc.ServerStreamingServer[backendv1.Event]) error {
 	events := s.eventsOf(req.GetSessionId())
 	if events == nil {
-		return toStatus(fmt.Errorf("session %q: %w", req.GetSessionId(), ErrSessionNotFound))
+		return toStatus(fmt.Errorf("session %q: %w", req.GetSessionId(), sdk.ErrSessionNotFound))
 	}
 	s.streamStarted()
 	defer s.streamEnded()
@@ -167,11 +170,11 @@ func (s *server) Events(req *backendv1.EventsRequest, stream grpc.ServerStreamin
 			return status.Errorf(codes.OutOfRange, "session %q, after_seq %d: %v", req.GetSessionId(), after, err)
 		}
 		for _, e := range evs {
-			if err := stream.Send(eventToProto(e)); err != nil {
+			if err := stream.Send(convert.EventToProto(e)); err != nil {
 				return err
 			}
 			after = e.Seq
-			if e.Kind == EventExited {
+			if e.Kind == sdk.EventExited {
 				// Hold the stream until the host, having read Exited,
 				// closes it: returning at once would let a plugin that is
 				// about to exit tear the connection down before the event
@@ -241,16 +244,16 @@ func (s *server) hostLost(sess *openSession) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), defaultCloseTimeout)
 	defer cancel()
-	d, err := sess.impl.Send(ctx, Input{Kind: InputCancel})
+	d, err := sess.impl.Send(ctx, sdk.Input{Kind: sdk.InputCancel})
 	if err == nil {
-		if d.Kind != DeliveryNoTurn {
+		if d.Kind != sdk.DeliveryNoTurn {
 			s.log.Warn("the host stopped reading the session's events: cancelled its running turn", "session", sess.id)
 		}
 		return
 	}
 	s.log.Warn("the host stopped reading the session's events and the turn cannot be cancelled: closing the session",
 		"session", sess.id, "error", err)
-	_ = s.closeSession(ctx, sess, CloseImmediate)
+	_ = s.closeSession(ctx, sess, sdk.CloseImmediate)
 }
 
 func (s *server) CloseSession(ctx context.Context, req *backendv1.CloseSessionRequest) (*backendv1.CloseSessionResponse, error) {
@@ -266,7 +269,7 @@ func (s *server) CloseSession(ctx context.Context, req *backendv1.CloseSessionRe
 	// half-closed by a cancelled RPC would leave processes behind.
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	if err := s.closeSession(closeCtx, sess, closeModeFromProto(req.GetMode())); err != nil {
+	if err := s.closeSession(closeCtx, sess, convert.CloseModeFromProto(req.GetMode())); err != nil {
 		return nil, toStatus(err)
 	}
 	return &backendv1.CloseSessionResponse{}, nil
@@ -274,7 +277,7 @@ func (s *server) CloseSession(ctx context.Context, req *backendv1.CloseSessionRe
 
 // closeSession runs the backend's Close once; concurrent callers wait for
 // that one. On success the session gets its Exited event and is retired.
-func (s *server) closeSession(ctx context.Context, sess *openSession, mode CloseMode) error {
+func (s *server) closeSession(ctx context.Context, sess *openSession, mode sdk.CloseMode) error {
 	s.mu.Lock()
 	a := sess.closing
 	first := a == nil
@@ -298,7 +301,7 @@ func (s *server) closeSession(ctx context.Context, sess *openSession, mode Close
 		sess.closing = nil // a later CloseSession may try again
 		s.mu.Unlock()
 	} else {
-		sess.events.ensureExited(ExitInfo{Reason: ExitClosed})
+		sess.events.ensureExited(sdk.ExitInfo{Reason: sdk.ExitClosed})
 		s.retire(sess)
 	}
 	close(a.done)
@@ -328,16 +331,16 @@ func (s *server) shutdownOnce(budget time.Duration) {
 	var wg sync.WaitGroup
 	for _, sess := range open {
 		wg.Go(func() {
-			if err := s.closeSession(ctx, sess, CloseImmediate); err != nil {
+			if err := s.closeSession(ctx, sess, sdk.CloseImmediate); err != nil {
 				s.log.Error("could not close session before exit", "session", sess.id, "error", err)
-				sess.events.ensureExited(ExitInfo{Reason: ExitPluginExited})
+				sess.events.ensureExited(sdk.ExitInfo{Reason: sdk.ExitPluginExited})
 			}
 		})
 	}
 	wg.Wait()
 	s.waitStreams(time.Second)
 
-	if sd, ok := s.backend.(Shutdowner); ok {
+	if sd, ok := s.backend.(sdk.Shutdowner); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), budget)
 		defer cancel()
 		if err := sd.Shutdown(ctx); err != nil {
@@ -437,15 +440,15 @@ func (s *server) waitStreams(timeout time.Duration) {
 func toStatus(err error) error {
 	code := codes.Internal
 	switch {
-	case errors.Is(err, ErrInvalidConfig):
+	case errors.Is(err, sdk.ErrInvalidConfig):
 		code = codes.InvalidArgument
-	case errors.Is(err, ErrSessionNotFound):
+	case errors.Is(err, sdk.ErrSessionNotFound):
 		code = codes.NotFound
-	case errors.Is(err, ErrTurnRunning):
+	case errors.Is(err, sdk.ErrTurnRunning):
 		code = codes.FailedPrecondition
-	case errors.Is(err, ErrUnsupported):
+	case errors.Is(err, sdk.ErrUnsupported):
 		code = codes.Unimplemented
-	case errors.Is(err, ErrShuttingDown):
+	case errors.Is(err, sdk.ErrShuttingDown):
 		code = codes.Unavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded

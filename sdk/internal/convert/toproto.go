@@ -1,4 +1,4 @@
-package sdk
+package convert
 
 // The plugin side's half of the wire conversions: what the plugin sends
 // (descriptions, deliveries, events) becomes tthost.backend.v1 messages.
@@ -9,11 +9,13 @@ package sdk
 import (
 	"time"
 
+	"github.com/tthost/tthost/sdk"
+
 	backendv1 "github.com/tthost/tthost/sdk/internal/pb/tthost/backend/v1"
 )
 
-// descriptionToProto converts Describe's answer.
-func descriptionToProto(d Description) *backendv1.DescribeResponse {
+// DescriptionToProto converts Describe's answer.
+func DescriptionToProto(d sdk.Description) *backendv1.DescribeResponse {
 	out := &backendv1.DescribeResponse{
 		Name:            d.Name,
 		Version:         d.Version,
@@ -32,24 +34,24 @@ func descriptionToProto(d Description) *backendv1.DescribeResponse {
 	return out
 }
 
-// deliveryToProto converts Send's answer.
-func deliveryToProto(d Delivery) *backendv1.SendResponse {
+// DeliveryToProto converts Send's answer.
+func DeliveryToProto(d sdk.Delivery) *backendv1.SendResponse {
 	k := backendv1.SendResponse_DELIVERY_UNSPECIFIED
 	switch d.Kind {
-	case DeliveryStarted:
+	case sdk.DeliveryStarted:
 		k = backendv1.SendResponse_DELIVERY_STARTED
-	case DeliverySteered:
+	case sdk.DeliverySteered:
 		k = backendv1.SendResponse_DELIVERY_STEERED
-	case DeliveryCancelled:
+	case sdk.DeliveryCancelled:
 		k = backendv1.SendResponse_DELIVERY_CANCELLED
-	case DeliveryNoTurn:
+	case sdk.DeliveryNoTurn:
 		k = backendv1.SendResponse_DELIVERY_NO_TURN
 	}
 	return &backendv1.SendResponse{Delivery: k, TurnId: d.TurnID}
 }
 
-// timeToProto converts an event time; the zero time is 0.
-func timeToProto(t time.Time) int64 {
+// TimeToProto converts an event time; the zero time is 0.
+func TimeToProto(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
@@ -64,52 +66,52 @@ func intPtrToProto(v *int) *int32 {
 	return &x
 }
 
-// eventToProto converts an event for the Events stream. An event of an
+// EventToProto converts an event for the Events stream. An event of an
 // unknown kind converts to a message without a payload, which hosts skip.
-func eventToProto(e Event) *backendv1.Event {
+func EventToProto(e sdk.Event) *backendv1.Event {
 	p := &backendv1.Event{
 		SessionId: e.SessionID,
 		Seq:       e.Seq,
-		UnixNano:  timeToProto(e.Time),
+		UnixNano:  TimeToProto(e.Time),
 		TurnId:    e.TurnID,
 	}
 	switch e.Kind {
-	case EventSessionReady:
+	case sdk.EventSessionReady:
 		r := deref(e.Ready)
 		p.Kind = &backendv1.Event_SessionReady{SessionReady: &backendv1.SessionReady{
 			RuntimeSessionId: r.RuntimeSessionID, Resumed: r.Resumed, ContextLostReason: r.ContextLostReason,
 		}}
-	case EventTurnStarted:
+	case sdk.EventTurnStarted:
 		p.Kind = &backendv1.Event_TurnStarted{TurnStarted: &backendv1.TurnStarted{}}
-	case EventAssistantDelta:
+	case sdk.EventAssistantDelta:
 		p.Kind = &backendv1.Event_AssistantDelta{AssistantDelta: &backendv1.AssistantDelta{Text: e.Text}}
-	case EventToolCall:
+	case sdk.EventToolCall:
 		t := deref(e.Tool)
 		p.Kind = &backendv1.Event_ToolCall{ToolCall: &backendv1.ToolCall{
 			Id: t.ID, Kind: t.Kind, Name: t.Name, Status: t.Status, ExitCode: intPtrToProto(t.ExitCode),
 		}}
-	case EventApproval:
+	case sdk.EventApproval:
 		a := deref(e.Approval)
 		p.Kind = &backendv1.Event_Approval{Approval: &backendv1.Approval{
 			RequestId: a.RequestID, Kind: a.Kind, Description: a.Description, Decision: a.Decision, TimedOut: a.TimedOut,
 		}}
-	case EventUsage:
+	case sdk.EventUsage:
 		u := deref(e.Usage)
 		p.Kind = &backendv1.Event_Usage{Usage: &backendv1.Usage{
 			InputTokens: u.InputTokens, CachedInputTokens: u.CachedInputTokens, OutputTokens: u.OutputTokens,
 			ReasoningOutputTokens: u.ReasoningOutputTokens, TotalTokens: u.TotalTokens,
 		}}
-	case EventTurnCompleted:
+	case sdk.EventTurnCompleted:
 		c := deref(e.Completed)
 		p.Kind = &backendv1.Event_TurnCompleted{TurnCompleted: &backendv1.TurnCompleted{
 			Status: turnStatusToProto(c.Status), Summary: c.Summary, Error: c.Error, ExitCode: intPtrToProto(c.ExitCode),
 		}}
-	case EventAwaitingInput:
+	case sdk.EventAwaitingInput:
 		p.Kind = &backendv1.Event_AwaitingInput{AwaitingInput: &backendv1.AwaitingInput{}}
-	case EventError:
+	case sdk.EventError:
 		x := deref(e.Error)
 		p.Kind = &backendv1.Event_Error{Error: &backendv1.Error{Code: x.Code, Message: x.Message, Fatal: x.Fatal}}
-	case EventExited:
+	case sdk.EventExited:
 		x := deref(e.Exited)
 		p.Kind = &backendv1.Event_Exited{Exited: &backendv1.Exited{
 			ExitCode: intPtrToProto(x.ExitCode), Signal: x.Signal, Reason: x.Reason,
@@ -118,13 +120,13 @@ func eventToProto(e Event) *backendv1.Event {
 	return p
 }
 
-func turnStatusToProto(s TurnStatus) backendv1.TurnCompleted_Status {
+func turnStatusToProto(s sdk.TurnStatus) backendv1.TurnCompleted_Status {
 	switch s {
-	case StatusCompleted:
+	case sdk.StatusCompleted:
 		return backendv1.TurnCompleted_STATUS_COMPLETED
-	case StatusInterrupted:
+	case sdk.StatusInterrupted:
 		return backendv1.TurnCompleted_STATUS_INTERRUPTED
-	case StatusFailed:
+	case sdk.StatusFailed:
 		return backendv1.TurnCompleted_STATUS_FAILED
 	}
 	return backendv1.TurnCompleted_STATUS_UNSPECIFIED

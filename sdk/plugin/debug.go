@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"context"
@@ -11,8 +11,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tthost/tthost/sdk"
+
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
+	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/tthost/tthost/sdk/internal/stdoutguard"
 	"github.com/tthost/tthost/sdk/internal/wire"
@@ -36,22 +38,6 @@ import (
 // Debug mode is for development only: nothing authenticates the host and
 // nothing checks the binary's checksum.
 
-// DebugEnv, set to 1 or true in the environment of a plugin started by
-// hand without arguments, serves it in debug mode as --debug does. A host
-// never starts a plugin in debug mode, whatever its environment holds.
-const DebugEnv = "TTHOST_PLUGIN_DEBUG"
-
-// ReattachEnv names the host's environment variable that lists plugins
-// serving in debug mode, as a JSON object from backend name to where the
-// plugin listens:
-//
-//	{"mybackend":{"protocol":"grpc","protocol_version":1,"pid":4242,
-//	  "addr":{"network":"unix","string":"/tmp/tthost-plugin-123/plugin456"}}}
-//
-// A plugin in debug mode prints its entry; merge the objects by hand to
-// debug several plugins at once.
-const ReattachEnv = "TTHOST_REATTACH_PLUGINS"
-
 // reattachJSON is one entry of ReattachEnv; sdk/client parses the same
 // shape (its tests read what a plugin in debug mode prints).
 type reattachJSON struct {
@@ -70,12 +56,12 @@ func debugRequested(args []string) bool {
 	if len(args) == 1 && args[0] == "--debug" {
 		return true
 	}
-	on, _ := strconv.ParseBool(os.Getenv(DebugEnv))
+	on, _ := strconv.ParseBool(os.Getenv(sdk.DebugEnv))
 	return on && len(args) == 0
 }
 
 // serveDebug serves b in debug mode and returns the exit status.
-func serveDebug(b Backend, cfg serveConfig) int {
+func serveDebug(b sdk.Backend, cfg serveConfig) int {
 	// Ctrl-C stops the plugin cleanly; go-plugin's test mode does not eat
 	// it as the real mode does.
 	stop := make(chan os.Signal, 1)
@@ -84,7 +70,7 @@ func serveDebug(b Backend, cfg serveConfig) int {
 
 	if cfg.logger == nil {
 		setLogger(hclog.New(&hclog.LoggerOptions{
-			Name: "plugin", Output: realStderr, Level: debugLevel(os.Getenv(LogLevelEnv)),
+			Name: "plugin", Output: realStderr, Level: debugLevel(os.Getenv(sdk.LogLevelEnv)),
 		}))
 	}
 	log := Logger()
@@ -112,9 +98,9 @@ func serveDebug(b Backend, cfg serveConfig) int {
 		return 1
 	}
 
-	attach := make(chan *plugin.ReattachConfig, 1)
-	s := startServing(newServer(b, log), log, &plugin.ServeTestConfig{ReattachConfigCh: attach})
-	var rc *plugin.ReattachConfig
+	attach := make(chan *goplugin.ReattachConfig, 1)
+	s := startServing(newServer(b, log), log, &goplugin.ServeTestConfig{ReattachConfigCh: attach})
+	var rc *goplugin.ReattachConfig
 	select {
 	case rc = <-attach:
 	case <-s.served:
@@ -138,7 +124,7 @@ func debugLevel(configured string) hclog.Level {
 }
 
 // reattachLine is the shell assignment a host needs to attach.
-func reattachLine(name string, rc *plugin.ReattachConfig) string {
+func reattachLine(name string, rc *goplugin.ReattachConfig) string {
 	var e reattachJSON
 	e.Protocol = string(rc.Protocol)
 	e.ProtocolVersion = rc.ProtocolVersion
@@ -146,7 +132,7 @@ func reattachLine(name string, rc *plugin.ReattachConfig) string {
 	e.Addr.Network = rc.Addr.Network()
 	e.Addr.String = rc.Addr.String()
 	b, _ := json.Marshal(map[string]reattachJSON{name: e}) // strings and ints: cannot fail
-	return ReattachEnv + "=" + shellQuote(string(b))
+	return sdk.ReattachEnv + "=" + shellQuote(string(b))
 }
 
 // shellQuote quotes s for a POSIX shell.
@@ -154,7 +140,7 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func printDebugHelp(w io.Writer, d Description, pid int, line string) {
+func printDebugHelp(w io.Writer, d sdk.Description, pid int, line string) {
 	fmt.Fprintf(w, `
 %s %s is serving in debug mode (pid %d). A host started with this variable in
 its environment uses this process instead of launching the plugin (the line

@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"context"
@@ -13,8 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tthost/tthost/sdk"
+
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
+	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
@@ -23,11 +25,6 @@ import (
 	"github.com/tthost/tthost/sdk/internal/testhooks"
 	"github.com/tthost/tthost/sdk/internal/wire"
 )
-
-// LogLevelEnv names the environment variable that sets the plugin's log
-// level (trace, debug, info, warn, error; default info). The host sets it
-// to its own level so that a plugin does not produce logs nobody keeps.
-const LogLevelEnv = "TTHOST_PLUGIN_LOG_LEVEL"
 
 const (
 	// shutdownBudget bounds closing every session, and separately the
@@ -72,7 +69,7 @@ func Logger() hclog.Logger {
 	logger.Lock()
 	defer logger.Unlock()
 	if logger.l == nil {
-		logger.l = newDefaultLogger(realStderr, os.Getenv(LogLevelEnv))
+		logger.l = newDefaultLogger(realStderr, os.Getenv(sdk.LogLevelEnv))
 	}
 	return logger.l
 }
@@ -102,11 +99,11 @@ func newDefaultLogger(w io.Writer, level string) hclog.Logger {
 // its Description as JSON when given --describe, serves in debug mode when
 // given --debug or with TTHOST_PLUGIN_DEBUG=1 (see DebugEnv), and otherwise
 // explains what it is and exits with status 1.
-func Serve(b Backend, opts ...ServeOption) {
+func Serve(b sdk.Backend, opts ...ServeOption) {
 	os.Exit(serve(b, os.Args[1:], opts...))
 }
 
-func serve(b Backend, args []string, opts ...ServeOption) int {
+func serve(b sdk.Backend, args []string, opts ...ServeOption) int {
 	var cfg serveConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -156,11 +153,11 @@ type serving struct {
 
 // startServing runs go-plugin's Serve for srv. test is nil for the real
 // handshake with a host, and set for debug mode.
-func startServing(srv *server, log hclog.Logger, test *plugin.ServeTestConfig) *serving {
+func startServing(srv *server, log hclog.Logger, test *goplugin.ServeTestConfig) *serving {
 	s := &serving{srv: srv, log: log, parent: os.Getppid(), served: make(chan struct{})}
 	go func() {
 		defer close(s.served)
-		plugin.Serve(&plugin.ServeConfig{
+		goplugin.Serve(&goplugin.ServeConfig{
 			HandshakeConfig: wire.Handshake,
 			VersionedPlugins: wire.ServerPlugins(func(v int) backendv1.BackendServer {
 				return versionedServer{server: srv, protocol: v}
@@ -302,13 +299,13 @@ type describeJSON struct {
 }
 
 type cliJSON struct {
-	Name         string       `json:"name"`
-	Capabilities []Capability `json:"capabilities"`
+	Name         string           `json:"name"`
+	Capabilities []sdk.Capability `json:"capabilities"`
 }
 
 // runDirect handles a start without the host: --describe, or an
 // explanation. It returns the exit status.
-func runDirect(b Backend, args []string) int {
+func runDirect(b sdk.Backend, args []string) int {
 	if len(args) == 1 && args[0] == "--describe" {
 		ctx, cancel := context.WithTimeout(context.Background(), describeDirectTimeout)
 		defer cancel()
@@ -318,11 +315,11 @@ func runDirect(b Backend, args []string) int {
 			return 1
 		}
 		out := describeJSON{
-			Name: d.Name, Version: d.Version, Summary: d.Summary, SDKVersion: Version,
-			ProtocolVersion: ProtocolVersion, OptionsSchema: d.OptionsSchema, CLIs: []cliJSON{},
+			Name: d.Name, Version: d.Version, Summary: d.Summary, SDKVersion: sdk.Version,
+			ProtocolVersion: sdk.ProtocolVersion, OptionsSchema: d.OptionsSchema, CLIs: []cliJSON{},
 		}
 		for _, c := range d.CLIs {
-			out.CLIs = append(out.CLIs, cliJSON{Name: c.Name, Capabilities: append([]Capability{}, c.Capabilities...)})
+			out.CLIs = append(out.CLIs, cliJSON{Name: c.Name, Capabilities: append([]sdk.Capability{}, c.Capabilities...)})
 		}
 		enc := json.NewEncoder(stdoutguard.Stdout())
 		enc.SetIndent("", "  ")

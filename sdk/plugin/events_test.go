@@ -1,4 +1,4 @@
-package sdk
+package plugin
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tthost/tthost/sdk"
 )
 
 // testLog returns an event log whose timer never fires during a test
@@ -19,7 +21,7 @@ func testLog(flushBytes int) *eventLog {
 }
 
 // committed returns every event the log holds.
-func committed(t *testing.T, l *eventLog) []Event {
+func committed(t *testing.T, l *eventLog) []sdk.Event {
 	t.Helper()
 	evs, _, _, err := l.since(0, 1<<30)
 	if err != nil {
@@ -29,11 +31,11 @@ func committed(t *testing.T, l *eventLog) []Event {
 }
 
 // shape renders events as "kind:turn:text" for compact comparisons.
-func shape(evs []Event) []string {
+func shape(evs []sdk.Event) []string {
 	var out []string
 	for _, e := range evs {
 		s := string(e.Kind) + ":" + e.TurnID
-		if e.Kind == EventAssistantDelta {
+		if e.Kind == sdk.EventAssistantDelta {
 			s += ":" + e.Text
 		}
 		out = append(out, s)
@@ -44,9 +46,9 @@ func shape(evs []Event) []string {
 func TestEmitNumbersAndStampsEvents(t *testing.T) {
 	l := testLog(deltaFlushBytes)
 	before := time.Now()
-	l.Emit(SessionReadyEvent(SessionReady{}))
-	l.Emit(Event{Kind: EventTurnStarted, TurnID: "t1", Seq: 99, SessionID: "forged"})
-	l.Emit(AwaitingInputEvent())
+	l.Emit(sdk.SessionReadyEvent(sdk.SessionReady{}))
+	l.Emit(sdk.Event{Kind: sdk.EventTurnStarted, TurnID: "t1", Seq: 99, SessionID: "forged"})
+	l.Emit(sdk.AwaitingInputEvent())
 	evs := committed(t, l)
 	if len(evs) != 3 {
 		t.Fatalf("got %d events, want 3", len(evs))
@@ -65,47 +67,47 @@ func TestEmitNumbersAndStampsEvents(t *testing.T) {
 }
 
 func TestDeltaCoalescing(t *testing.T) {
-	d := func(turn, text string) Event { return DeltaEvent(turn, text) }
+	d := func(turn, text string) sdk.Event { return sdk.DeltaEvent(turn, text) }
 	cases := []struct {
 		name       string
 		flushBytes int
-		emit       []Event
+		emit       []sdk.Event
 		want       []string
 	}{
 		{
 			name:       "consecutive deltas of a turn become one event",
 			flushBytes: 4096,
-			emit:       []Event{d("t1", "a"), d("t1", "b"), d("t1", "c"), TurnCompletedEvent("t1", TurnCompleted{})},
+			emit:       []sdk.Event{d("t1", "a"), d("t1", "b"), d("t1", "c"), sdk.TurnCompletedEvent("t1", sdk.TurnCompleted{})},
 			want:       []string{"assistant_delta:t1:abc", "turn_completed:t1"},
 		},
 		{
 			name:       "a delta of another turn flushes the pending text first",
 			flushBytes: 4096,
-			emit:       []Event{d("t1", "a"), d("t2", "b"), ExitedEvent(ExitInfo{})},
+			emit:       []sdk.Event{d("t1", "a"), d("t2", "b"), sdk.ExitedEvent(sdk.ExitInfo{})},
 			want:       []string{"assistant_delta:t1:a", "assistant_delta:t2:b", "exited:"},
 		},
 		{
 			name:       "any other event flushes pending text before itself",
 			flushBytes: 4096,
-			emit:       []Event{d("t1", "a"), d("t1", "b"), ToolCallEvent("t1", ToolCall{}), d("t1", "c"), ExitedEvent(ExitInfo{})},
+			emit:       []sdk.Event{d("t1", "a"), d("t1", "b"), sdk.ToolCallEvent("t1", sdk.ToolCall{}), d("t1", "c"), sdk.ExitedEvent(sdk.ExitInfo{})},
 			want:       []string{"assistant_delta:t1:ab", "tool_call:t1", "assistant_delta:t1:c", "exited:"},
 		},
 		{
 			name:       "pending text is flushed when it reaches the size limit",
 			flushBytes: 4,
-			emit:       []Event{d("t1", "ab"), d("t1", "cd"), d("t1", "e")},
+			emit:       []sdk.Event{d("t1", "ab"), d("t1", "cd"), d("t1", "e")},
 			want:       []string{"assistant_delta:t1:abcd"},
 		},
 		{
 			name:       "Exited flushes pending text and ends the log",
 			flushBytes: 4096,
-			emit:       []Event{d("t1", "a"), ExitedEvent(ExitInfo{}), d("t1", "late"), AwaitingInputEvent()},
+			emit:       []sdk.Event{d("t1", "a"), sdk.ExitedEvent(sdk.ExitInfo{}), d("t1", "late"), sdk.AwaitingInputEvent()},
 			want:       []string{"assistant_delta:t1:a", "exited:"},
 		},
 		{
 			name:       "empty deltas are dropped",
 			flushBytes: 4096,
-			emit:       []Event{d("t1", ""), AwaitingInputEvent()},
+			emit:       []sdk.Event{d("t1", ""), sdk.AwaitingInputEvent()},
 			want:       []string{"awaiting_input:"},
 		},
 	}
@@ -126,8 +128,8 @@ func TestDeltaCoalescing(t *testing.T) {
 func TestPendingDeltaIsFlushedByTimer(t *testing.T) {
 	l := newEventLog("s-test")
 	l.flushDelay = 20 * time.Millisecond
-	l.Emit(DeltaEvent("t1", "hel"))
-	l.Emit(DeltaEvent("t1", "lo"))
+	l.Emit(sdk.DeltaEvent("t1", "hel"))
+	l.Emit(sdk.DeltaEvent("t1", "lo"))
 	evs, wake, _, err := l.since(0, 10)
 	if err != nil || len(evs) != 0 {
 		t.Fatalf("right after Emit: %d events, err %v; want the text still pending", len(evs), err)
@@ -146,7 +148,7 @@ func TestHistoryIsBounded(t *testing.T) {
 	l := testLog(deltaFlushBytes)
 	l.history = 4
 	for range 10 {
-		l.Emit(ToolCallEvent("", ToolCall{}))
+		l.Emit(sdk.ToolCallEvent("", sdk.ToolCall{}))
 	}
 	cases := []struct {
 		name    string
@@ -180,11 +182,11 @@ func TestHistoryIsBounded(t *testing.T) {
 
 func TestSinceReportsDoneAfterExited(t *testing.T) {
 	l := testLog(deltaFlushBytes)
-	l.Emit(AwaitingInputEvent())
+	l.Emit(sdk.AwaitingInputEvent())
 	if evs, _, done, _ := l.since(1, 10); len(evs) != 0 || done {
 		t.Fatalf("before Exited: %d events, done %v; want none and not done", len(evs), done)
 	}
-	l.Emit(ExitedEvent(ExitInfo{Reason: ExitClosed}))
+	l.Emit(sdk.ExitedEvent(sdk.ExitInfo{Reason: sdk.ExitClosed}))
 	if evs, _, done, _ := l.since(1, 10); len(evs) != 1 || !done {
 		t.Fatalf("reading Exited: %d events, done %v; want Exited and done", len(evs), done)
 	}
@@ -200,15 +202,15 @@ func TestConcurrentEmitsGetGaplessSeqs(t *testing.T) {
 		wg.Go(func() {
 			for i := range 500 {
 				if i%3 == 0 {
-					l.Emit(ToolCallEvent("", ToolCall{}))
+					l.Emit(sdk.ToolCallEvent("", sdk.ToolCall{}))
 				} else {
-					l.Emit(DeltaEvent(string(rune('a'+g)), "x"))
+					l.Emit(sdk.DeltaEvent(string(rune('a'+g)), "x"))
 				}
 			}
 		})
 	}
 	wg.Wait()
-	l.Emit(ExitedEvent(ExitInfo{}))
+	l.Emit(sdk.ExitedEvent(sdk.ExitInfo{}))
 	evs := committed(t, l)
 	text := 0
 	for i, e := range evs {

@@ -1,11 +1,10 @@
-package conformance
+package suite
 
 import (
 	"context"
 	"fmt"
 	"slices"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/tthost/tthost/sdk"
@@ -137,56 +136,6 @@ func Check(ctx context.Context, target Target, opts Options) Report {
 		}
 	}
 	return report
-}
-
-// Run runs the suite as subtests of t, one per check, for a plugin's own
-// `go test`. A check that covers a capability the plugin does not declare
-// passes with a log line saying so (the host never uses an undeclared
-// feature, so there is nothing to prove); it is not skipped. Options, when
-// given, tune the run (only the first is used).
-//
-//	func TestConformance(t *testing.T) {
-//		conformance.Run(t, conformance.Target{Path: sdktest.Build(t, ".", "tthost-backend-mine")})
-//	}
-func Run(t *testing.T, target Target, opts ...Options) {
-	t.Helper()
-	var o Options
-	if len(opts) > 0 {
-		o = opts[0]
-	}
-	ctx := context.Background()
-	if dl, ok := t.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, dl.Add(-5*time.Second))
-		defer cancel()
-	}
-	s := newSuite(ctx, target, o)
-	if unknown := s.unknownChecks(); len(unknown) > 0 {
-		t.Fatalf("unknown check names %v; the suite's checks are %s", unknown, strings.Join(checkNames(), ", "))
-	}
-	info := s.info()
-	t.Logf("plugin %s %s (%s), CLI %q, capabilities %v", info.Name, info.Version, info.Path, info.CLI, info.Capabilities)
-	for _, c := range checks {
-		if !s.selected(c.Name) {
-			continue
-		}
-		t.Run(c.Name, func(t *testing.T) {
-			res := s.runCheck(c)
-			switch res.Status {
-			case StatusFail:
-				t.Errorf("%s failed: %s", c.Name, res.Message)
-				if res.Log != "" {
-					t.Logf("the plugin's log:\n%s", res.Log)
-				}
-			case StatusNotDeclared:
-				t.Logf("not declared: %s", res.Message)
-			default:
-				if res.Message != "" {
-					t.Logf("note: %s", res.Message)
-				}
-			}
-		})
-	}
 }
 
 // suite is one run: the target with its defaults, and what Describe said.

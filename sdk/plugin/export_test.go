@@ -1,0 +1,7 @@
+package plugin
+
+// Internals for the tests in plugin_test.
+var (
+	ToStatus    = toStatus
+	WatchParent = watchParent
+)
