@@ -59,7 +59,12 @@ func (l *Loop) turn(ctx context.Context, b *batch) error {
 		MaxRounds:     l.opts.MaxRounds,
 		LiveSession:   l.choice.Persistent,
 	})
-	if err := l.markWorking(ctx); err != nil {
+	if working, err := l.markWorking(ctx); err != nil || !working {
+		if err == nil {
+			// Paused or stopped since the intake: nothing reached the CLI,
+			// so every message goes back as it was; the next intake sees why.
+			l.putBackUnseen(ctx, b)
+		}
 		return err
 	}
 	lv, err := l.ensureSession(ctx)
@@ -106,16 +111,18 @@ func (l *Loop) finishTurn(ctx context.Context) error {
 }
 
 // markWorking records a running turn: state working, last_active_at and
-// the heartbeat, and the current task running.
-func (l *Loop) markWorking(ctx context.Context) error {
+// the heartbeat, and the current task running. working is false when a
+// pause or stop reached the agent since the intake (setState): the turn
+// must not start.
+func (l *Loop) markWorking(ctx context.Context) (working bool, err error) {
 	now := l.opts.Now()
-	l.lastActive, l.lastBeat, l.state = now, now, town.StateWorking
+	l.lastActive, l.lastBeat = now, now
+	working, err = l.setState(ctx, town.AgentUpdate{State: town.StateWorking, Active: true, Heartbeat: true})
+	if err != nil || !working {
+		return false, err
+	}
 	l.startCurrentTask(ctx)
-	return l.setFields(ctx, map[string]string{
-		"state":          string(town.StateWorking),
-		"last_active_at": town.FormatHashTime(now),
-		"last_heartbeat": town.FormatHashTime(now),
-	})
+	return true, nil
 }
 
 // notStarted handles a turn that never reached the CLI: its messages go
@@ -397,6 +404,16 @@ func (l *Loop) putBack(ctx context.Context, b *batch) int {
 	}
 	l.returnTask(ctx, b)
 	return len(act)
+}
+
+// putBackUnseen returns a batch that never reached the CLI: every message,
+// actionable or not, goes back to the front of its queue in order, and the
+// turn's task is no longer current.
+func (l *Loop) putBackUnseen(ctx context.Context, b *batch) {
+	if _, err := l.requeue(ctx, b.entries...); err != nil {
+		l.log.Error("re-queue messages", "error", err)
+	}
+	l.returnTask(ctx, b)
 }
 
 // backoff waits after a failed turn: 1 s, 2 s, 4 s … up to 60 s, so a
