@@ -318,12 +318,13 @@ func (l *Loop) serve(ctx context.Context) error {
 		if res.StopRequested {
 			return l.stopRequested(ctx)
 		}
+		was := l.state
 		if !res.Quick {
 			l.state = res.State
 		}
 		l.backlogSeen = res.BacklogLen
 		if res.State == town.StatePaused {
-			if err := l.paused(ctx); err != nil {
+			if err := l.paused(ctx, was); err != nil {
 				return err
 			}
 			continue
@@ -360,11 +361,11 @@ func (l *Loop) stopRequested(ctx context.Context) error {
 	return ErrStopped
 }
 
-// paused waits while the agent is paused, without taking messages.
-func (l *Loop) paused(ctx context.Context) error {
-	if l.state != town.StatePaused {
+// paused waits while the agent is paused, without taking messages; was is
+// the state the loop knew before this intake.
+func (l *Loop) paused(ctx context.Context, was town.AgentState) error {
+	if was != town.StatePaused {
 		l.say("⏸️ Agent is paused; waiting for resume")
-		l.state = town.StatePaused
 	}
 	l.heartbeatIfDue(ctx)
 	return l.wait(ctx, l.pollInterval())
