@@ -434,8 +434,8 @@ func (l *Loop) backoff(ctx context.Context) error {
 		return nil
 	}
 	d := min(time.Second<<min(l.failures-1, 6), time.Minute)
+	deadline := l.opts.Now().Add(d) // by the loop's clock, fixed before the log says it
 	l.say("⏳ Backing off %s after %d failure(s) in a row", d, l.failures)
-	deadline := l.opts.Now().Add(d)
 	for {
 		left := deadline.Sub(l.opts.Now())
 		if left <= 0 {
