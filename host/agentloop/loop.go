@@ -330,6 +330,12 @@ func (l *Loop) serve(ctx context.Context) error {
 			continue
 		}
 		b := l.classify(ctx, res.Moved)
+		if b.empty() && len(res.Moved) > 0 && res.UrgentLeft+res.InboxLeft > 0 {
+			// Everything taken was set aside or re-routed and the bound
+			// left more waiting: take it now. The intake consumed the
+			// wake token, so waiting would leave it to the safety poll.
+			continue
+		}
 		if b.empty() {
 			exit, err := l.idle(ctx, res.BacklogLen)
 			if err != nil || exit {
