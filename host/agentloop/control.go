@@ -16,7 +16,7 @@ import (
 // steered it also takes urgent messages as they arrive (an urgent-only
 // intake), for the loop to steer into the running turn.
 type control struct {
-	C      chan string        // "stop", "pause" or "shutdown"; at most one value
+	C      chan turnCause     // causeStop, causePause or causeShutdown; at most one value
 	urgent chan []town.Entry  // urgent messages taken for steering
 	cancel context.CancelFunc // ends the watcher
 	done   chan struct{}      // closed when the watcher returned
@@ -26,7 +26,7 @@ type control struct {
 
 func (l *Loop) watchControl(ctx context.Context, steer bool) *control {
 	wctx, cancel := context.WithCancel(ctx)
-	c := &control{C: make(chan string, 1), urgent: make(chan []town.Entry), cancel: cancel, done: make(chan struct{})}
+	c := &control{C: make(chan turnCause, 1), urgent: make(chan []town.Entry), cancel: cancel, done: make(chan struct{})}
 	c.wake = func() {
 		// Unblock the watcher's BLPOP; the extra token at most causes the
 		// main loop one spurious, harmless wake-up.
@@ -37,12 +37,12 @@ func (l *Loop) watchControl(ctx context.Context, steer bool) *control {
 		for {
 			if wctx.Err() != nil {
 				if ctx.Err() != nil {
-					c.C <- "shutdown"
+					c.C <- causeShutdown
 				}
 				return
 			}
-			if sig := l.check(wctx, c, steer); sig != "" {
-				c.C <- sig
+			if why := l.check(wctx, c, steer); why != "" {
+				c.C <- why
 				return
 			}
 			if l.notified() {
@@ -66,8 +66,8 @@ func (l *Loop) watchControl(ctx context.Context, steer bool) *control {
 }
 
 // check looks at the stop flag and state once, and (steer) takes urgent
-// messages. It returns the signal to send, if any.
-func (l *Loop) check(ctx context.Context, c *control, steer bool) string {
+// messages. It returns why the turn must be cancelled, if it must.
+func (l *Loop) check(ctx context.Context, c *control, steer bool) turnCause {
 	if !steer {
 		stop, state, err := l.store.ControlState(ctx, l.id)
 		switch {
@@ -77,9 +77,9 @@ func (l *Loop) check(ctx context.Context, c *control, steer bool) string {
 			}
 			return ""
 		case stop:
-			return "stop"
+			return causeStop
 		case state == town.StatePaused:
-			return "pause"
+			return causePause
 		}
 		return ""
 	}
@@ -91,9 +91,9 @@ func (l *Loop) check(ctx context.Context, c *control, steer bool) string {
 		}
 		return ""
 	case res.StopRequested:
-		return "stop"
+		return causeStop
 	case res.State == town.StatePaused:
-		return "pause"
+		return causePause
 	}
 	if len(res.Moved) == 0 {
 		return ""

@@ -19,19 +19,16 @@ func (l *Loop) idle(ctx context.Context, backlogLen int64) (exit bool, err error
 		return false, err
 	}
 	if l.state != town.StateIdle && l.state != town.StatePaused {
-		fields := map[string]string{
-			"state":          string(town.StateIdle),
-			"last_heartbeat": town.FormatHashTime(now),
-		}
 		// Becoming idle starts the idle clock (Tinytown's became_idle).
-		fields["last_active_at"] = town.FormatHashTime(now)
 		l.lastActive = now
 		l.lastBeat = now
-		l.state = town.StateIdle
-		if err := l.setFields(ctx, fields); err != nil {
+		written, err := l.setState(ctx, town.AgentUpdate{State: town.StateIdle, Active: true, Heartbeat: true})
+		if err != nil {
 			return false, err
 		}
-		l.say("📭 Inbox empty, waiting")
+		if written {
+			l.say("📭 Inbox empty, waiting")
+		}
 	}
 	l.heartbeatIfDue(ctx)
 
@@ -53,7 +50,7 @@ func (l *Loop) idle(ctx context.Context, backlogLen int64) (exit bool, err error
 		if left <= 0 {
 			secs := l.cfg.Agent.IdleTimeoutSecs
 			l.say("🔻 Idle timeout reached after %ds, draining and stopping", secs)
-			if err := l.setFields(ctx, map[string]string{"state": string(town.StateDraining)}); err != nil {
+			if _, err := l.setState(ctx, town.AgentUpdate{State: town.StateDraining}); err != nil {
 				return false, err
 			}
 			l.activity(ctx, fmt.Sprintf("🔻 Idle timeout reached after %ds; draining and stopping", secs))

@@ -139,6 +139,10 @@ type Loop struct {
 	offered     map[string]bool    // backlog tasks already offered to the agent
 	backlogLen  int64              // backlog length seen at the last snapshot
 	backlogSeen int64              // backlog length reported by the last intake
+
+	// beforeStateWrite, when set (tests), runs just before setState's
+	// conditional write: where a concurrent pause or stop would land.
+	beforeStateWrite func(to town.AgentState)
 }
 
 // ErrStopped is returned by Run when the loop ended because of a stop
@@ -314,17 +318,24 @@ func (l *Loop) serve(ctx context.Context) error {
 		if res.StopRequested {
 			return l.stopRequested(ctx)
 		}
+		was := l.state
 		if !res.Quick {
 			l.state = res.State
 		}
 		l.backlogSeen = res.BacklogLen
 		if res.State == town.StatePaused {
-			if err := l.paused(ctx); err != nil {
+			if err := l.paused(ctx, was); err != nil {
 				return err
 			}
 			continue
 		}
 		b := l.classify(ctx, res.Moved)
+		if b.empty() && len(res.Moved) > 0 && res.UrgentLeft+res.InboxLeft > 0 {
+			// Everything taken was set aside or re-routed and the bound
+			// left more waiting: take it now. The intake consumed the
+			// wake token, so waiting would leave it to the safety poll.
+			continue
+		}
 		if b.empty() {
 			exit, err := l.idle(ctx, res.BacklogLen)
 			if err != nil || exit {
@@ -356,11 +367,11 @@ func (l *Loop) stopRequested(ctx context.Context) error {
 	return ErrStopped
 }
 
-// paused waits while the agent is paused, without taking messages.
-func (l *Loop) paused(ctx context.Context) error {
-	if l.state != town.StatePaused {
+// paused waits while the agent is paused, without taking messages; was is
+// the state the loop knew before this intake.
+func (l *Loop) paused(ctx context.Context, was town.AgentState) error {
+	if was != town.StatePaused {
 		l.say("⏸️ Agent is paused; waiting for resume")
-		l.state = town.StatePaused
 	}
 	l.heartbeatIfDue(ctx)
 	return l.wait(ctx, l.pollInterval())
@@ -390,10 +401,8 @@ func (l *Loop) finish(ctx context.Context, runErr error) {
 		l.runtimeError(ctx, 0, "loop_error", fmt.Sprintf("agent loop ended with an error: %v", runErr))
 	}
 	if l.registered {
-		now := l.opts.Now()
-		if err := l.store.SetAgentFields(ctx, l.id, map[string]string{
-			"state":          string(town.StateStopped),
-			"last_heartbeat": town.FormatHashTime(now),
+		if _, err := l.store.UpdateAgent(ctx, l.id, town.AgentUpdate{
+			State: town.StateStopped, Heartbeat: true, At: l.opts.Now(),
 		}); err != nil {
 			l.log.Error("write final state", "error", err)
 		}
@@ -476,7 +485,7 @@ func (l *Loop) heartbeat(ctx context.Context, now time.Time) {
 		}
 	}
 	if l.registered {
-		if err := l.store.SetAgentFields(ctx, l.id, map[string]string{"last_heartbeat": town.FormatHashTime(now)}); err != nil {
+		if _, err := l.store.UpdateAgent(ctx, l.id, town.AgentUpdate{Heartbeat: true, At: now}); err != nil {
 			l.log.Warn("heartbeat", "error", err)
 		}
 	}
@@ -484,34 +493,56 @@ func (l *Loop) heartbeat(ctx context.Context, now time.Time) {
 	_ = os.Chtimes(logFile, now, now)
 }
 
-// setFields writes agent fields when the agent is registered.
-func (l *Loop) setFields(ctx context.Context, fields map[string]string) error {
+// setState moves the agent to u.State, writing with it the rest of u
+// (heartbeat, last_active_at) by the loop's clock, in one conditional
+// write: the state is not written when the agent is paused (tthost or tt
+// interrupt) or stopped (tthost stop, tt kill) at that moment, so a pause
+// or stop that lands after the loop last read the state is never
+// overwritten, whenever it lands. A stopped state the loop itself read
+// (left by an earlier worker) is replaced. It reports whether the state
+// was written; when it was not, l.state is the state that held it.
+// An unregistered agent, or one whose lease was lost, gets no write; the
+// loop only tracks the state.
+func (l *Loop) setState(ctx context.Context, u town.AgentUpdate) (bool, error) {
 	if !l.registered || l.leaseLost.Load() {
-		return nil
+		l.state = u.State
+		return true, nil
 	}
-	return l.store.SetAgentFields(ctx, l.id, fields)
+	u.At = l.opts.Now()
+	u.UnlessState = []town.AgentState{town.StatePaused}
+	if l.state != town.StateStopped {
+		u.UnlessState = append(u.UnlessState, town.StateStopped)
+	}
+	if l.beforeStateWrite != nil {
+		l.beforeStateWrite(u.State)
+	}
+	written, err := l.store.UpdateAgent(ctx, l.id, u)
+	if err != nil {
+		return false, err
+	}
+	if written {
+		l.state = u.State
+		return true, nil
+	}
+	// Someone paused or stopped the agent meanwhile: learn which (this
+	// read decides nothing, the write above did).
+	now, err := l.store.AgentState(ctx, l.id)
+	if err != nil {
+		return false, err
+	}
+	l.state = now
+	l.say("⏸️ Agent became %s meanwhile: leaving it %s rather than marking it %s", now, now, u.State)
+	return false, nil
 }
 
-// becomeIdle marks the agent idle after work (unless it is paused).
+// becomeIdle marks the agent idle after work, unless a pause or stop
+// reached it meanwhile (setState).
 func (l *Loop) becomeIdle(ctx context.Context) error {
 	now := l.opts.Now()
 	l.lastActive = now
 	l.lastBeat = now
-	fields := map[string]string{
-		"last_active_at": town.FormatHashTime(now),
-		"last_heartbeat": town.FormatHashTime(now),
-	}
-	state, err := l.store.AgentState(ctx, l.id)
-	if err != nil && !errors.Is(err, town.ErrAgentNotFound) {
-		return err
-	}
-	if state != town.StatePaused {
-		fields["state"] = string(town.StateIdle)
-		l.state = town.StateIdle
-	} else {
-		l.state = town.StatePaused
-	}
-	return l.setFields(ctx, fields)
+	_, err := l.setState(ctx, town.AgentUpdate{State: town.StateIdle, Active: true, Heartbeat: true})
+	return err
 }
 
 // cliEnv is the environment the CLI gets on top of the plugin's.

@@ -22,11 +22,32 @@ type turnResult struct {
 	exitCode *int
 	summary  string
 	errText  string
-	// cause is set when the loop cancelled the turn: "stop", "pause" or
-	// "shutdown".
-	cause string
+	// cause is set when the loop cancelled the turn.
+	cause turnCause
 	// lost is set when the backend session ended before the turn did.
 	lost string
+}
+
+// turnCause is why the loop cancels a running turn. Its value is written
+// as is into the log, the activity log and events ("interrupted (stop)").
+type turnCause string
+
+const (
+	causeStop      turnCause = "stop"       // the stop flag (tthost stop, tt kill)
+	causePause     turnCause = "pause"      // the agent was paused (interrupt)
+	causeShutdown  turnCause = "shutdown"   // the worker's context ended (SIGTERM)
+	causeLeaseLost turnCause = "lease_lost" // another worker took the agent over
+)
+
+// text says why the loop cancels a turn.
+func (c turnCause) text() string {
+	switch c {
+	case causeLeaseLost:
+		return "the worker lease was taken over"
+	case causeShutdown:
+		return "the worker is shutting down"
+	}
+	return string(c) + " requested during the turn"
 }
 
 // pendingTurn is a turn started in the CLI and not yet settled.
@@ -59,7 +80,12 @@ func (l *Loop) turn(ctx context.Context, b *batch) error {
 		MaxRounds:     l.opts.MaxRounds,
 		LiveSession:   l.choice.Persistent,
 	})
-	if err := l.markWorking(ctx); err != nil {
+	if working, err := l.markWorking(ctx); err != nil || !working {
+		if err == nil {
+			// Paused or stopped since the intake: nothing reached the CLI,
+			// so every message goes back as it was; the next intake sees why.
+			l.putBackUnseen(ctx, b)
+		}
 		return err
 	}
 	lv, err := l.ensureSession(ctx)
@@ -106,16 +132,18 @@ func (l *Loop) finishTurn(ctx context.Context) error {
 }
 
 // markWorking records a running turn: state working, last_active_at and
-// the heartbeat, and the current task running.
-func (l *Loop) markWorking(ctx context.Context) error {
+// the heartbeat, and the current task running. working is false when a
+// pause or stop reached the agent since the intake (setState): the turn
+// must not start.
+func (l *Loop) markWorking(ctx context.Context) (working bool, err error) {
 	now := l.opts.Now()
-	l.lastActive, l.lastBeat, l.state = now, now, town.StateWorking
+	l.lastActive, l.lastBeat = now, now
+	working, err = l.setState(ctx, town.AgentUpdate{State: town.StateWorking, Active: true, Heartbeat: true})
+	if err != nil || !working {
+		return false, err
+	}
 	l.startCurrentTask(ctx)
-	return l.setFields(ctx, map[string]string{
-		"state":          string(town.StateWorking),
-		"last_active_at": town.FormatHashTime(now),
-		"last_heartbeat": town.FormatHashTime(now),
-	})
+	return true, nil
 }
 
 // notStarted handles a turn that never reached the CLI: its messages go
@@ -148,15 +176,15 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 	beat := time.NewTicker(time.Duration(l.cfg.TTHost.HeartbeatSecs) * time.Second)
 	defer beat.Stop()
 	defer pt.deltas.stopTimer()
-	var cause, dying string
+	var cause turnCause
+	var dying string
 	var forceClose <-chan time.Time
 	bg := context.WithoutCancel(ctx)
-	// cancelTurn asks the backend to end the turn (sig: "stop", "pause",
-	// "shutdown" or "lease_lost"); one that does not end it promptly has
-	// its session closed.
-	cancelTurn := func(sig string) {
-		cause = sig
-		l.say("⏹️ Round %d: %s; cancelling the turn", pt.display, causeText(sig))
+	// cancelTurn asks the backend to end the turn; one that does not end it
+	// promptly has its session closed.
+	cancelTurn := func(why turnCause) {
+		cause = why
+		l.say("⏹️ Round %d: %s; cancelling the turn", pt.display, why.text())
 		if l.choice.Has(sdk.CapInterrupt) {
 			if _, err := lv.s.Send(bg, sdk.Input{Kind: sdk.InputCancel}); err != nil {
 				l.log.Warn("cancel the turn", "error", err)
@@ -168,7 +196,7 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 	}
 	for {
 		if cause == "" && l.leaseLost.Load() {
-			cancelTurn("lease_lost")
+			cancelTurn(causeLeaseLost)
 		}
 		select {
 		case ev, ok := <-lv.events:
@@ -216,11 +244,11 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 			} else if _, err := l.requeue(bg, entries...); err != nil {
 				l.log.Error("re-queue urgent messages", "error", err)
 			}
-		case sig := <-ctl.C:
+		case why := <-ctl.C:
 			if cause != "" {
 				continue
 			}
-			cancelTurn(sig)
+			cancelTurn(why)
 		case <-forceClose:
 			l.log.Warn("the backend did not end the cancelled turn in time; closing the session")
 			l.closeSession(bg, sdk.CloseImmediate)
@@ -232,17 +260,6 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 			l.recordOutages(bg)
 		}
 	}
-}
-
-// causeText says why the loop cancels a turn.
-func causeText(sig string) string {
-	switch sig {
-	case "lease_lost":
-		return "the worker lease was taken over"
-	case "shutdown":
-		return "the worker is shutting down"
-	}
-	return sig + " requested during the turn"
 }
 
 // sessionEvent records a runtime event that is not the turn's end.
@@ -347,9 +364,9 @@ func (l *Loop) settle(ctx context.Context, b *batch, display int, turnID string,
 		l.activity(bg, fmt.Sprintf("Round %d: ⏸️ interrupted (%s); %d message(s) re-queued", display, res.cause, n))
 		l.emit(bg, town.EventAgentTurnCompleted, msg, detail{Kind: "turn_interrupted", TurnID: turnID, Round: display, Status: string(sdk.StatusInterrupted), Requeued: n})
 		switch res.cause {
-		case "stop":
+		case causeStop:
 			return l.stopRequested(bg)
-		case "shutdown":
+		case causeShutdown:
 			return ctx.Err()
 		}
 		return nil // paused: the state stays paused; the loop waits
@@ -399,6 +416,16 @@ func (l *Loop) putBack(ctx context.Context, b *batch) int {
 	return len(act)
 }
 
+// putBackUnseen returns a batch that never reached the CLI: every message,
+// actionable or not, goes back to the front of its queue in order, and the
+// turn's task is no longer current.
+func (l *Loop) putBackUnseen(ctx context.Context, b *batch) {
+	if _, err := l.requeue(ctx, b.entries...); err != nil {
+		l.log.Error("re-queue messages", "error", err)
+	}
+	l.returnTask(ctx, b)
+}
+
 // backoff waits after a failed turn: 1 s, 2 s, 4 s … up to 60 s, so a
 // broken CLI does not replay its work once a second. A stop or pause ends
 // the wait early (the main loop then handles it).
@@ -407,8 +434,8 @@ func (l *Loop) backoff(ctx context.Context) error {
 		return nil
 	}
 	d := min(time.Second<<min(l.failures-1, 6), time.Minute)
+	deadline := l.opts.Now().Add(d) // by the loop's clock, fixed before the log says it
 	l.say("⏳ Backing off %s after %d failure(s) in a row", d, l.failures)
-	deadline := l.opts.Now().Add(d)
 	for {
 		left := deadline.Sub(l.opts.Now())
 		if left <= 0 {

@@ -352,9 +352,12 @@ type AgentUpdate struct {
 	// UnlessState (e.g. keep paused when going idle).
 	State       AgentState
 	UnlessState []AgentState
-	// Heartbeat and Active set last_heartbeat / last_active_at to now.
+	// Heartbeat and Active set last_heartbeat / last_active_at to now: At,
+	// or the store's clock when At is zero (a worker passes its own clock,
+	// so the times it writes are the ones it decides by).
 	Heartbeat bool
 	Active    bool
+	At        time.Time
 	// CurrentTask and RuntimeSessionID are written when non-nil; "" removes
 	// the field (tt HDELs absent optional fields).
 	CurrentTask      *string
@@ -368,7 +371,11 @@ type AgentUpdate struct {
 // (false when it was empty or blocked by UnlessState). A missing agent is
 // ErrAgentNotFound and nothing is written.
 func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (stateWritten bool, err error) {
-	now := FormatHashTime(s.nowUTC())
+	at := u.At
+	if at.IsZero() {
+		at = s.nowUTC()
+	}
+	now := FormatHashTime(at)
 	var ops []hashOp
 	var cond *hashCond
 	if u.State != "" {

@@ -219,6 +219,16 @@ func TestAgentUpdatesWriteSingleFieldsOfExistingAgentsOnly(t *testing.T) {
 	if err != nil || !written {
 		t.Fatalf("update: %v %v", written, err)
 	}
+	// At replaces the store's clock for the times written.
+	at := time.Date(2030, 1, 2, 3, 4, 5, 600000000, time.FixedZone("x", 3600))
+	if _, err := f.store.UpdateAgent(f.ctx, a.ID, AgentUpdate{Heartbeat: true, Active: true, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	for _, fld := range []string{"last_heartbeat", "last_active_at"} {
+		if v, _ := f.rdb.HGet(f.ctx, key, fld).Result(); v != FormatHashTime(at) || !strings.HasPrefix(v, "2030-01-02T02:04:05.6") {
+			t.Errorf("%s = %q, want %q", fld, v, FormatHashTime(at))
+		}
+	}
 
 	// A corrupt counter restarts instead of failing the update halfway.
 	f.must(f.rdb.HSet(f.ctx, key, "rounds_completed", "x").Err())
