@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -60,6 +61,46 @@ func TestPluginsImportNothingOfTheHost(t *testing.T) {
 	for pkg := range deps {
 		if strings.HasPrefix(pkg, "github.com/tthost/tthost/host/") {
 			t.Errorf("a package under plugins/ (or its tests) depends on %s", pkg)
+		}
+	}
+}
+
+// goSumModules reads the module paths a go.sum holds checksums for.
+func goSumModules(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			mods[f[0]+" "+strings.TrimSuffix(f[1], "/go.mod")] = true
+		}
+	}
+	return mods
+}
+
+// TestPluginModuleNeedsOnlyTheSDKsDependencies: the tutorial plugin, a
+// module of its own like a third party's, needs checksums for nothing but
+// the SDK module's dependency graph: nothing of the host's (Redis, TOML,
+// cobra, miniredis).
+func TestPluginModuleNeedsOnlyTheSDKsDependencies(t *testing.T) {
+	sdkSum := goSumModules(t, "../../sdk/go.sum")
+	tutorial := goSumModules(t, "../../docs/tutorial/go.sum")
+	if len(tutorial) == 0 {
+		t.Fatal("docs/tutorial/go.sum is empty")
+	}
+	for mod := range tutorial {
+		if !sdkSum[mod] {
+			t.Errorf("docs/tutorial/go.sum holds %s, which is not in the SDK's dependency graph (sdk/go.sum)", mod)
+		}
+	}
+	for _, host := range []string{"github.com/redis/go-redis/v9", "github.com/pelletier/go-toml/v2", "github.com/spf13/cobra", "github.com/alicebob/miniredis/v2"} {
+		for mod := range sdkSum {
+			if strings.HasPrefix(mod, host+" ") {
+				t.Errorf("sdk/go.sum holds the host's dependency %s", mod)
+			}
 		}
 	}
 }
