@@ -1,12 +1,3 @@
-// Package backend is the host's backend manager: it finds plugin binaries
-// (the built-in ones beside tthost, listed in tthost-plugins.sha256, and
-// those installed into the plugin directory, recorded in plugins.lock.json;
-// see Discover), installs, verifies and removes plugins (Install, Remove,
-// Candidate.VerifyChecksum), launches each backend once per host process
-// (verifying its SHA-256 and, for installed plugins, its permissions at
-// every launch), keeps it healthy (a crashed plugin is restarted with
-// backoff on next use), chooses the backend for an agent's CLI, and stops
-// every plugin with its whole process group when the host is done.
 package backend
 
 import (
@@ -20,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tthost/tthost/host/pluginstore"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/client"
 )
@@ -53,10 +45,10 @@ type Options struct {
 type Manager struct {
 	opts       Options
 	log        hclog.Logger
-	candidates map[string]Candidate
+	candidates map[string]pluginstore.Candidate
 	order      []string
 	// warnings describe plugin directories left out at discovery (see
-	// DiscoverUsable); every Choice carries them.
+	// pluginstore.DiscoverUsable); every Choice carries them.
 	warnings []string
 
 	mu      sync.Mutex
@@ -68,7 +60,7 @@ type Manager struct {
 // instance is one plugin process (a backend, or a backend for one CLI)
 // and its restart state.
 type instance struct {
-	cand Candidate
+	cand pluginstore.Candidate
 	cli  string // the CLI a per-CLI instance serves ("" for a shared one)
 
 	mu        sync.Mutex // held while launching, so one launch at a time
@@ -94,11 +86,11 @@ func New(opts Options) (*Manager, error) {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
-	cands, warnings, err := DiscoverUsable(opts.Dirs...)
+	cands, warnings, err := pluginstore.DiscoverUsable(opts.Dirs...)
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{opts: opts, log: opts.Logger.Named("backend"), candidates: map[string]Candidate{},
+	m := &Manager{opts: opts, log: opts.Logger.Named("backend"), candidates: map[string]pluginstore.Candidate{},
 		warnings: warnings, plugins: map[string]*instance{}, descs: map[string]sdk.Description{}}
 	for _, w := range warnings {
 		m.log.Warn(w)
@@ -111,15 +103,15 @@ func New(opts Options) (*Manager, error) {
 		// A plugin being debugged need not be installed: its name is enough.
 		name, _ := splitInstance(key)
 		if _, ok := m.candidates[name]; !ok {
-			m.candidates[name] = Candidate{Name: name, Path: name + " (debug mode)"}
+			m.candidates[name] = pluginstore.Candidate{Name: name, Path: name + " (debug mode)"}
 			m.order = append(m.order, name)
 		}
 		m.log.Warn("using a plugin in debug mode instead of launching it: its checksum is not verified and its connection has no TLS",
 			"backend", key, "pid", opts.Reattach[key].Pid, "env", sdk.ReattachEnv)
 	}
-	if _, ok := m.candidates[OneShot]; !ok {
+	if _, ok := m.candidates[pluginstore.OneShot]; !ok {
 		return nil, fmt.Errorf("the built-in one-shot backend (%s%s) was not found in %v: build it with `make build`, which puts it next to tthost",
-			BinaryPrefix, OneShot, opts.Dirs)
+			pluginstore.BinaryPrefix, pluginstore.OneShot, opts.Dirs)
 	}
 	return m, nil
 }
@@ -129,8 +121,8 @@ func New(opts Options) (*Manager, error) {
 func (m *Manager) Warnings() []string { return slices.Clone(m.warnings) }
 
 // Candidates lists the discovered plugins, sorted by name.
-func (m *Manager) Candidates() []Candidate {
-	out := make([]Candidate, 0, len(m.order))
+func (m *Manager) Candidates() []pluginstore.Candidate {
+	out := make([]pluginstore.Candidate, 0, len(m.order))
 	for _, n := range m.order {
 		out = append(out, m.candidates[n])
 	}
@@ -185,7 +177,7 @@ func (m *Manager) Plugin(ctx context.Context, key string) (*client.Plugin, error
 	}
 	if inst.cand.Checksum == nil {
 		err := fmt.Errorf("plugin %s: %w in %s: refusing to run a plugin whose SHA-256 cannot be verified (rebuild with `make build`, or install it with `tthost plugin install`)",
-			inst.cand.Path, ErrNoChecksum, filepath.Join(inst.cand.Dir, ChecksumFile))
+			inst.cand.Path, pluginstore.ErrNoChecksum, filepath.Join(inst.cand.Dir, pluginstore.ChecksumFile))
 		inst.lastErr = err
 		return nil, err
 	}

@@ -3,13 +3,13 @@ package backend
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tthost/tthost/host/pluginstore"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
@@ -30,7 +30,7 @@ func pluginDir(t *testing.T, withEcho bool) string {
 		sdktest.CopyFile(t, echo, filepath.Join(dir, "tthost-backend-echo"), 0o755)
 		names = append(names, "tthost-backend-echo")
 	}
-	sdktest.WriteChecksums(t, dir, ChecksumFile, names...)
+	sdktest.WriteChecksums(t, dir, pluginstore.ChecksumFile, names...)
 	return dir
 }
 
@@ -47,43 +47,6 @@ func newManager(t *testing.T, dirs ...string) *Manager {
 		}
 	})
 	return m
-}
-
-func TestDiscoverReadsTheManifestAndLetsEarlierDirectoriesWin(t *testing.T) {
-	first, second := t.TempDir(), t.TempDir()
-	for _, d := range []string{first, second} {
-		if err := os.WriteFile(filepath.Join(d, "tthost-backend-x"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(second, "tthost-backend-y"), []byte("y"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(second, "tthost-backend-y.sha256"), []byte("ignored"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sdktest.WriteChecksums(t, first, ChecksumFile, "tthost-backend-x")
-	cands, err := Discover(first, second, filepath.Join(first, "missing"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cands) != 2 || cands[0].Name != "x" || cands[0].Dir != first || cands[1].Name != "y" {
-		t.Fatalf("candidates: %+v", cands)
-	}
-	if cands[0].Checksum == nil || cands[1].Checksum != nil {
-		t.Errorf("checksums: x %x, y %x; want x recorded, y missing", cands[0].Checksum, cands[1].Checksum)
-	}
-}
-
-func TestDiscoverRejectsAMalformedManifest(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, ChecksumFile), []byte("# comment\nnot-hex  tthost-backend-x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Discover(dir)
-	if err == nil || !strings.Contains(err.Error(), ChecksumFile+":2:") {
-		t.Fatalf("err = %v; want one naming the manifest and line 2", err)
-	}
 }
 
 func TestNewNeedsTheOneShotBackend(t *testing.T) {
@@ -104,9 +67,9 @@ func TestSelectChoosesAndSaysWhy(t *testing.T) {
 		fallback   bool
 		reason     string
 	}{
-		{"one-shot when persistence is off", "echo", false, OneShot, false, "one-shot subprocess per turn"},
+		{"one-shot when persistence is off", "echo", false, pluginstore.OneShot, false, "one-shot subprocess per turn"},
 		{"the persistent plugin for its CLI", "echo", true, "echo", false, "persistent session through the echo backend"},
-		{"one-shot fallback for a CLI no plugin keeps alive", "claude", true, OneShot, true, `no backend plugin declares persistent sessions for "claude"`},
+		{"one-shot fallback for a CLI no plugin keeps alive", "claude", true, pluginstore.OneShot, true, `no backend plugin declares persistent sessions for "claude"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -129,11 +92,11 @@ func TestAPluginWithoutARecordedChecksumIsRefused(t *testing.T) {
 	sdktest.CopyFile(t, filepath.Join(dir, "tthost-backend-oneshot"), filepath.Join(dir, "tthost-backend-extra"), 0o755)
 	m := newManager(t, dir)
 	_, err := m.Plugin(context.Background(), "extra")
-	if !errors.Is(err, ErrNoChecksum) || !strings.Contains(err.Error(), "refusing") {
-		t.Fatalf("err = %v; want ErrNoChecksum, explained", err)
+	if !errors.Is(err, pluginstore.ErrNoChecksum) || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("err = %v; want pluginstore.ErrNoChecksum, explained", err)
 	}
 	ch, err := m.Select(context.Background(), Want{CLI: "claude", Persistent: true})
-	if err != nil || ch.Backend != OneShot || !strings.Contains(ch.Reason, "plugin extra could not start") {
+	if err != nil || ch.Backend != pluginstore.OneShot || !strings.Contains(ch.Reason, "plugin extra could not start") {
 		t.Errorf("choice %+v (%v); want the one-shot fallback naming the refused plugin", ch, err)
 	}
 }
@@ -141,25 +104,25 @@ func TestAPluginWithoutARecordedChecksumIsRefused(t *testing.T) {
 func TestACrashedPluginIsRelaunchedOnNextUse(t *testing.T) {
 	m := newManager(t, pluginDir(t, false))
 	ctx := context.Background()
-	p1, err := m.Plugin(ctx, OneShot)
+	p1, err := m.Plugin(ctx, pluginstore.OneShot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := m.Plugin(ctx, OneShot); again != p1 {
+	if again, _ := m.Plugin(ctx, pluginstore.OneShot); again != p1 {
 		t.Fatal("a running plugin was launched a second time")
 	}
 	if err := syscall.Kill(p1.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-p1.Done()
-	p2, err := m.Plugin(ctx, OneShot)
+	p2, err := m.Plugin(ctx, pluginstore.OneShot)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p2 == p1 || p2.Pid() == p1.Pid() {
 		t.Fatalf("not relaunched: pid %d then %d", p1.Pid(), p2.Pid())
 	}
-	s, err := m.Open(ctx, Choice{Backend: OneShot}, sdk.SessionConfig{CLIName: "x", Command: "true", Workdir: t.TempDir()})
+	s, err := m.Open(ctx, Choice{Backend: pluginstore.OneShot}, sdk.SessionConfig{CLIName: "x", Command: "true", Workdir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("open a session on the relaunched plugin: %v", err)
 	}
@@ -196,7 +159,7 @@ func TestPersistentBackendsRunOneProcessPerCLI(t *testing.T) {
 	// description: no new process, and the probe of a new backend is
 	// stopped rather than left idle.
 	ch, err := m.Select(ctx, Want{CLI: "claude", Persistent: true})
-	if err != nil || ch.Backend != OneShot {
+	if err != nil || ch.Backend != pluginstore.OneShot {
 		t.Fatalf("choice %+v (%v)", ch, err)
 	}
 	m.mu.Lock()
@@ -218,7 +181,7 @@ func TestTheBackendNamedInConfigServesTheCLI(t *testing.T) {
 		t.Fatalf("choice %+v (%v); want the echo backend, by config", ch, err)
 	}
 	ch, err = m.Select(ctx, Want{CLI: "my-tool", Backend: "missing"})
-	if err != nil || ch.Backend != OneShot || !ch.Fallback || !strings.Contains(ch.Reason, `no backend plugin named "missing"`) {
+	if err != nil || ch.Backend != pluginstore.OneShot || !ch.Fallback || !strings.Contains(ch.Reason, `no backend plugin named "missing"`) {
 		t.Fatalf("choice %+v (%v); want the one-shot fallback naming the missing backend", ch, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tthost/tthost/host/pluginstore"
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -78,7 +79,7 @@ func (m *Manager) Select(ctx context.Context, w Want) (Choice, error) {
 
 func (m *Manager) selectBackend(ctx context.Context, w Want) (Choice, error) {
 	var notes []string
-	if w.Backend != "" && w.Backend != OneShot {
+	if w.Backend != "" && w.Backend != pluginstore.OneShot {
 		ch, err := m.candidateFor(ctx, w.Backend, w.CLI, false)
 		if err == nil {
 			ch.Reason = fmt.Sprintf("the %s backend, as [agent_clis.%s] backend says", w.Backend, w.CLI)
@@ -88,7 +89,7 @@ func (m *Manager) selectBackend(ctx context.Context, w Want) (Choice, error) {
 	}
 	if w.Persistent && w.Backend == "" {
 		for _, name := range m.order {
-			if name == OneShot {
+			if name == pluginstore.OneShot {
 				continue
 			}
 			ch, err := m.candidateFor(ctx, name, w.CLI, true)
@@ -101,7 +102,7 @@ func (m *Manager) selectBackend(ctx context.Context, w Want) (Choice, error) {
 			}
 		}
 	}
-	desc, err := m.Describe(ctx, OneShot)
+	desc, err := m.Describe(ctx, pluginstore.OneShot)
 	if err != nil {
 		return Choice{}, fmt.Errorf("start the one-shot backend: %w", err)
 	}
@@ -109,9 +110,9 @@ func (m *Manager) selectBackend(ctx context.Context, w Want) (Choice, error) {
 	if !ok {
 		return Choice{}, fmt.Errorf("the one-shot backend does not serve CLI %q", w.CLI)
 	}
-	ch := Choice{Backend: OneShot, Instance: OneShot, CLI: cli, Reason: "one-shot subprocess per turn"}
+	ch := Choice{Backend: pluginstore.OneShot, Instance: pluginstore.OneShot, CLI: cli, Reason: "one-shot subprocess per turn"}
 	switch {
-	case w.Backend != "" && w.Backend != OneShot:
+	case w.Backend != "" && w.Backend != pluginstore.OneShot:
 		ch.Fallback = true
 		ch.Reason = fmt.Sprintf("backend %q named for %q is not available (%s); falling back to a one-shot subprocess per turn",
 			w.Backend, w.CLI, strings.Join(notes, "; "))

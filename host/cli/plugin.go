@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
-	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/host/pluginstore"
 	"github.com/tthost/tthost/host/version"
 	"github.com/tthost/tthost/sdk"
 )
@@ -46,7 +46,7 @@ checks at every launch.`,
 type pluginPlaces struct {
 	builtinDir string
 	dir        string
-	launch     backend.LaunchOptions
+	launch     pluginstore.LaunchOptions
 }
 
 func (p pluginPlaces) dirs() []string { return []string{p.builtinDir, p.dir} }
@@ -66,7 +66,7 @@ func pluginPlacesOf(f *Factory) (pluginPlaces, error) {
 	return pluginPlaces{
 		builtinDir: dirs[0],
 		dir:        dirs[1],
-		launch: backend.LaunchOptions{
+		launch: pluginstore.LaunchOptions{
 			Env:         f.Env,
 			Logger:      logger,
 			HostVersion: version.Version,
@@ -76,12 +76,12 @@ func pluginPlacesOf(f *Factory) (pluginPlaces, error) {
 }
 
 // builtins are the loose binaries next to tthost.
-func (p pluginPlaces) builtins() ([]backend.Candidate, error) {
-	all, err := backend.List(p.builtinDir)
+func (p pluginPlaces) builtins() ([]pluginstore.Candidate, error) {
+	all, err := pluginstore.List(p.builtinDir)
 	if err != nil {
 		return nil, err
 	}
-	var out []backend.Candidate
+	var out []pluginstore.Candidate
 	for _, l := range all {
 		if l.Installed == nil && l.Active {
 			out = append(out, l.Candidate)
@@ -91,7 +91,7 @@ func (p pluginPlaces) builtins() ([]backend.Candidate, error) {
 }
 
 // sourceOf says where a plugin comes from, as list and verify print it.
-func (p pluginPlaces) sourceOf(c backend.Candidate) string {
+func (p pluginPlaces) sourceOf(c pluginstore.Candidate) string {
 	switch {
 	case c.Installed != nil:
 		return "installed"
@@ -152,12 +152,12 @@ func splitRef(ref string) (name, version string) {
 
 // findListed returns the plugin a NAME[@VERSION] names: the active one for
 // a bare name, else the installed version.
-func findListed(all []backend.Listed, ref string) (backend.Listed, error) {
+func findListed(all []pluginstore.Listed, ref string) (pluginstore.Listed, error) {
 	name, version := splitRef(ref)
 	if version != "" {
-		v, err := backend.NormalizeVersion(version)
+		v, err := pluginstore.NormalizeVersion(version)
 		if err != nil {
-			return backend.Listed{}, usageError{fmt.Errorf("%s: %w", ref, err)}
+			return pluginstore.Listed{}, usageError{fmt.Errorf("%s: %w", ref, err)}
 		}
 		version = v
 	}
@@ -176,6 +176,6 @@ func findListed(all []backend.Listed, ref string) (backend.Listed, error) {
 			return l, nil
 		}
 	}
-	return backend.Listed{}, fmt.Errorf("no plugin %s is installed (there are: %s); `tthost plugin list` shows them, `tthost plugin install` adds one",
+	return pluginstore.Listed{}, fmt.Errorf("no plugin %s is installed (there are: %s); `tthost plugin list` shows them, `tthost plugin install` adds one",
 		ref, strings.Join(names, ", "))
 }

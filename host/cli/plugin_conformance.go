@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/host/pluginstore"
 	"github.com/tthost/tthost/sdk/client"
 	"github.com/tthost/tthost/sdk/conformance/suite"
 )
@@ -174,7 +174,7 @@ func conformancePluginRef(f *Factory, ref string) (string, []byte, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	cands, err := backend.Discover(dirs...)
+	cands, err := pluginstore.Discover(dirs...)
 	if err != nil {
 		return "", nil, err
 	}
@@ -183,7 +183,7 @@ func conformancePluginRef(f *Factory, ref string) (string, []byte, error) {
 		if c.Name == ref {
 			if len(c.Checksum) == 0 {
 				return "", nil, fmt.Errorf("plugin %q at %s: %w: reinstall it (`tthost plugin install`), or test the binary by its path",
-					ref, c.Path, backend.ErrNoChecksum)
+					ref, c.Path, pluginstore.ErrNoChecksum)
 			}
 			return c.Path, c.Checksum, nil
 		}

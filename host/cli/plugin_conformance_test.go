@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/host/pluginstore"
 	"github.com/tthost/tthost/sdk/conformance/suite"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
@@ -23,7 +23,7 @@ func conformanceTown(t *testing.T) *testTown {
 	oneshot := sdktest.Build(t, "github.com/tthost/tthost/plugins/oneshot", "plugins/tthost-backend-oneshot")
 	sdktest.CopyFile(t, oneshot, filepath.Join(builtin, "tthost-backend-oneshot"), 0o755)
 	sdktest.CopyFile(t, oneshot, filepath.Join(builtin, "tthost-backend-unrecorded"), 0o755)
-	sdktest.WriteChecksums(t, builtin, backend.ChecksumFile, "tthost-backend-oneshot")
+	sdktest.WriteChecksums(t, builtin, pluginstore.ChecksumFile, "tthost-backend-oneshot")
 	tt.exe = filepath.Join(builtin, "tthost")
 	tt.env[PluginDirEnv] = filepath.Join(t.TempDir(), "plugins")
 	tt.procEnv = append(tt.procEnv, "GORACE=atexit_sleep_ms=0")

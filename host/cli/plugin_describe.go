@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/host/pluginstore"
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -66,7 +66,7 @@ func pluginDescribeRun(ctx context.Context, opts *PluginDescribeOptions) error {
 	if err != nil {
 		return err
 	}
-	d, err := backend.DescribeBinary(ctx, path, sum, places.launch)
+	d, err := pluginstore.DescribeBinary(ctx, path, sum, places.launch)
 	if err != nil {
 		return err
 	}
@@ -88,13 +88,13 @@ func pluginDescribeRun(ctx context.Context, opts *PluginDescribeOptions) error {
 // slash is a path, so a file in the current directory never hides a name.
 func describeTarget(places pluginPlaces, ref string) (path string, sum []byte, err error) {
 	if strings.ContainsRune(ref, os.PathSeparator) {
-		sum, err := backend.FileSHA256(ref)
+		sum, err := pluginstore.FileSHA256(ref)
 		if err != nil {
 			return "", nil, fmt.Errorf("cannot describe %s: %w", ref, err)
 		}
 		return ref, sum, nil
 	}
-	all, err := backend.List(places.dirs()...)
+	all, err := pluginstore.List(places.dirs()...)
 	if err != nil {
 		return "", nil, err
 	}
@@ -107,7 +107,7 @@ func describeTarget(places pluginPlaces, ref string) (path string, sum []byte, e
 	}
 	if l.Checksum == nil {
 		return "", nil, fmt.Errorf("plugin %s (%s): %w; tthost runs only plugins whose SHA-256 it recorded: install it with `tthost plugin install`",
-			ref, l.Path, backend.ErrNoChecksum)
+			ref, l.Path, pluginstore.ErrNoChecksum)
 	}
 	return l.Path, l.Checksum, nil
 }

@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tthost/tthost/host/backend"
 	"github.com/tthost/tthost/host/config"
+	"github.com/tthost/tthost/host/pluginstore"
 )
 
 // PluginInstallOptions are `tthost plugin install`'s arguments.
@@ -83,7 +83,7 @@ func pluginInstallRun(ctx context.Context, opts *PluginInstallOptions) error {
 	if err != nil {
 		return err
 	}
-	in := backend.InstallOptions{
+	in := pluginstore.InstallOptions{
 		Dir:      places.dir,
 		Source:   opts.Source,
 		SHA256:   want,
@@ -115,7 +115,7 @@ func pluginInstallRun(ctx context.Context, opts *PluginInstallOptions) error {
 			in.SHA256 = manifestSum // a built plugin directory's own manifest, when it has one
 		}
 	}
-	res, err := backend.Install(ctx, in)
+	res, err := pluginstore.Install(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func resolveLocalPlugin(arg string) (file string, sum []byte, err error) {
 	}
 	var found []string
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), backend.BinaryPrefix) || !e.Type().IsRegular() {
+		if !strings.HasPrefix(e.Name(), pluginstore.BinaryPrefix) || !e.Type().IsRegular() {
 			continue
 		}
 		if info, err := e.Info(); err == nil && info.Mode().Perm()&0o111 != 0 {
@@ -173,14 +173,14 @@ func resolveLocalPlugin(arg string) (file string, sum []byte, err error) {
 	}
 	switch len(found) {
 	case 0:
-		return "", nil, fmt.Errorf("cannot install %s: the directory holds no executable %s* binary; name the plugin binary itself", arg, backend.BinaryPrefix)
+		return "", nil, fmt.Errorf("cannot install %s: the directory holds no executable %s* binary; name the plugin binary itself", arg, pluginstore.BinaryPrefix)
 	case 1:
 	default:
 		slices.Sort(found)
 		return "", nil, fmt.Errorf("cannot install %s: the directory holds %d plugin binaries (%s); name the one to install",
 			arg, len(found), strings.Join(found, ", "))
 	}
-	sums, err := backend.ReadManifest(arg)
+	sums, err := pluginstore.ReadManifest(arg)
 	if err != nil {
 		return "", nil, err
 	}
@@ -195,7 +195,7 @@ func download(ctx context.Context, f *Factory, opts *PluginInstallOptions) (stri
 		return "", fmt.Errorf("a temp file for the download: %w", err)
 	}
 	bar := newProgressBar(f.IO.ErrOut, "downloading "+opts.Source)
-	_, err = backend.Fetch(ctx, opts.Source, tmp, backend.FetchOptions{CACertFile: opts.CACert, Progress: bar.update})
+	_, err = pluginstore.Fetch(ctx, opts.Source, tmp, pluginstore.FetchOptions{CACertFile: opts.CACert, Progress: bar.update})
 	bar.finish(err == nil)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -207,7 +207,7 @@ func download(ctx context.Context, f *Factory, opts *PluginInstallOptions) (stri
 	return tmp.Name(), nil
 }
 
-func printInstalled(w io.Writer, res *backend.Installed) {
+func printInstalled(w io.Writer, res *pluginstore.Installed) {
 	e := res.Entry
 	switch {
 	case res.Unchanged:

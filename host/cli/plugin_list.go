@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/host/pluginstore"
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -58,7 +58,7 @@ type PluginRow struct {
 	// SHA256 is the recorded checksum ("" when none is).
 	SHA256 string `json:"sha256,omitempty"`
 	// Checksum is the state found by re-hashing the file.
-	Checksum backend.ChecksumState `json:"checksum"`
+	Checksum pluginstore.ChecksumState `json:"checksum"`
 	// Active is true for the plugin that serves under the name.
 	Active      bool   `json:"active"`
 	InstalledAt string `json:"installed_at,omitempty"`
@@ -93,7 +93,7 @@ func pluginListRun(ctx context.Context, opts *PluginListOptions) error {
 // (or loose) plugin that is used is started to describe itself; its
 // launch error becomes the row's problem.
 func pluginRows(ctx context.Context, places pluginPlaces) ([]PluginRow, error) {
-	all, err := backend.List(places.dirs()...)
+	all, err := pluginstore.List(places.dirs()...)
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +115,8 @@ func pluginRows(ctx context.Context, places pluginPlaces) ([]PluginRow, error) {
 			if err := l.CheckSafe(); err != nil {
 				row.Problem = err.Error()
 			}
-		} else if l.Active && state == backend.ChecksumOK {
-			d, err := backend.DescribeBinary(ctx, l.Path, l.Checksum, places.launch)
+		} else if l.Active && state == pluginstore.ChecksumOK {
+			d, err := pluginstore.DescribeBinary(ctx, l.Path, l.Checksum, places.launch)
 			if err != nil {
 				row.Problem = "does not start: " + err.Error()
 			} else {

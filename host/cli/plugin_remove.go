@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/host/pluginstore"
 )
 
 // PluginRemoveOptions are `tthost plugin remove`'s arguments.
@@ -46,7 +46,7 @@ func pluginRemoveRun(_ context.Context, opts *PluginRemoveOptions) error {
 		return err
 	}
 	name, version := splitRef(opts.Ref)
-	gone, err := backend.Remove(places.dir, name, version, builtins)
+	gone, err := pluginstore.Remove(places.dir, name, version, builtins)
 	for _, e := range gone {
 		fmt.Fprintf(opts.F.IO.Out, "Removed %s %s (%s)\n", e.Name, e.Version, filepath.Join(places.dir, e.Path))
 	}

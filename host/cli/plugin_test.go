@@ -18,8 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/tthost/tthost/host/backend"
 	"github.com/tthost/tthost/host/config"
+	"github.com/tthost/tthost/host/pluginstore"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
@@ -28,9 +28,9 @@ func echoPlugin(t *testing.T) string {
 }
 
 // anyPlugin describes itself from TTHOST_TESTPLUGIN_* (see
-// host/backend/internal/anyplugin), so one binary plays many plugins.
+// host/pluginstore/internal/anyplugin), so one binary plays many plugins.
 func anyPlugin(t *testing.T) string {
-	return sdktest.Build(t, "github.com/tthost/tthost/host/backend/internal/anyplugin", "plugins/tthost-backend-any")
+	return sdktest.Build(t, "github.com/tthost/tthost/host/pluginstore/internal/anyplugin", "plugins/tthost-backend-any")
 }
 
 // pluginTown is a town without Redis whose tthost executable sits in a
@@ -51,7 +51,7 @@ func newPluginTown(t *testing.T) *pluginTown {
 	}
 	oneshot := sdktest.Build(t, "github.com/tthost/tthost/plugins/oneshot", "plugins/tthost-backend-oneshot")
 	sdktest.CopyFile(t, oneshot, filepath.Join(builtin, "tthost-backend-oneshot"), 0o755)
-	sdktest.WriteChecksums(t, builtin, backend.ChecksumFile, "tthost-backend-oneshot")
+	sdktest.WriteChecksums(t, builtin, pluginstore.ChecksumFile, "tthost-backend-oneshot")
 	tt.exe = filepath.Join(builtin, "tthost")
 	dir := filepath.Join(t.TempDir(), "plugins")
 	tt.env[PluginDirEnv] = dir
@@ -95,12 +95,12 @@ func TestPluginInstallListDescribeVerifyRemove(t *testing.T) {
 		t.Fatalf("list --json = %+v; want echo and oneshot", rows)
 	}
 	echo, oneshot := rows[0], rows[1]
-	if echo.Name != "echo" || echo.Source != "installed" || echo.Checksum != backend.ChecksumOK || !echo.Active || echo.Version != "1.2.3" ||
+	if echo.Name != "echo" || echo.Source != "installed" || echo.Checksum != pluginstore.ChecksumOK || !echo.Active || echo.Version != "1.2.3" ||
 		echo.Protocol != 1 || echo.SHA256 != sum || echo.Path != installed || echo.InstalledFrom != src || len(echo.CLIs) != 2 ||
 		!slices.Equal(echo.CLIs[0].Capabilities, []string{"persistent", "steer", "interrupt", "resume"}) {
 		t.Errorf("echo row %+v", echo)
 	}
-	if oneshot.Name != "oneshot" || oneshot.Source != "built-in" || oneshot.Checksum != backend.ChecksumOK || oneshot.Version == "" ||
+	if oneshot.Name != "oneshot" || oneshot.Source != "built-in" || oneshot.Checksum != pluginstore.ChecksumOK || oneshot.Version == "" ||
 		oneshot.Protocol != 1 || len(oneshot.CLIs) != 1 || oneshot.CLIs[0].Name != "*" {
 		t.Errorf("oneshot row %+v", oneshot)
 	}
@@ -170,11 +170,11 @@ func TestPluginInstallFromADirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The directory's own manifest is checked when it has one.
-	if err := os.WriteFile(filepath.Join(built, backend.ChecksumFile), []byte(strings.Repeat("00", 32)+"  tthost-backend-echo\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(built, pluginstore.ChecksumFile), []byte(strings.Repeat("00", 32)+"  tthost-backend-echo\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	pt.run("plugin", "install", built).fails(t, "0000000000", "was expected", "nothing was installed")
-	sdktest.WriteChecksums(t, built, backend.ChecksumFile, "tthost-backend-echo")
+	sdktest.WriteChecksums(t, built, pluginstore.ChecksumFile, "tthost-backend-echo")
 	mustContain(t, pt.run("plugin", "install", built).ok(t), "Installed echo 1.2.3")
 
 	sdktest.CopyFile(t, echoPlugin(t), filepath.Join(built, "tthost-backend-echo2"), 0o755)
@@ -213,7 +213,7 @@ func TestPluginInstallFromAURL(t *testing.T) {
 
 	wrong := strings.Repeat("ab", 32)
 	pt.run("plugin", "install", url, "--sha256", wrong, "--ca-cert", ca).fails(t, "was expected", wrong, "nothing was installed")
-	if fileExists(filepath.Join(pt.dir, backend.LockFile)) || fileExists(filepath.Join(pt.dir, "echo")) {
+	if fileExists(filepath.Join(pt.dir, pluginstore.LockFile)) || fileExists(filepath.Join(pt.dir, "echo")) {
 		t.Error("a refused download left a lock file or a plugin")
 	}
 	pt.run("plugin", "install", url, "--sha256", hex.EncodeToString(sum[:])).fails(t, "certificate")
@@ -222,7 +222,7 @@ func TestPluginInstallFromAURL(t *testing.T) {
 	r = pt.run("plugin", "install", url, "--sha256", strings.ToUpper(hex.EncodeToString(sum[:])), "--ca-cert", ca)
 	mustContain(t, r.ok(t), "Installed echo 1.2.3", "Source:  "+url)
 	mustContain(t, r.errOut, "downloading "+url+" [", "##########", " 10%", "100%", "MiB")
-	l, err := backend.ReadLock(pt.dir)
+	l, err := pluginstore.ReadLock(pt.dir)
 	if err != nil || len(l.Plugins) != 1 || l.Plugins[0].Source != url || l.Plugins[0].SHA256 != hex.EncodeToString(sum[:]) {
 		t.Errorf("lock after a URL install: %+v (%v)", l, err)
 	}
@@ -262,7 +262,7 @@ func TestPluginInstallHonoursTheConfigChoiceForAClaimedCLI(t *testing.T) {
 	mustContain(t, pt.withAnyPlugin("second", "2.0.0", "aider:persistent", "plugin", "install", any).ok(t), "Installed second 2.0.0")
 
 	out := pt.withAnyPlugin("third", "1.0.0", "goose", "plugin", "install", any, "--json").ok(t)
-	var e backend.LockEntry
+	var e pluginstore.LockEntry
 	if err := json.Unmarshal([]byte(out), &e); err != nil || e.Name != "third" || e.CLIs[0].Name != "goose" {
 		t.Errorf("install --json = %s (%v)", out, err)
 	}
@@ -270,7 +270,7 @@ func TestPluginInstallHonoursTheConfigChoiceForAClaimedCLI(t *testing.T) {
 	pt.withAnyPlugin("fourth", "1.0.0", "goose", "plugin", "install", any, "--force").ok(t)
 }
 
-// A worker serves on with a corrupt lock file (host/backend
+// A worker serves on with a corrupt lock file (pluginstore
 // DiscoverUsable); the plugin commands keep reporting it as the error it
 // is, naming the file, and verify exits 1.
 func TestPluginCommandsReportACorruptLockFile(t *testing.T) {
@@ -278,7 +278,7 @@ func TestPluginCommandsReportACorruptLockFile(t *testing.T) {
 	if err := os.MkdirAll(pt.dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	lock := filepath.Join(pt.dir, backend.LockFile)
+	lock := filepath.Join(pt.dir, pluginstore.LockFile)
 	if err := os.WriteFile(lock, []byte("{ not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}

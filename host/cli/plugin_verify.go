@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/host/pluginstore"
 )
 
 // PluginVerifyOptions are `tthost plugin verify`'s arguments.
@@ -40,7 +40,7 @@ func pluginVerifyRun(_ context.Context, opts *PluginVerifyOptions) error {
 	if err != nil {
 		return err
 	}
-	all, err := backend.List(places.dirs()...)
+	all, err := pluginstore.List(places.dirs()...)
 	if err != nil {
 		return err
 	}
@@ -68,20 +68,20 @@ func pluginVerifyRun(_ context.Context, opts *PluginVerifyOptions) error {
 
 // verifyOne re-hashes one binary and checks an installed one's
 // permissions: the state to print, and what is wrong ("" when nothing).
-func verifyOne(l backend.Listed) (state, detail string) {
+func verifyOne(l pluginstore.Listed) (state, detail string) {
 	st, got, err := l.VerifyChecksum()
 	switch {
 	case err != nil:
 		return string(st), err.Error()
-	case st == backend.ChecksumMismatch:
+	case st == pluginstore.ChecksumMismatch:
 		fix := "install it again from its source (`tthost plugin install`)"
 		if l.Installed == nil {
 			fix = "rebuild the built-in plugins (`make build`)"
 		}
 		return string(st), fmt.Sprintf("SHA-256 is %x, %x was recorded: %s if the change is yours, else find out who replaced it", got, l.Checksum, fix)
-	case st == backend.ChecksumNone:
+	case st == pluginstore.ChecksumNone:
 		return string(st), "nothing records its SHA-256, so tthost will not run it: install it with `tthost plugin install`"
-	case st == backend.ChecksumMissingFile:
+	case st == pluginstore.ChecksumMissingFile:
 		return string(st), "the file is gone: install the plugin again, or `tthost plugin remove` it"
 	}
 	if err := l.CheckSafe(); err != nil {

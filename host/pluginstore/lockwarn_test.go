@@ -1,7 +1,6 @@
-package backend
+package pluginstore
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,33 +59,6 @@ func TestAnUnusableLockFileIsAWarningForWorkersAndAnErrorForCommands(t *testing.
 				t.Errorf("List: %v; want an error naming %s", err, lock)
 			}
 		})
-	}
-}
-
-func TestAManagerServesOnTheBuiltInsWhenThePluginLockIsCorrupt(t *testing.T) {
-	fx := newInstallFixture(t)
-	fx.mustInstall(echoBinary(t), nil, nil)
-	if w := fx.manager().Warnings(); len(w) != 0 {
-		t.Fatalf("warnings %q with a good lock file", w)
-	}
-	lock := filepath.Join(fx.dir, LockFile)
-	if err := os.WriteFile(lock, []byte("{ not json"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	m := fx.manager()
-	if w := m.Warnings(); len(w) != 1 || !strings.Contains(w[0], lock) {
-		t.Fatalf("Warnings() = %q; want one naming %s", w, lock)
-	}
-	ctx := context.Background()
-	for _, want := range []Want{{CLI: "echo", Persistent: true}, {CLI: "echo", Backend: "echo"}, {CLI: "claude"}} {
-		ch, err := m.Select(ctx, want)
-		if err != nil || ch.Backend != OneShot {
-			t.Fatalf("Select(%+v) = %+v, %v; want the one-shot backend", want, ch, err)
-		}
-		if len(ch.Warnings) != 1 || ch.Warnings[0] != m.Warnings()[0] {
-			t.Errorf("Select(%+v) warnings %q; want the manager's", want, ch.Warnings)
-		}
 	}
 }
 

@@ -1,4 +1,4 @@
-package backend
+package pluginstore
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func echoBinary(t *testing.T) string {
 }
 
 func anyBinary(t *testing.T) string {
-	return sdktest.Build(t, "github.com/tthost/tthost/host/backend/internal/anyplugin", "plugins/tthost-backend-any")
+	return sdktest.Build(t, "github.com/tthost/tthost/host/pluginstore/internal/anyplugin", "plugins/tthost-backend-any")
 }
 
 func futureBinary(t *testing.T) string {
@@ -56,7 +56,7 @@ type installFixture struct {
 
 func newInstallFixture(t *testing.T) *installFixture {
 	t.Helper()
-	builtin := pluginDir(t, false)
+	builtin := pluginDir(t)
 	procs := sdktest.TrackProcesses(t)
 	cands, err := Discover(builtin)
 	if err != nil {
@@ -115,11 +115,6 @@ func (fx *installFixture) snapshot() map[string]string {
 		fx.t.Fatal(err)
 	}
 	return out
-}
-
-func (fx *installFixture) manager() *Manager {
-	fx.t.Helper()
-	return newManager(fx.t, fx.builtin, fx.dir)
 }
 
 func TestInstallLaysOutTheBinaryAndRecordsItInTheLockFile(t *testing.T) {
@@ -188,29 +183,6 @@ func TestInstallLaysOutTheBinaryAndRecordsItInTheLockFile(t *testing.T) {
 	i := slices.IndexFunc(cands, func(c Candidate) bool { return c.Name == "echo" })
 	if i < 0 || cands[i].Installed == nil || cands[i].Path != res.Path || hex.EncodeToString(cands[i].Checksum) != sum {
 		t.Fatalf("discovered %+v; want the installed echo", cands)
-	}
-}
-
-// An installed plugin that declares persistent for its CLI serves agents
-// of that CLI that ask for persistence, and it negotiated protocol 1.
-func TestAnInstalledPersistentPluginServesItsCLI(t *testing.T) {
-	fx := newInstallFixture(t)
-	res := fx.mustInstall(echoBinary(t), nil, nil)
-	if res.Entry.Protocol != 1 {
-		t.Errorf("recorded protocol %d; the echo plugin speaks 1", res.Entry.Protocol)
-	}
-	m := fx.manager()
-	ch, err := m.Select(context.Background(), Want{CLI: "echo", Persistent: true})
-	if err != nil || ch.Backend != "echo" || !ch.Persistent || ch.Fallback || !ch.Has(sdk.CapSteer) {
-		t.Fatalf("choice %+v (%v); want the installed echo plugin, persistent", ch, err)
-	}
-	p, err := m.Plugin(context.Background(), ch.Instance)
-	if err != nil || p.Description().ProtocolVersion != 1 {
-		t.Fatalf("plugin %v (%v); want protocol 1 negotiated", p, err)
-	}
-	ch, err = m.Select(context.Background(), Want{CLI: "claude", Persistent: true})
-	if err != nil || ch.Backend != OneShot || !ch.Fallback {
-		t.Errorf("choice for claude %+v (%v); want the one-shot fallback", ch, err)
 	}
 }
 
@@ -425,8 +397,9 @@ func TestASecondPluginForAClaimedCLINeedsAChoiceInConfigOrForce(t *testing.T) {
 }
 
 // A plugin directory, a binary or the lock file that someone else could
-// write is refused at install and again at every launch.
-func TestUnsafePermissionsAreRefusedAtInstallAndAtLaunch(t *testing.T) {
+// write is refused at install, and CheckSafe, which the manager calls
+// before every launch (host/backend tests that), refuses it afterwards.
+func TestUnsafePermissionsAreRefusedAtInstallAndByCheckSafe(t *testing.T) {
 	fx := newInstallFixture(t)
 	if err := os.Mkdir(fx.dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -446,6 +419,18 @@ func TestUnsafePermissionsAreRefusedAtInstallAndAtLaunch(t *testing.T) {
 	}
 
 	res := fx.mustInstall(echoBinary(t), nil, nil)
+	echo := func() Candidate {
+		t.Helper()
+		cands, err := Discover(fx.builtin, fx.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(cands, func(c Candidate) bool { return c.Name == "echo" })
+		if i < 0 {
+			t.Fatalf("echo not discovered: %+v", cands)
+		}
+		return cands[i]
+	}
 	versionDir := filepath.Dir(res.Path)
 	for _, path := range []string{res.Path, versionDir, filepath.Join(fx.dir, "echo"), fx.dir, filepath.Join(fx.dir, LockFile)} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
@@ -455,14 +440,9 @@ func TestUnsafePermissionsAreRefusedAtInstallAndAtLaunch(t *testing.T) {
 			}
 			chmod(t, path, fi.Mode().Perm()|0o020)
 			defer chmod(t, path, fi.Mode().Perm())
-			m := fx.manager()
-			_, err = m.Plugin(context.Background(), "echo")
+			err = echo().CheckSafe()
 			if !errors.Is(err, ErrUnsafePermissions) || !strings.Contains(err.Error(), "chmod go-w "+path) {
-				t.Fatalf("launch with %s group-writable: %v", path, err)
-			}
-			ch, err := m.Select(context.Background(), Want{CLI: "echo", Persistent: true})
-			if err != nil || ch.Backend != OneShot || !strings.Contains(ch.Reason, "unsafe permissions") {
-				t.Errorf("choice %+v (%v); want the one-shot fallback saying why", ch, err)
+				t.Fatalf("CheckSafe with %s group-writable: %v", path, err)
 			}
 		})
 	}
@@ -478,14 +458,13 @@ func TestUnsafePermissionsAreRefusedAtInstallAndAtLaunch(t *testing.T) {
 			getuid = func() int { return me + 1 }
 			defer func() { getuid = os.Getuid }()
 		}
-		_, err := fx.manager().Plugin(context.Background(), "echo")
+		err := echo().CheckSafe()
 		if !errors.Is(err, ErrUnsafePermissions) || !strings.Contains(err.Error(), "chown") {
-			t.Fatalf("launch of a binary owned by another user: %v", err)
+			t.Fatalf("CheckSafe of a binary owned by another user: %v", err)
 		}
 	})
 
-	m := fx.manager()
-	if _, err := m.Plugin(context.Background(), "echo"); err != nil {
+	if err := echo().CheckSafe(); err != nil {
 		t.Fatalf("with the permissions restored: %v", err)
 	}
 }
@@ -497,7 +476,9 @@ func chmod(t *testing.T, path string, mode os.FileMode) {
 	}
 }
 
-func TestLaunchRefusesATamperedInstalledBinary(t *testing.T) {
+// A changed installed binary is a MISMATCH for `tthost plugin verify`; the
+// manager refuses to launch it (host/backend tests that).
+func TestVerifyChecksumFindsATamperedInstalledBinary(t *testing.T) {
 	fx := newInstallFixture(t)
 	res := fx.mustInstall(echoBinary(t), nil, nil)
 	appendBytes(t, res.Path, "tampered")
@@ -510,37 +491,6 @@ func TestLaunchRefusesATamperedInstalledBinary(t *testing.T) {
 			if st, _, err := c.VerifyChecksum(); st != ChecksumMismatch || err != nil {
 				t.Errorf("checksum state %s (%v); want MISMATCH", st, err)
 			}
-		}
-	}
-	_, err = fx.manager().Plugin(context.Background(), "echo")
-	if !errors.Is(err, client.ErrChecksumMismatch) || !strings.Contains(err.Error(), "refusing to run it") {
-		t.Fatalf("launch of a tampered binary: %v", err)
-	}
-}
-
-// A plugin recorded by hand (or by a tthost that spoke protocol 2) that
-// speaks only protocol 2 is refused at launch, naming both versions.
-func TestLaunchOfAFutureProtocolPluginNamesBothVersions(t *testing.T) {
-	fx := newInstallFixture(t)
-	src := futureBinary(t)
-	rel := filepath.Join("future", "1.0.0", "tthost-backend-future_v1.0.0_p2_"+runtime.GOOS+"_"+runtime.GOARCH)
-	if err := os.MkdirAll(filepath.Join(fx.dir, filepath.Dir(rel)), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sdktest.CopyFile(t, src, filepath.Join(fx.dir, rel), 0o755)
-	lock := Lock{Format: 1, Plugins: []LockEntry{{Name: "future", Version: "1.0.0", Protocol: 2, OS: runtime.GOOS, Arch: runtime.GOARCH,
-		Path: rel, SHA256: hex.EncodeToString(sdktest.SHA256File(t, src)), CLIs: []LockCLI{{Name: "future"}}, Source: src}}}
-	b, _ := json.Marshal(lock)
-	if err := os.WriteFile(filepath.Join(fx.dir, LockFile), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := fx.manager().Plugin(context.Background(), "future")
-	if !errors.Is(err, client.ErrProtocolMismatch) {
-		t.Fatalf("err = %v; want ErrProtocolMismatch", err)
-	}
-	for _, s := range []string{"protocol version 2", "this host speaks version 1", "upgrade tthost to a release that speaks protocol 2"} {
-		if !strings.Contains(err.Error(), s) {
-			t.Errorf("error does not say %q: %v", s, err)
 		}
 	}
 }

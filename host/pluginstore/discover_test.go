@@ -1,10 +1,12 @@
-package backend
+package pluginstore
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tthost/tthost/sdk/sdktest"
 )
 
 // FuzzReadChecksums: a plugin directory's manifest is outside input. Any
@@ -56,5 +58,42 @@ func TestReadChecksumsRejectsNamesThatAreNotFiles(t *testing.T) {
 	}
 	if _, err := readChecksums(path); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("an overlong line: %v; want an error naming the manifest", err)
+	}
+}
+
+func TestDiscoverReadsTheManifestAndLetsEarlierDirectoriesWin(t *testing.T) {
+	first, second := t.TempDir(), t.TempDir()
+	for _, d := range []string{first, second} {
+		if err := os.WriteFile(filepath.Join(d, "tthost-backend-x"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(second, "tthost-backend-y"), []byte("y"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(second, "tthost-backend-y.sha256"), []byte("ignored"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sdktest.WriteChecksums(t, first, ChecksumFile, "tthost-backend-x")
+	cands, err := Discover(first, second, filepath.Join(first, "missing"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cands) != 2 || cands[0].Name != "x" || cands[0].Dir != first || cands[1].Name != "y" {
+		t.Fatalf("candidates: %+v", cands)
+	}
+	if cands[0].Checksum == nil || cands[1].Checksum != nil {
+		t.Errorf("checksums: x %x, y %x; want x recorded, y missing", cands[0].Checksum, cands[1].Checksum)
+	}
+}
+
+func TestDiscoverRejectsAMalformedManifest(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ChecksumFile), []byte("# comment\nnot-hex  tthost-backend-x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Discover(dir)
+	if err == nil || !strings.Contains(err.Error(), ChecksumFile+":2:") {
+		t.Fatalf("err = %v; want one naming the manifest and line 2", err)
 	}
 }

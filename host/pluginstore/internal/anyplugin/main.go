@@ -1,4 +1,4 @@
-// Command anyplugin is a test plugin for host/backend's install tests: it
+// Command anyplugin is a test plugin for host/pluginstore's install tests: it
 // describes itself from its environment, so one binary can play plugins
 // of any name, version and CLIs (valid or not):
 //
