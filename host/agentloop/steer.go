@@ -47,8 +47,9 @@ func (l *Loop) deferUrgent(ctx context.Context, b *batch) {
 
 // steer delivers urgent messages that arrived during a turn into it. Those
 // that are not actionable are handled without the model (they are counted
-// in the activity log, not dropped: Tinytown discarded them, defect D13).
-// A failed steer puts the messages back and says so (defect D4).
+// in the activity log, not dropped: Tinytown discarded them,
+// docs/compatibility.md#d13). A failed steer puts the messages back and
+// says so (docs/compatibility.md#d4).
 func (l *Loop) steer(ctx context.Context, pt *pendingTurn, entries []town.Entry) {
 	b := l.classify(ctx, entries)
 	if len(b.actionable) == 0 {

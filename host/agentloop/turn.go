@@ -492,7 +492,7 @@ func (l *Loop) startCurrentTask(ctx context.Context) {
 
 // returnTask moves a running task of this turn back to assigned and clears
 // current_task. Unlike Tinytown it leaves alone a task that belongs to other
-// work (defect D10).
+// work (docs/compatibility.md#d10).
 func (l *Loop) returnTask(ctx context.Context, b *batch) {
 	mine := map[string]bool{}
 	for _, it := range b.actionable {

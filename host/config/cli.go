@@ -7,8 +7,8 @@ import (
 )
 
 // legacyCLIValues are full command lines older tt versions wrote into
-// default_cli and conductor_cli; Load turns them back into preset names
-// (agent-loop reference §1.2).
+// default_cli and conductor_cli; Load turns them back into preset names,
+// as tt does.
 var legacyCLIValues = map[string]string{
 	"claude --print --dangerously-skip-permissions": "claude",
 	"auggie --print": "auggie",

@@ -1,9 +1,9 @@
 // Package config reads and writes a town's tinytown.toml the way Tinytown
 // (`tt`) does, so tthost and tt can share one town directory.
 //
-// The file keeps tt's layout and defaults (see the Redis schema reference,
-// §7.2). tthost's own settings live in a [tthost] section, which tt ignores,
-// and in an optional `backend` key of each [agent_clis.<name>] table. Load
+// The file keeps the layout and defaults `tt init` writes. tthost's own
+// settings live in a [tthost] section, which tt ignores, and in an
+// optional `backend` key of each [agent_clis.<name>] table. Load
 // applies tt's defaults, normalizes legacy CLI values and reports errors as
 // "tinytown.toml:LINE:COL: …"; keys it does not know are warnings, and they
 // are kept when Save writes the file back, as is the whole [townhall] table,
@@ -159,7 +159,7 @@ type TTHostConfig struct {
 	extra map[string]any
 }
 
-// presets are tt's built-in CLI command lines (agent-loop reference §1.3).
+// presets are tt's built-in CLI command lines, exactly as tt has them.
 var presets = map[string]string{
 	"claude":     "claude --print --dangerously-skip-permissions",
 	"auggie":     "auggie --print",

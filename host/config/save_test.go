@@ -32,8 +32,8 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-// TestTTWrittenFileRoundTrips loads the file tt init writes in central mode
-// (schema reference §7.2), saves it, and checks the saved bytes and that
+// TestTTWrittenFileRoundTrips loads the file `tt init` writes in central mode
+// (testdata/tt-central.toml), saves it, and checks the saved bytes and that
 // they load to the same config.
 func TestTTWrittenFileRoundTrips(t *testing.T) {
 	doc, err := os.ReadFile("testdata/tt-central.toml")

@@ -6,8 +6,9 @@
 // written in tthost's own words and names tthost commands. One renderer
 // serves both the one-shot and the persistent (live session) runtime; only
 // the comment on the urgent command differs. Tinytown duplicated the
-// template per runtime and the copies drifted (defects D1 and D2); here the
-// backlog overflow and guard lines and the closing line appear in both.
+// template per runtime and the copies drifted (docs/compatibility.md#d1
+// and #d2); here the backlog overflow and guard lines and the closing line
+// appear in both.
 package prompt
 
 import (

@@ -61,7 +61,7 @@ func TestRenderShowsEverySectionInOrder(t *testing.T) {
 		pos += i + len(want)
 	}
 	if strings.Contains(got, `\"`) {
-		t.Errorf("prompt contains an escaped quote (Tinytown defect D2):\n%s", got)
+		t.Errorf("prompt contains an escaped quote (docs/compatibility.md#d2):\n%s", got)
 	}
 }
 

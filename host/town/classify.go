@@ -139,7 +139,8 @@ func SummarizeMessage(m *Message) string {
 // trimmed; if longer than max, its first max-3 characters and "...".
 //
 // tt takes the first line even when it is empty, so text starting with a
-// newline summarised to "" (defect D17); tthost skips leading empty lines.
+// newline summarised to "" (docs/compatibility.md#d17); tthost skips
+// leading empty lines.
 func TruncateSummary(text string, max int) string {
 	line := ""
 	for _, l := range strings.Split(text, "\n") {

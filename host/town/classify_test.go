@@ -84,7 +84,7 @@ func TestTruncateSummaryKeepsOneNonEmptyLine(t *testing.T) {
 		{"  padded  \nsecond", 10, "padded"},
 		{"exactly10!", 10, "exactly10!"},
 		{"eleven chars", 10, "eleven ..."},
-		{"\n\n  first real line\nnext", 100, "first real line"}, // D17: not ""
+		{"\n\n  first real line\nnext", 100, "first real line"}, // not "": docs/compatibility.md#d17
 		{"\r\nwindows\r\n", 100, "windows"},
 		{"ééééééééééé", 10, "ééééééé..."}, // counts characters, not bytes
 		{"", 5, ""},

@@ -398,7 +398,8 @@ return n
 // Requeue gives messages back, atomically: they leave the in-flight list and
 // are delivered first, in the order given (pass them in delivery order, as
 // Intake and InFlight return them), with their exact original bytes. tt
-// instead re-sends behind newer traffic and reverses urgent order (D10).
+// instead re-sends behind newer traffic and reverses urgent order
+// (docs/compatibility.md#d10).
 // Messages that were never in Redis (a synthetic backlog query) must not be
 // passed: they have no in-flight element and would be skipped anyway.
 // It returns how many were requeued and signals the wake list. Unfenced;

@@ -1,7 +1,7 @@
 // Package townredis finds the Redis a town uses and, when that is the
 // town-private socket in .tt/, starts and stops it.
 //
-// Resolve applies tt's rules (schema reference §7.4) to say where Redis is;
+// Resolve applies tt's rules, in tt's order, to say where Redis is;
 // Connect opens a client and checks the server; Ensure makes the town's
 // private server run: a real redis-server with an append-only file when one
 // is installed, else an embedded in-memory server (ServeEmbedded, run by

@@ -12,7 +12,8 @@ import (
 // Server requests. Codex waits for an answer to each one with no timeout,
 // and a turn blocks until it gets it, so every request is answered: an
 // approval by the session's policy, anything else with a JSON-RPC error
-// (Tinytown took them for responses and never answered: defect D12). Each
+// (Tinytown took them for responses and never answered:
+// docs/compatibility.md#d12). Each
 // is answered from a goroutine of its own, so a slow decision never holds
 // up the reader, and each is reported as an Approval event before the
 // answer is sent, so the event precedes whatever the answer causes.

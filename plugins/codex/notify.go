@@ -12,8 +12,8 @@ import (
 // The session as the wire's handler: codex's notifications become events,
 // on the reader goroutine and in wire order. Every per-turn notification is
 // matched to our turn by its turnId, never by order (Tinytown matched
-// completions first-in-first-out: defect D7); anything for another turn
-// (a sub-agent's, an orphan's) is not ours to report.
+// completions first-in-first-out: docs/compatibility.md#d7); anything for
+// another turn (a sub-agent's, an orphan's) is not ours to report.
 
 // tokenBreakdown is codex's TokenUsageBreakdown.
 type tokenBreakdown struct {
@@ -419,7 +419,7 @@ func toolStatus(s string) string {
 }
 
 // firstLine is the first non-empty line of s, trimmed (Tinytown kept the
-// first line even when it was empty: defect D17).
+// first line even when it was empty: docs/compatibility.md#d17).
 func firstLine(s string) string {
 	for l := range strings.Lines(s) {
 		if l = strings.TrimSpace(l); l != "" {

@@ -233,7 +233,8 @@ func logName(cfg sdk.SessionConfig) string {
 
 // sandboxPolicy is turn/start's sandboxPolicy: a camelCase tagged object,
 // unlike thread/start's kebab-case sandbox string (Tinytown sent the string
-// here and every real turn/start would be refused: defect D3).
+// here and every real turn/start would be refused:
+// docs/compatibility.md#d3).
 func sandboxPolicy(mode string) map[string]any {
 	switch mode {
 	case "read-only":

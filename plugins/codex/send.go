@@ -91,7 +91,8 @@ func (s *session) Send(ctx context.Context, in sdk.Input) (sdk.Delivery, error) 
 // startTurn sends turn/start. The turn becomes the running one on the reader
 // goroutine, the moment codex names it and before the turn's own
 // notifications are read, so none of them can miss it. A failed turn/start
-// leaves nothing behind: the session stays idle and usable (defect D4).
+// leaves nothing behind: the session stays idle and usable
+// (docs/compatibility.md#d4).
 func (s *session) startTurn(ctx context.Context, in sdk.Input) (sdk.Delivery, error) {
 	tr, trErr := openTranscript(in.TranscriptPath)
 	t := &turn{transcript: tr, transcriptErr: trErr, files: map[string][]string{}, done: make(chan struct{}), active: make(chan struct{})}

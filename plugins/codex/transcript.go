@@ -11,9 +11,9 @@ import (
 // transcript is a turn's log for people (Input.TranscriptPath): the
 // assistant's text as it streams, and one line per tool call, approval and
 // error. It is opened before turn/start is sent, so nothing the turn says
-// is lost (Tinytown opened it after, defect D8), and buffered: the reader
-// flushes it whenever it has caught up with codex's output, so the file
-// stays live without a write per token.
+// is lost (Tinytown opened it after: docs/compatibility.md#d8), and
+// buffered: the reader flushes it whenever it has caught up with codex's
+// output, so the file stays live without a write per token.
 //
 // A transcript is only used under the session's lock. A nil transcript
 // (no path) ignores everything.

@@ -272,7 +272,7 @@ func TestACrashMidTurnFailsTheTurnAndEndsTheSession(t *testing.T) {
 	if n < 4 {
 		t.Fatalf("events:\n%s", sdktest.Dump(evs))
 	}
-	// The tool call written before the crash is delivered (defect D9).
+	// The tool call written before the crash is delivered (docs/compatibility.md#d9).
 	if tools := sdktest.OfKind(evs, sdk.EventToolCall, id); len(tools) != 1 {
 		t.Errorf("the tool call before the crash was lost:\n%s", sdktest.Dump(evs))
 	}

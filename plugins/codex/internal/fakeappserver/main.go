@@ -33,7 +33,7 @@
 //	turn/start     checks the thread is known, input[0] is {type:"text",
 //	               text, text_elements:[…]}, and sandboxPolicy (if sent) is
 //	               an object with a string "type" (a bare string is refused,
-//	               as codex would: Tinytown's defect D3). Answers {turn:{id:
+//	               as codex would: docs/compatibility.md#d3). Answers {turn:{id:
 //	               "turn-<n>", status:"inProgress"}} and sends turn/started,
 //	               then works on the turn (below). On a thread with an
 //	               active turn it acts as codex does: the text joins the
