@@ -28,5 +28,6 @@
 // dotfiles.
 //
 // When codex is not installed, the helpers fail the test with how to
-// install it; they never skip.
+// install it; they never skip for that. Under `go test -short` (`make
+// check`) they skip every test that needs codex, installed or not.
 package codextest

@@ -20,9 +20,10 @@ import (
 // helper with fatalOf.
 type fakeTB struct {
 	testing.TB
-	mu     sync.Mutex
-	errors []string
-	fatal  string
+	mu      sync.Mutex
+	errors  []string
+	fatal   string
+	skipped string
 }
 
 func (f *fakeTB) Helper() {}
@@ -36,6 +37,13 @@ func (f *fakeTB) Errorf(format string, args ...any) {
 func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.mu.Lock()
 	f.fatal = fmt.Sprintf(format, args...)
+	f.mu.Unlock()
+	runtime.Goexit()
+}
+
+func (f *fakeTB) Skip(args ...any) {
+	f.mu.Lock()
+	f.skipped = fmt.Sprint(args...)
 	f.mu.Unlock()
 	runtime.Goexit()
 }
