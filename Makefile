@@ -19,7 +19,7 @@ LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION) \
 CODEX_VERSION := 0.169.0
 CODEX_DIR     := .tools/codex
 
-.PHONY: all build test vet fmt proto bench demo clean ensure-redis ensure-codex conformance faults help
+.PHONY: all build test check vet fmt proto bench demo clean ensure-redis ensure-codex conformance faults help
 
 all: build
 
@@ -27,6 +27,7 @@ help:
 	@echo "make build   build bin/tthost and the built-in backend plugins"
 	@echo "make demo    run a town on the embedded default with a sample agent, one task end to end"
 	@echo "make test    go vet + go test -race in both modules (. and sdk/; installs redis-server and codex when missing)"
+	@echo "make check   quick: gofmt + go vet + go test -short in both modules (no codex, no fault suite, no race detector; about a minute)"
 	@echo "make conformance  build, install and prove the example plugins with tthost plugin conformance"
 	@echo "make faults  the fault-injection suite: Redis killed, workers frozen, plugins killed, signals, 40 000 messages"
 	@echo "make bench   run the benchmarks (numbers in docs/benchmarks.md)"
@@ -48,6 +49,18 @@ test: ensure-redis ensure-codex vet
 	$(GO) test -race -timeout 30m ./...
 	cd sdk && $(GO) test -race -timeout 30m ./...
 	$(MAKE) --no-print-directory conformance
+
+## check: the quick loop before a commit, beside `make test`: gofmt, go vet
+## and the tests under -short, which skips the tests that need the real
+## codex CLI (so nothing is downloaded) and the fault-injection suite. It
+## runs without the race detector, which makes these process-heavy tests
+## about twice as slow; `make test` (and CI) keep -race and run everything,
+## and fail, never skip, when codex is missing. Still needs redis-server.
+## Packages mostly wait on processes, so it runs twice as many as CPUs.
+CHECK_PARALLEL ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
+check: ensure-redis vet
+	$(GO) test -short -count=1 -timeout 10m -p $(CHECK_PARALLEL) ./...
+	cd sdk && $(GO) test -short -count=1 -timeout 10m -p $(CHECK_PARALLEL) ./...
 
 ## faults: the fault-injection suite (host/faults, also part of `make test`):
 ## Redis killed and restarted under running workers, a worker frozen past its
