@@ -117,6 +117,9 @@ func redisKilledMidTurn(t *testing.T, down time.Duration) {
 	e.waitState(a.ID, town.StateIdle, p2)
 	tok2 := e.send(a.ID, "after the restart")
 	r := e.waitEnded(long, []*proc{p2}, tok2)
+	// The CLI's end is not yet the worker's outcome: a stop sent before the
+	// worker has seen the exit interrupts the turn and re-queues its message.
+	e.waitFor(long, "the second worker's round to be counted", func() bool { return e.getAgent(a.ID).RoundsCompleted == 2 })
 	e.stop(p2, a.ID)
 	r = e.readRuns()
 	e.assertOnce(r, tok, tok2)
