@@ -31,8 +31,8 @@
 //   - turn_event_order: a turn's events carry its id in a valid order,
 //     seq has no gaps, a turn sent while one runs fails with
 //     sdk.ErrTurnRunning, and urgent input on an idle session starts one.
-//   - cancel_bound (interrupt): a long turn, first proven running and
-//     still running half a second later, ends as interrupted within the
+//   - cancel_bound (interrupt): a long turn, proven running and still
+//     running half a second later, ends as interrupted within the
 //     cancel bound once cancelled; a cancel without a turn answers no_turn,
 //     and the session takes a new turn afterwards.
 //   - steer (steer): urgent input during a turn proven running is
@@ -91,13 +91,14 @@
 // # A long turn that is really running
 //
 // The checks that act on a running turn (cancel_bound, steer, persistent,
-// and those that close or stop during a turn) first prove that it runs:
-// the turn's first output, or a process that was not there before the
-// turn. TurnStarted proves nothing: a CLI that does not understand the long
-// prompt answers it at once, and a cancel sent then finds no turn, or one
-// ending anyway. cancel_bound and steer then require the turn to go on for
-// half a second more, so that a turn ending by itself is not taken for one
-// that a cancel ended, nor a steer that was lost for one that arrived.
+// and those that close, stop or send during a turn) first prove that it
+// runs: the turn's first output, or a process that was not there before
+// the turn. TurnStarted proves nothing: a CLI that does not understand the
+// long prompt answers it at once, and a cancel sent then finds no turn, or
+// one ending anyway. The turn must then go on for half a second more, so
+// that a turn ending by itself is not taken for one that a cancel ended,
+// nor a steer that was lost for one that arrived. A long prompt the CLI
+// does not run long fails the check that needed it, saying so.
 //
 // # In process
 //

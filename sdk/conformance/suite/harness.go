@@ -36,9 +36,7 @@ const (
 	// logTailBytes is how much of the plugin's log a failed result keeps.
 	logTailBytes = 4 << 10
 	// longHold is how long a long turn must keep running after it was seen
-	// running before cancel_bound cancels it or steer steers it: a turn that
-	// ends on its own that soon would make an ignored cancel look like one
-	// that works, and a lost steer like one that arrived.
+	// running before a check acts on it (see startRunning).
 	longHold = 500 * time.Millisecond
 )
 
@@ -348,19 +346,30 @@ func (r *run) runTurn(s *stream, text string) (turnID string, evs []sdk.Event) {
 }
 
 // startLong starts a turn with the long prompt and returns once it is
-// proven running (see awaitRunning).
+// proven running (see startRunning).
 func (r *run) startLong(s *stream) string {
-	id, _ := r.startRunning(s, r.target.Prompts.Long)
+	id, _ := r.startRunning(s, r.target.Prompts.Long, ruleLongPrompt)
 	return id
 }
 
-// startRunning starts a turn with prompt, a long one, and waits until it
-// is proven running; it returns the turn id and what proved it.
-func (r *run) startRunning(s *stream, prompt string) (turnID, proof string) {
+// startRunning starts a turn with prompt, a long one, waits until it is
+// proven running (awaitRunning) and requires it to go on for longHold: a
+// turn that ends on its own that soon would make an ignored cancel look
+// like one that works, a lost steer like one that arrived, and a turn
+// refused while another runs like a rule broken. It returns the turn id
+// and what proved it running; a failure names rule, the one the check
+// acting on the turn proves.
+func (r *run) startRunning(s *stream, prompt, rule string) (turnID, proof string) {
 	before := r.alive()
 	id := r.startTurn(s, sdk.InputTurn, prompt)
 	r.wait(s, fmt.Sprintf("TurnStarted of the long turn %q", id), hasKind(sdk.EventTurnStarted, id))
-	return id, r.awaitRunning(s, id, prompt, before)
+	proof = r.awaitRunning(s, id, prompt, before, rule)
+	if c, ended := r.holdRunning(s, id); ended {
+		r.fatalf(rule, "%s: the turn %q of the long prompt %q ended %s on its own within %v of being seen running (%s): "+
+			"the check needs it running until it acts on it; is it a prompt the CLI works on until it is cancelled?",
+			s.name, id, clip(prompt, 60), c.Status, longHold, proof)
+	}
+	return id, proof
 }
 
 // awaitRunning waits until a long turn is seen running: its first output
@@ -370,14 +379,14 @@ func (r *run) startRunning(s *stream, prompt string) (turnID, proof string) {
 // long prompt answers at once. It ends the check when the turn ends first
 // or nothing shows within a step. The output is watched as events; no
 // event announces a new process, so that part is a poll.
-func (r *run) awaitRunning(s *stream, turnID, prompt string, before []int) string {
+func (r *run) awaitRunning(s *stream, turnID, prompt string, before []int, rule string) string {
 	ctx, cancel := r.stepCtx()
 	defer cancel()
 	backoff := 2 * time.Millisecond
 	for {
 		evs, ended, changed := s.state()
 		if i := find(evs, sdk.EventTurnCompleted, turnID); i >= 0 {
-			r.fatalf(ruleLongPrompt, "%s: the turn of the long prompt %q ended %s on its own before it was seen running: is it a prompt the CLI works on until it is cancelled? The turn's events:\n%s",
+			r.fatalf(rule, "%s: the turn of the long prompt %q ended %s on its own before the suite could see it run: is it a prompt the CLI works on until it is cancelled? The turn's events:\n%s",
 				s.name, clip(prompt, 60), evs[i].Completed.Status, dumpEvents(ofTurn(evs, turnID), 12))
 		}
 		if i := find(evs, sdk.EventAssistantDelta, turnID); i >= 0 {
@@ -387,7 +396,7 @@ func (r *run) awaitRunning(s *stream, turnID, prompt string, before []int) strin
 			return "a new process, " + describePids(pids)
 		}
 		if ended {
-			r.fatalf(ruleLongPrompt, "%s: the session's events ended while the long turn %q had shown neither output nor a process", s.name, turnID)
+			r.fatalf(rule, "%s: the session's events ended while the long turn %q had shown neither output nor a process", s.name, turnID)
 		}
 		t := time.NewTimer(backoff)
 		select {
@@ -395,7 +404,7 @@ func (r *run) awaitRunning(s *stream, turnID, prompt string, before []int) strin
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			r.fatalf(ruleLongPrompt, "%s: within %v the turn of the long prompt %q showed no output and started no process, so the suite cannot tell that it runs: make the CLI print a line once it is busy with it",
+			r.fatalf(rule, "%s: within %v the turn of the long prompt %q showed no output and started no process, so the suite cannot tell that it runs: make the CLI print a line once it is busy with it",
 				s.name, r.opts.Timeout, clip(prompt, 60))
 		}
 		t.Stop()
@@ -403,8 +412,8 @@ func (r *run) awaitRunning(s *stream, turnID, prompt string, before []int) strin
 	}
 }
 
-// holdRunning requires a turn proven running to go on for longHold: it
-// returns how the turn ended and when, if it ended within that time.
+// holdRunning waits longHold for a turn proven running to end: it returns
+// how the turn ended if it did.
 func (r *run) holdRunning(s *stream, turnID string) (*sdk.TurnCompleted, bool) {
 	ctx, cancel := context.WithTimeout(r.ctx, longHold)
 	defer cancel()
