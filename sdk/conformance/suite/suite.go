@@ -105,7 +105,7 @@ var checks = []check{
 		"one CLI process serves consecutive turns of a session: a process of the session outlives its first turn and is still there while the second runs, and the second turn starts no new process under the plugin"},
 		run: checkPersistent},
 	{CheckInfo: CheckInfo{"resume", sdk.CapResume,
-		"SessionReady gives a runtime session id; in a new plugin process a session opened with it is resumed and its CLI recalls a word told before the restart (Prompts.Recall); an unknown id gives a context-lost reason, never an error"},
+		"SessionReady gives a runtime session id; in a new plugin process a session opened with it is resumed and its CLI recalls a word told before the restart (the recall prompt); an unknown id gives a context-lost reason, never an error"},
 		run: checkResume},
 	{CheckInfo: CheckInfo{"concurrent_isolation", "",
 		"several sessions run turns at once, and each gets only its own events, output and transcript"},
