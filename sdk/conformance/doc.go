@@ -98,7 +98,10 @@
 // one ending anyway. The turn must then go on for half a second more, so
 // that a turn ending by itself is not taken for one that a cancel ended,
 // nor a steer that was lost for one that arrived. A long prompt the CLI
-// does not run long fails the check that needed it, saying so.
+// does not run long fails the check that needed it, saying so. A turn that
+// shows neither output nor a new process, but has not ended after 5 s, is
+// taken as running; cancel_bound then reports what it could not prove (a
+// turn ending by itself just then would look cancelled) as unproven.
 //
 // # In process
 //
