@@ -9,6 +9,7 @@ import (
 
 	"github.com/tthost/tthost/sdk/conformance"
 	"github.com/tthost/tthost/sdk/conformance/internal/brokenplugin/broken"
+	"github.com/tthost/tthost/sdk/internal/testplugins/echobackend"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
@@ -67,6 +68,7 @@ var defects = []struct {
 	{"double-complete", []string{"turn_event_order"}, "a second TurnCompleted"},
 	{"slow-cancel", []string{"cancel_bound"}, "cancel bound"},
 	{"cancel-unproven", []string{"cancel_bound"}, "on its own"},
+	{"cancel-unproven-quiet", []string{"cancel_bound"}, "the cancel is not what ended it"},
 	{"steer-discard", []string{"steer"}, "never got the text"},
 	{"not-persistent", []string{"persistent"}, "outlived its first turn"},
 	{"resume-forgets", []string{"resume"}, "does not recall"},
@@ -198,4 +200,24 @@ func TestBrokenBackendInProcess(t *testing.T) {
 			checkFails(t, report, c.defect, c.failing, c.mentions)
 		})
 	}
+}
+
+// TestQuietLongTurnIsCancelledTwice: a backend whose long turn shows no
+// output and starts no process (the echo backend sleeps in process) is
+// not failed for it: cancel_bound proves the cancel with two turns
+// cancelled at different ages, and passes.
+func TestQuietLongTurnIsCancelledTwice(t *testing.T) {
+	opts := fast
+	opts.Only = []string{"cancel_bound"}
+	report := conformance.Check(context.Background(), conformance.Target{
+		Backend: echobackend.New(),
+		CLI:     "echo",
+		Command: "unused",
+		Prompts: conformance.Prompts{Long: "SLEEP_MS=60000", Echo: conformance.EchoFull},
+	}, opts)
+	res, _ := report.Result("cancel_bound")
+	if res.Status != conformance.StatusPass || !strings.Contains(res.Message, "two were cancelled") {
+		t.Fatalf("cancel_bound %s: %s; want pass after two cancels", res.Status, res.Message)
+	}
+	t.Log(res.Message)
 }

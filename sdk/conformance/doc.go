@@ -100,8 +100,10 @@
 // nor a steer that was lost for one that arrived. A long prompt the CLI
 // does not run long fails the check that needed it, saying so. A turn that
 // shows neither output nor a new process, but has not ended after 5 s, is
-// taken as running; cancel_bound then reports what it could not prove (a
-// turn ending by itself just then would look cancelled) as unproven.
+// taken as running; since a turn ending by itself just then would look
+// cancelled, cancel_bound then cancels a second such turn later in its
+// life, past the first cancel's bound: a turn that ends at a time of its
+// own cannot end right after both cancels.
 //
 // # In process
 //

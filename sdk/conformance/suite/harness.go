@@ -428,10 +428,16 @@ func (r *run) awaitRunning(s *stream, turnID, prompt string, before []int, rule 
 	}
 }
 
-// holdRunning waits longHold for a turn proven running to end: it returns
+// holdRunning waits longHold for a turn seen running to end: it returns
 // how the turn ended if it did.
 func (r *run) holdRunning(s *stream, turnID string) (*sdk.TurnCompleted, bool) {
-	ctx, cancel := context.WithTimeout(r.ctx, longHold)
+	return r.holdFor(s, turnID, longHold)
+}
+
+// holdFor waits d for a running turn to end: it returns how the turn ended
+// if it did.
+func (r *run) holdFor(s *stream, turnID string, d time.Duration) (*sdk.TurnCompleted, bool) {
+	ctx, cancel := context.WithTimeout(r.ctx, d)
 	defer cancel()
 	evs, err := s.wait(ctx, "", hasKind(sdk.EventTurnCompleted, turnID))
 	if err != nil {

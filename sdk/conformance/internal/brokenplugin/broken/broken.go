@@ -30,6 +30,10 @@
 //	cancel-unproven   cancel_bound: a cancel is answered but ignored, and
 //	                  the long turn ends on its own, "interrupted", 200 ms
 //	                  after it started: a cancel would seem to work
+//	cancel-unproven-quiet  cancel_bound: the same, with a long turn that
+//	                  prints nothing and ends on its own 6 s after it
+//	                  started: the suite's path for a turn that shows no
+//	                  sign of work must not be fooled either
 //	steer-discard     steer: urgent input is answered steered and thrown away
 //	not-persistent    persistent: the session's CLI is started anew for
 //	                  every turn, although persistent is declared
@@ -76,7 +80,7 @@ const DefectsEnv = "BROKEN_PLUGIN_DEFECTS"
 // Defects are the defect names New knows, in the order of the table above.
 var Defects = []string{
 	"bad-describe", "stdout-pollution", "close-completes", "double-complete", "slow-cancel", "cancel-unproven",
-	"steer-discard", "not-persistent", "resume-forgets", "crosstalk", "truncate-large", "silent-failure",
+	"cancel-unproven-quiet", "steer-discard", "not-persistent", "resume-forgets", "crosstalk", "truncate-large", "silent-failure",
 	"leak-env", "leak-env-hidden", "leak-child",
 }
 
@@ -297,7 +301,7 @@ func (s *session) Send(_ context.Context, in sdk.Input) (sdk.Delivery, error) {
 		}
 		t := s.turn
 		switch {
-		case s.b.has("cancel-unproven"):
+		case s.b.has("cancel-unproven"), s.b.has("cancel-unproven-quiet"):
 		case s.b.has("slow-cancel"):
 			time.AfterFunc(2*time.Second, t.cancel)
 		default:
@@ -333,9 +337,16 @@ func (s *session) run(ctx context.Context, t *turn, in sdk.Input) {
 	s.b.mu.Unlock()
 	switch {
 	case strings.Contains(in.Text, markSleep):
-		s.events.Emit(sdk.DeltaEvent(t.id, "sleeping until cancelled\n"))
-		if s.b.has("cancel-unproven") {
-			timer := time.NewTimer(200 * time.Millisecond)
+		quiet := s.b.has("cancel-unproven-quiet")
+		if !quiet {
+			s.events.Emit(sdk.DeltaEvent(t.id, "sleeping until cancelled\n"))
+		}
+		if s.b.has("cancel-unproven") || quiet {
+			natural := 200 * time.Millisecond
+			if quiet {
+				natural = 6 * time.Second
+			}
+			timer := time.NewTimer(natural)
 			select {
 			case <-timer.C:
 			case <-ctx.Done(): // a close still ends it
