@@ -90,10 +90,13 @@ conformance: build
 	tt plugin verify; \
 	tt plugin conformance mycli; \
 	tt plugin conformance shellsession --command "bash --norc --noprofile" \
-		--env BASH_ENV="$(CURDIR)/sdk/examples/shellsession/testdata/standin.bash"; \
+		--env BASH_ENV="$(CURDIR)/sdk/examples/shellsession/testdata/standin.bash" \
+		--echo full --steer-prompt CONFORMANCE_STEER; \
 	tt plugin conformance oneshot; \
+	mkdir "$$tmp/fake-codex-state"; \
 	tt plugin conformance codex --command "$$tmp/src/fake-codex-app-server" \
-		--long-prompt SLEEP_MS=60000 --fail-prompt FAIL=1 --echo none
+		--env FAKE_CODEX_STATE="$$tmp/fake-codex-state" --long-prompt "SLEEP_MS=60000 ECHO=1" \
+		--fail-prompt FAIL=1 --echo none --steer-echo full --recall-prompt REMEMBER=1
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \

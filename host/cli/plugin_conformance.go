@@ -30,11 +30,15 @@ type PluginConformanceOptions struct {
 	Options []string
 	// Timeout bounds each step of a check.
 	Timeout time.Duration
-	// LongPrompt, FailPrompt and Echo say how the CLI is made to run long,
-	// fail and answer (see suite.Prompts).
-	LongPrompt string
-	FailPrompt string
-	Echo       string
+	// LongPrompt, FailPrompt, Echo, SteerPrompt, SteerEcho and RecallPrompt
+	// say how the CLI is made to run long, fail, answer, show steered text
+	// and recall a conversation (see suite.Prompts).
+	LongPrompt   string
+	FailPrompt   string
+	Echo         string
+	SteerPrompt  string
+	SteerEcho    string
+	RecallPrompt string
 	// Checks limits the run to these checks.
 	Checks []string
 	JSON   bool
@@ -55,21 +59,31 @@ the plugin does not declare for the CLI are reported as not declared.
 The suite needs the CLI the backend drives to answer a prompt, to run a long
 turn and to fail a turn on demand. --command is that CLI's command; without
 it the suite uses a shell stand-in for backends that run a command per turn
-with the prompt on stdin (the one-shot backend): it sleeps when the prompt
-holds ` + suite.MarkSleep + `, exits 3 when it holds ` + suite.MarkFail + `, and
+with the prompt on stdin (the one-shot backend): it prints a line and sleeps
+when the prompt holds ` + suite.MarkSleep + `, exits 3 when it holds ` + suite.MarkFail + `, and
 echoes the prompt otherwise. For another CLI, say which prompts make it run
-long (--long-prompt) and fail (--fail-prompt), and what it answers (--echo:
-full, first-line or none).
+long (--long-prompt; the CLI should print something once it is busy, as the
+checks first prove that the long turn runs) and fail (--fail-prompt), and
+what it answers (--echo: full, first-line or none). For a backend that
+declares steer, the steered turn's prompt (--steer-prompt, default the long
+one) and whether its output shows the steered text (--steer-echo, default
+full unless --echo is none); for one that declares resume, a prompt the CLI
+answers with what it was told earlier in the conversation (--recall-prompt).
 
-It prints a line per check, each failure with what was expected, what
-happened and which rule that breaks, and a summary; --json prints the report
-as one JSON object. It exits 1 when a check fails.
+It prints a line per check and a summary: "ok" passed, "FAIL" failed (with
+what was expected, what happened and which rule that breaks), "--" not
+declared (the plugin does not declare the capability, so the host never
+uses it), "??" unproven (nothing was found wrong, but this CLI could not
+show what the check proves: the message says what is missing). --json
+prints the report as one JSON object. It exits 1 when a check fails.
 
 Checks:
 ` + conformanceCheckList(),
 		Example: `  tthost plugin conformance oneshot
   tthost plugin conformance ./tthost-backend-mine --cli mine --command "mine-cli --stdio" \
-      --long-prompt "SLEEP 60" --fail-prompt "FAIL" --echo first-line
+      --long-prompt "SLEEP 60" --fail-prompt "FAIL" --echo first-line --recall-prompt "RECALL"
+  tthost plugin conformance shellsession --command "bash --norc --noprofile" --env BASH_ENV=$PWD/standin.bash \
+      --echo full --steer-prompt CONFORMANCE_STEER
   tthost plugin conformance codex --command "$(which codex) exec" --env CODEX_HOME=/tmp/h --check cancel_bound --json`,
 		Args: exactArgs(1, "a plugin NAME or PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -80,10 +94,12 @@ Checks:
 			if _, err := conformanceAssignments("--option", opts.Options); err != nil {
 				return usageError{err}
 			}
-			switch suite.Echo(opts.Echo) {
-			case suite.EchoDefault, suite.EchoFull, suite.EchoFirstLine, suite.EchoNone:
-			default:
-				return usageError{fmt.Errorf("--echo %q: use full, first-line or none", opts.Echo)}
+			for _, e := range []struct{ flag, value string }{{"--echo", opts.Echo}, {"--steer-echo", opts.SteerEcho}} {
+				switch suite.Echo(e.value) {
+				case suite.EchoDefault, suite.EchoFull, suite.EchoFirstLine, suite.EchoNone:
+				default:
+					return usageError{fmt.Errorf("%s %q: use full, first-line or none", e.flag, e.value)}
+				}
 			}
 			if opts.Timeout <= 0 {
 				return usageError{fmt.Errorf("--timeout must be positive, got %v", opts.Timeout)}
@@ -105,6 +121,9 @@ Checks:
 	fl.StringVar(&opts.LongPrompt, "long-prompt", "", "a prompt whose turn runs until cancelled (default: "+suite.MarkSleep+")")
 	fl.StringVar(&opts.FailPrompt, "fail-prompt", "", "a prompt whose turn fails (default: "+suite.MarkFail+")")
 	fl.StringVar(&opts.Echo, "echo", "", "what the CLI answers to a prompt: full, first-line or none (default: full with the stand-in, else none)")
+	fl.StringVar(&opts.SteerPrompt, "steer-prompt", "", "the prompt of the turn the steer check steers into (default: the long prompt)")
+	fl.StringVar(&opts.SteerEcho, "steer-echo", "", "whether the steered turn's output shows the steered text: full, first-line or none (default: full unless --echo is none)")
+	fl.StringVar(&opts.RecallPrompt, "recall-prompt", "", "a prompt the CLI answers with what it was told earlier in the conversation, for the resume check (default: "+suite.MarkRecall+" with the stand-in, else none)")
 	fl.StringSliceVar(&opts.Checks, "check", nil, "run only these checks (comma-separated or repeated)")
 	fl.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	return cmd
@@ -126,9 +145,12 @@ func pluginConformanceRun(ctx context.Context, opts *PluginConformanceOptions) e
 		Options:   options,
 		PluginEnv: opts.F.Env,
 		Prompts: suite.Prompts{
-			Long: opts.LongPrompt,
-			Fail: opts.FailPrompt,
-			Echo: suite.Echo(opts.Echo),
+			Long:      opts.LongPrompt,
+			Fail:      opts.FailPrompt,
+			Echo:      suite.Echo(opts.Echo),
+			Steer:     opts.SteerPrompt,
+			SteerEcho: suite.Echo(opts.SteerEcho),
+			Recall:    opts.RecallPrompt,
 		},
 	}
 	out := opts.F.IO.Out
@@ -214,6 +236,7 @@ var conformanceStatusLabels = map[suite.Status]string{
 	suite.StatusPass:        "ok",
 	suite.StatusFail:        "FAIL",
 	suite.StatusNotDeclared: "--",
+	suite.StatusUnproven:    "??",
 }
 
 func printConformanceHeader(w io.Writer, p suite.PluginInfo) {
@@ -238,14 +261,16 @@ func printConformanceResult(w io.Writer, r suite.Result, verbose bool) {
 		}
 	case r.Status == suite.StatusNotDeclared:
 		fmt.Fprintf(w, "        not declared: %s\n", r.Message)
+	case r.Status == suite.StatusUnproven:
+		fmt.Fprintln(w, conformanceIndent("unproven: "+r.Message, "        "))
 	case verbose && r.Message != "":
 		fmt.Fprintln(w, conformanceIndent(r.Message, "        "))
 	}
 }
 
 func printConformanceSummary(w io.Writer, rep suite.Report) {
-	fmt.Fprintf(w, "%d checks: %d passed, %d failed, %d not declared\n",
-		len(rep.Results), rep.Summary.Passed, rep.Summary.Failed, rep.Summary.NotDeclared)
+	fmt.Fprintf(w, "%d checks: %d passed, %d failed, %d not declared, %d unproven\n",
+		len(rep.Results), rep.Summary.Passed, rep.Summary.Failed, rep.Summary.NotDeclared, rep.Summary.Unproven)
 }
 
 func conformanceOrUnknown(s string) string {

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 
 	"github.com/tthost/tthost/host/pluginstore"
 	"github.com/tthost/tthost/sdk/conformance/suite"
@@ -41,8 +44,8 @@ func TestPluginConformanceProvesTheOneShotBackendByName(t *testing.T) {
 		"Conformance of "+filepath.Join(filepath.Dir(tt.exe), "tthost-backend-oneshot"),
 		`oneshot dev (protocol 1), CLI "conformance-cli" (capabilities: interrupt)`,
 		"ok    handshake_describe", "ok    turn_event_order", "ok    child_environment", "ok    no_process_after_host_kill",
-		"--    steer", `not declared: the plugin does not declare "steer"`,
-		"14 checks: 12 passed, 0 failed, 2 not declared")
+		"--    steer", `not declared: the plugin does not declare "steer"`, "--    persistent",
+		"15 checks: 12 passed, 0 failed, 3 not declared, 0 unproven")
 }
 
 func TestPluginConformanceReportsAFailingPluginAsJSON(t *testing.T) {
@@ -80,7 +83,7 @@ func TestPluginConformancePrintsFailuresForPeople(t *testing.T) {
 		t.Fatalf("exit code %d, want 1 (err %v)\n%s", r.code, r.err, r.out)
 	}
 	mustContain(t, r.out, "FAIL  errors_in_band", "ended completed; want failed", "rule: a failed turn ends with TurnCompleted FAILED",
-		"1 checks: 0 passed, 1 failed, 0 not declared")
+		"1 checks: 0 passed, 1 failed, 0 not declared, 0 unproven")
 }
 
 func TestPluginConformanceRefusesBadArguments(t *testing.T) {
@@ -96,6 +99,7 @@ func TestPluginConformanceRefusesBadArguments(t *testing.T) {
 		{"a missing binary", []string{"./nosuch"}, 1, []string{"cannot read the plugin binary"}},
 		{"an --env without =", []string{"oneshot", "--env", "FOO"}, 2, []string{`--env "FOO": want KEY=VALUE`}},
 		{"an unknown echo mode", []string{"oneshot", "--echo", "loud"}, 2, []string{`--echo "loud"`}},
+		{"an unknown steer echo mode", []string{"oneshot", "--steer-echo", "loud"}, 2, []string{`--steer-echo "loud"`}},
 		{"an unknown check", []string{"oneshot", "--check", "nosuch"}, 2, []string{`--check "nosuch" is not a check`, "turn_event_order"}},
 		{"no plugin", nil, 2, []string{"needs a plugin NAME or PATH"}},
 	}
@@ -107,5 +111,38 @@ func TestPluginConformanceRefusesBadArguments(t *testing.T) {
 			}
 			r.fails(t, c.want...)
 		})
+	}
+}
+
+// TestPluginConformanceFlagsAreDocumented: every flag of the command is in
+// its --help and in README.md's row for it.
+func TestPluginConformanceFlagsAreDocumented(t *testing.T) {
+	tt := conformanceTown(t)
+	help := tt.run("plugin", "conformance", "--help").ok(t)
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "| `plugin conformance ") {
+			row = line
+		}
+	}
+	if row == "" {
+		t.Fatal("README.md has no row for `plugin conformance` in its table of commands")
+	}
+	NewCmdPluginConformance(&Factory{}, nil).Flags().VisitAll(func(f *pflag.Flag) {
+		if !strings.Contains(help, "--"+f.Name+" ") {
+			t.Errorf("--help does not show --%s", f.Name)
+		}
+		if !strings.Contains(row, "--"+f.Name+" ") && !strings.Contains(row, "--"+f.Name+"]") {
+			t.Errorf("README.md's row for plugin conformance lacks --%s:\n%s", f.Name, row)
+		}
+	})
+	for _, c := range suite.Checks() {
+		if !strings.Contains(help, c.Name) {
+			t.Errorf("--help does not list check %s", c.Name)
+		}
 	}
 }

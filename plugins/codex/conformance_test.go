@@ -26,8 +26,11 @@ func conformanceEnv(procs *sdktest.Processes) []string {
 }
 
 // TestCodexBackendWithFakeAppServer: the Codex backend driving its fake
-// app-server, which sleeps on SLEEP_MS=, fails on FAIL=1 and answers
-// "handled turn".
+// app-server, which sleeps on SLEEP_MS=, echoes the turn's and steered
+// texts at once on ECHO=1 (so the long turn shows it runs, and a steer that
+// it arrived), fails on FAIL=1, recalls its thread on REMEMBER=1 (kept in
+// FAKE_CODEX_STATE across processes, so a resume can prove it), and
+// otherwise answers "handled turn".
 func TestCodexBackendWithFakeAppServer(t *testing.T) {
 	procs := sdktest.TrackProcesses(t)
 	bin := sdktest.Build(t, codexPkg, "tthost-backend-codex")
@@ -36,8 +39,10 @@ func TestCodexBackendWithFakeAppServer(t *testing.T) {
 		Path:      bin,
 		CLI:       "codex",
 		Command:   fake,
+		Env:       map[string]string{"FAKE_CODEX_STATE": t.TempDir()},
 		PluginEnv: conformanceEnv(procs),
-		Prompts:   conformance.Prompts{Long: "SLEEP_MS=60000", Fail: "FAIL=1", Echo: conformance.EchoNone},
+		Prompts: conformance.Prompts{Long: "SLEEP_MS=60000 ECHO=1", Fail: "FAIL=1", Echo: conformance.EchoNone,
+			SteerEcho: conformance.EchoFull, Recall: "REMEMBER=1"},
 	}, conformanceOpts)
 }
 
@@ -51,7 +56,10 @@ var knownRealCodexDefects = map[string]string{}
 
 // TestCodexBackendWithRealCodex: the Codex backend driving the real codex
 // CLI, offline against codextest's mock model. SLOW_STREAM makes a long
-// turn; the mock fails every request whose prompt holds the fail word.
+// turn (its ticks show that it runs); text steered into it becomes the
+// last user message of codex's next request, which the mock echoes;
+// REMEMBER lists the thread's earlier messages; the mock fails every
+// request whose prompt holds the fail word.
 func TestCodexBackendWithRealCodex(t *testing.T) {
 	procs := sdktest.TrackProcesses(t)
 	bin := sdktest.Build(t, codexPkg, "tthost-backend-codex")
@@ -80,7 +88,8 @@ func TestCodexBackendWithRealCodex(t *testing.T) {
 		Command:   codex + " exec --dangerously-bypass-approvals-and-sandbox",
 		Env:       env,
 		PluginEnv: conformanceEnv(procs),
-		Prompts:   conformance.Prompts{Long: codextest.MarkSlowStream, Fail: failWord, Echo: conformance.EchoFirstLine},
+		Prompts: conformance.Prompts{Long: codextest.MarkSlowStream, Fail: failWord, Echo: conformance.EchoFirstLine,
+			Recall: codextest.MarkRemember},
 	}, conformanceOpts)
 	for _, res := range report.Results {
 		switch symptom, known := knownRealCodexDefects[res.Name]; {

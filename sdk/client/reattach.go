@@ -233,7 +233,17 @@ func (p *Plugin) stopAttached(grace time.Duration) error {
 	errs := make([]error, len(open))
 	var wg sync.WaitGroup
 	for i, s := range open {
-		wg.Go(func() { errs[i] = s.Close(ctx, sdk.CloseImmediate) })
+		wg.Go(func() {
+			if errs[i] = s.Close(ctx, sdk.CloseImmediate); errs[i] != nil {
+				return
+			}
+			// The plugin has emitted Exited; let it arrive before the
+			// connection goes, or the host would make one up.
+			select {
+			case <-s.received:
+			case <-ctx.Done():
+			}
+		})
 	}
 	wg.Wait()
 	p.detach()

@@ -34,6 +34,7 @@ type Session struct {
 	queue    []sdk.Event
 	finished bool          // no event will be queued any more
 	notify   chan struct{} // signalled when the queue or finished changes
+	received chan struct{} // closed when receive has returned
 }
 
 // OpenSession opens a session and subscribes to its events at once; the
@@ -47,10 +48,11 @@ func (p *Plugin) OpenSession(ctx context.Context, cfg sdk.SessionConfig) (*Sessi
 		return nil, p.mapErr(ctx, err)
 	}
 	s := &Session{
-		p:      p,
-		id:     resp.GetSessionId(),
-		out:    make(chan sdk.Event),
-		notify: make(chan struct{}, 1),
+		p:        p,
+		id:       resp.GetSessionId(),
+		out:      make(chan sdk.Event),
+		notify:   make(chan struct{}, 1),
+		received: make(chan struct{}),
 	}
 	p.track(s)
 	go s.receive()
@@ -189,6 +191,7 @@ func (s *Session) finish() {
 	s.finished = true
 	s.mu.Unlock()
 	s.signal()
+	close(s.received)
 }
 
 func (s *Session) signal() {

@@ -26,7 +26,7 @@ type (
 	Report = suite.Report
 	// Result is one check's outcome.
 	Result = suite.Result
-	// Status is a check's outcome: pass, fail or not_declared.
+	// Status is a check's outcome: pass, fail, not_declared or unproven.
 	Status = suite.Status
 	// CheckInfo names a check and says what a pass proves.
 	CheckInfo = suite.CheckInfo
@@ -39,6 +39,7 @@ const (
 	StatusPass        = suite.StatusPass
 	StatusFail        = suite.StatusFail
 	StatusNotDeclared = suite.StatusNotDeclared
+	StatusUnproven    = suite.StatusUnproven
 
 	EchoDefault   = suite.EchoDefault
 	EchoFull      = suite.EchoFull
@@ -47,6 +48,7 @@ const (
 
 	MarkSleep      = suite.MarkSleep
 	MarkFail       = suite.MarkFail
+	MarkRecall     = suite.MarkRecall
 	MarkerEnv      = suite.MarkerEnv
 	StandInCommand = suite.StandInCommand
 	StandInCLI     = suite.StandInCLI
@@ -68,11 +70,14 @@ func Check(ctx context.Context, target Target, opts Options) Report {
 // Run runs the suite as subtests of t, one per check, for a plugin's own
 // `go test`. A check that covers a capability the plugin does not declare
 // passes with a log line saying so (the host never uses an undeclared
-// feature, so there is nothing to prove); it is not skipped. Options, when
-// given, tune the run (only the first is used).
+// feature, so there is nothing to prove). A check that could not prove
+// what it covers against this target (StatusUnproven: an in-process
+// Backend has no plugin process, a CLI that does not show steered text)
+// is skipped with the reason, never passed. Options, when given, tune the
+// run (only the first is used).
 //
 //	func TestConformance(t *testing.T) {
-//		conformance.Run(t, conformance.Target{Path: sdktest.Build(t, ".", "tthost-backend-mine")})
+//		conformance.Run(t, conformance.Target{Path: sdktest.Build(t, ".", "tthost-backend-mycli")})
 //	}
 func Run(t *testing.T, target Target, opts ...Options) {
 	t.Helper()
@@ -97,7 +102,11 @@ func Run(t *testing.T, target Target, opts ...Options) {
 	}
 	started, progress := o.Started, o.Progress
 	o.Started = func(info PluginInfo) {
-		t.Logf("plugin %s %s (%s), CLI %q, capabilities %v", info.Name, info.Version, info.Path, info.CLI, info.Capabilities)
+		where := info.Path
+		if info.InProcess {
+			where = "in process"
+		}
+		t.Logf("plugin %s %s (%s), CLI %q, capabilities %v", info.Name, info.Version, where, info.CLI, info.Capabilities)
 		if started != nil {
 			started(info)
 		}
@@ -113,6 +122,8 @@ func Run(t *testing.T, target Target, opts ...Options) {
 				}
 			case StatusNotDeclared:
 				t.Logf("not declared: %s", res.Message)
+			case StatusUnproven:
+				t.Skipf("unproven: %s", res.Message)
 			default:
 				if res.Message != "" {
 					t.Logf("note: %s", res.Message)

@@ -21,9 +21,11 @@ const (
 )
 
 // checkChildEnvironment runs a long turn and reads the environment of
-// every process the plugin started for it (they carry MarkerEnv), the way
-// the kernel shows it in /proc: what the CLI and whatever it runs, tthost
-// included, see.
+// every process the plugin started for it, the way the kernel shows it in
+// /proc: what the CLI and whatever it runs, tthost included, see. The
+// processes are those carrying the run's marker and the plugin's
+// descendants: a plugin that gave its CLI an environment without the
+// marker is found by parent, and fails.
 func checkChildEnvironment(r *run) {
 	r.launch()
 	cfg := r.sessionConfig()
@@ -31,11 +33,10 @@ func checkChildEnvironment(r *run) {
 	cfg.Env[sessionEnvVar] = value
 	s := r.open(cfg)
 	r.waitReady(s)
-	id := r.startLong(s)
-	r.awaitOutputOrProcess(s, id)
+	r.startLong(s)
 	pids := r.alive()
 	if len(pids) == 0 {
-		r.notef("no process of the session ran during its long turn, so there was no environment to look at")
+		r.unprovenf("no process of the session ran during its long turn, neither carrying the run's marker nor below the plugin, so there was no environment to look at")
 		return
 	}
 
@@ -55,17 +56,33 @@ func checkChildEnvironment(r *run) {
 				"a tthost run there takes itself for a plugin and prints nothing on stdout",
 				pid, cmdline(pid), pluralWord(len(names), "variable", "variables"), strings.Join(names, ", "))
 		}
-		if slices.Contains(env, sessionEnvVar+"="+value) {
+		switch {
+		case slices.Contains(env, sessionEnvVar+"="+value):
 			reached = true
+		case slices.Contains(env, r.marker):
+		case r.startedByPlugin(pid):
+			// What the CLI gives its own children is its business; what
+			// the plugin gives the processes it starts is the rule's.
+			r.errorf(ruleChildEnv, "pid %d (%s), which the plugin started, has neither the session's Env (%s=%s) nor the plugin's environment (%s): "+
+				"it was given an environment of the plugin's own making", pid, cmdline(pid), sessionEnvVar, value, MarkerEnv)
 		}
 	}
-	if seen > 0 && !reached {
+	switch {
+	case seen == 0:
+		r.unprovenf("the processes of the session (%s) were gone before their environment could be read", describePids(pids))
+	case !reached:
 		r.errorf(ruleChildEnv, "the session's Env (%s=%s) reached none of its processes: %s",
 			sessionEnvVar, value, describePids(pids))
-	}
-	if seen > 0 && !r.failed() {
+	case !r.failed():
 		r.notef("the environment of %d process(es) of the session has none of the plugin's internal variables", seen)
 	}
+}
+
+// startedByPlugin reports whether pid is a child of one of the check's
+// plugin processes.
+func (r *run) startedByPlugin(pid int) bool {
+	ppid, ok := parentOf(pid)
+	return ok && r.isPlugin(ppid)
 }
 
 // internalNames lists the names in env that are the plugin's own, sorted.

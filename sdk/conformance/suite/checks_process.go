@@ -43,23 +43,17 @@ func checkNoProcessAfterClose(r *run) {
 
 	s := r.open(r.sessionConfig())
 	r.waitReady(s)
-	id := r.startLong(s)
-	r.awaitOutputOrProcess(s, id)
-	if len(r.alive()) == 0 {
-		r.notef("no process of the session ran during its long turn, so there was nothing to see stopped")
-	}
+	r.startLong(s)
+	ran := len(r.alive()) > 0
 	closed(s, sdk.CloseImmediate, "during a turn")
 
 	s2, _ := r.openReady()
 	r.runTurn(s2, "conformance before graceful close "+r.nonce())
+	ran = ran || len(r.alive()) > 0
 	closed(s2, sdk.CloseGraceful, "of an idle session")
-}
-
-// awaitOutputOrProcess gives a long turn the moment it needs to start its
-// CLI: until a process of the plugin other than itself runs (a persistent
-// backend has one already), or the turn's first output arrives.
-func (r *run) awaitOutputOrProcess(s *stream, turnID string) {
-	awaitProcess(r.alive, hasKind(sdk.EventAssistantDelta, turnID), s)
+	if !ran {
+		r.unprovenf("no process of the sessions ran (none carried the run's marker or was below the plugin), so there was nothing to see stopped")
+	}
 }
 
 // processWait bounds the wait for a turn's CLI process to appear.
@@ -94,7 +88,6 @@ func checkNoProcessAfterHostCancel(r *run) {
 	r.runTurn(idle, "conformance idle "+r.nonce())
 	busy, _ := r.openReady()
 	id := r.startLong(busy)
-	r.awaitOutputOrProcess(busy, id)
 
 	before := r.alive()
 	w := watchExits(before, r.marker)

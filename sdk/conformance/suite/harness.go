@@ -18,12 +18,16 @@ import (
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/client"
 	"github.com/tthost/tthost/sdk/internal/procscan"
+	"github.com/tthost/tthost/sdk/sdktest/inprocess"
 )
 
 // MarkerEnv is the variable the suite sets on every plugin it starts, with
-// a fresh value per check. Children inherit it, so a scan of /proc finds
-// every process the plugin started, wherever it was reparented: that is
-// how the process checks prove that nothing is left.
+// a fresh value per check, and in every session's Env. Children inherit
+// it, so a scan of /proc finds every process the plugin started, wherever
+// it was reparented: that is how the process checks prove that nothing is
+// left. (A plugin that gave its CLI neither its own environment nor the
+// session's would hide it; child_environment finds such a CLI among the
+// plugin's descendants and fails.)
 const MarkerEnv = "TTHOST_CONFORMANCE_RUN"
 
 const (
@@ -31,6 +35,9 @@ const (
 	stopGrace = 10 * time.Second
 	// logTailBytes is how much of the plugin's log a failed result keeps.
 	logTailBytes = 4 << 10
+	// longHold is how long a long turn must keep running after it was seen
+	// running before a check acts on it (see startRunning).
+	longHold = 500 * time.Millisecond
 )
 
 // failNow ends a check; the runner recovers it (like testing's FailNow,
@@ -51,14 +58,17 @@ type run struct {
 
 	plugin   *client.Plugin
 	plugins  []*client.Plugin
+	served   map[*client.Plugin]*inprocess.Served // in process: how to stop each
 	streams  []*stream
 	sessions int
 	turns    int
 
-	mu     sync.Mutex
-	errs   []string
-	notes  []string
-	nonces int
+	mu          sync.Mutex
+	transcripts map[string]string // session id NUL turn id -> transcript path
+	errs        []string
+	notes       []string
+	unproven    []string
+	nonces      int
 }
 
 func newRun(ctx context.Context, target Target, desc sdk.Description, cli sdk.CLI, opts Options) (*run, error) {
@@ -67,14 +77,16 @@ func newRun(ctx context.Context, target Target, desc sdk.Description, cli sdk.CL
 		return nil, err
 	}
 	return &run{
-		ctx:    ctx,
-		target: target,
-		desc:   desc,
-		cli:    cli,
-		opts:   opts,
-		marker: MarkerEnv + "=" + randomHex(8),
-		dir:    dir,
-		log:    newLogTail(logTailBytes),
+		ctx:         ctx,
+		target:      target,
+		desc:        desc,
+		cli:         cli,
+		opts:        opts,
+		marker:      MarkerEnv + "=" + randomHex(8),
+		dir:         dir,
+		log:         newLogTail(logTailBytes),
+		served:      map[*client.Plugin]*inprocess.Served{},
+		transcripts: map[string]string{},
 	}, nil
 }
 
@@ -101,6 +113,18 @@ func (r *run) notef(format string, args ...any) {
 	r.notes = append(r.notes, fmt.Sprintf(format, args...))
 	r.mu.Unlock()
 }
+
+// unprovenf records what the check could not prove: without a failure,
+// the check's result is StatusUnproven, never a pass.
+func (r *run) unprovenf(format string, args ...any) {
+	r.mu.Lock()
+	r.unproven = append(r.unproven, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+}
+
+// inProcess reports whether the plugin is a Backend value served in this
+// process (no plugin process of its own).
+func (r *run) inProcess() bool { return r.target.inProcess() }
 
 // stepCtx bounds one step (a launch, a turn, a close).
 func (r *run) stepCtx() (context.Context, context.CancelFunc) {
@@ -143,19 +167,44 @@ func (r *run) launch(extraEnv ...string) *client.Plugin {
 func (r *run) tryLaunch(extraEnv ...string) (*client.Plugin, error) {
 	ctx, cancel := r.stepCtx()
 	defer cancel()
-	p, err := client.Launch(ctx, client.Config{
+	cfg := client.Config{
 		Path:        r.target.Path,
 		Checksum:    r.target.Checksum,
 		Env:         r.pluginEnv(extraEnv...),
 		Logger:      r.logger(),
 		HostVersion: "conformance",
-	})
-	if err != nil {
-		return nil, err
+	}
+	var p *client.Plugin
+	if r.inProcess() {
+		served, err := inprocess.Serve(ctx, r.target.Backend, cfg)
+		if err != nil {
+			return nil, err
+		}
+		p = served.Plugin()
+		r.mu.Lock()
+		r.served[p] = served
+		r.mu.Unlock()
+	} else {
+		var err error
+		if p, err = client.Launch(ctx, cfg); err != nil {
+			return nil, err
+		}
 	}
 	r.plugin = p
 	r.plugins = append(r.plugins, p)
 	return p, nil
+}
+
+// stopPlugin stops a plugin as the host does: a launched one with
+// Plugin.Stop, an in-process one by stopping its serving too.
+func (r *run) stopPlugin(p *client.Plugin) error {
+	r.mu.Lock()
+	served := r.served[p]
+	r.mu.Unlock()
+	if served != nil {
+		return served.Stop(stopGrace)
+	}
+	return p.Stop(stopGrace)
 }
 
 // sessionConfig is the SessionConfig every check starts from.
@@ -173,6 +222,10 @@ func (r *run) sessionConfig() sdk.SessionConfig {
 	for k, v := range r.target.Env {
 		env[k] = v
 	}
+	// The run's marker reaches the CLI through the session's Env as well
+	// as through the plugin's environment (the only way in process).
+	name, value, _ := strings.Cut(r.marker, "=")
+	env[name] = value
 	opts := map[string]string{}
 	for k, v := range r.target.Options {
 		opts[k] = v
@@ -255,12 +308,23 @@ func (r *run) send(s *stream, in sdk.Input) sdk.Delivery {
 
 // startTurn sends a turn and returns its id, or ends the check.
 func (r *run) startTurn(s *stream, kind sdk.InputKind, text string) string {
-	d := r.send(s, sdk.Input{Kind: kind, Text: text, TranscriptPath: r.transcript()})
+	path := r.transcript()
+	d := r.send(s, sdk.Input{Kind: kind, Text: text, TranscriptPath: path})
 	if d.Kind != sdk.DeliveryStarted || d.TurnID == "" {
 		r.fatalf(ruleTurnID, "%s: Send(%s) on an idle session answered delivery %s with turn id %q; want started with a turn id",
 			s.name, kind, d.Kind, d.TurnID)
 	}
+	r.mu.Lock()
+	r.transcripts[s.id+"\x00"+d.TurnID] = path
+	r.mu.Unlock()
 	return d.TurnID
+}
+
+// transcriptOf is the transcript path a turn of s was started with.
+func (r *run) transcriptOf(s *stream, turnID string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.transcripts[s.id+"\x00"+turnID]
 }
 
 // finishTurn waits for a turn's TurnCompleted and returns it with the
@@ -281,11 +345,118 @@ func (r *run) runTurn(s *stream, text string) (turnID string, evs []sdk.Event) {
 	return id, evs
 }
 
-// startLong starts a turn with the long prompt and waits until it runs.
+// startLong starts a turn with the long prompt and returns once it is
+// seen running (see startRunning).
 func (r *run) startLong(s *stream) string {
-	id := r.startTurn(s, sdk.InputTurn, r.target.Prompts.Long)
-	r.wait(s, fmt.Sprintf("TurnStarted of the long turn %q", id), hasKind(sdk.EventTurnStarted, id))
+	id, _ := r.startRunning(s, r.target.Prompts.Long, ruleLongPrompt)
 	return id
+}
+
+// running is how a long turn was seen running.
+type running struct {
+	// how says what showed it, for messages.
+	how string
+	// quiet: nothing showed; the turn had only not ended after quietWait.
+	quiet bool
+}
+
+// quietWait is how long a long turn that shows neither output nor a new
+// process must go on before a check acts on it anyway.
+const quietWait = 5 * time.Second
+
+// startRunning starts a turn with prompt, a long one, waits until it is
+// seen running (awaitRunning) and requires it to go on for longHold: a
+// turn that ends on its own that soon would make an ignored cancel look
+// like one that works, a lost steer like one that arrived, and a turn
+// accepted while another "runs" like a rule broken. It returns the turn
+// id and what showed it running; a failure names rule, the one the check
+// acting on the turn proves.
+func (r *run) startRunning(s *stream, prompt, rule string) (string, running) {
+	before := r.alive()
+	id := r.startTurn(s, sdk.InputTurn, prompt)
+	r.wait(s, fmt.Sprintf("TurnStarted of the long turn %q", id), hasKind(sdk.EventTurnStarted, id))
+	seen := r.awaitRunning(s, id, prompt, before, rule)
+	if c, ended := r.holdRunning(s, id); ended {
+		r.fatalf(rule, "%s: the turn %q of the long prompt %q ended %s on its own within %v of being seen running (%s): "+
+			"the check needs it running until it acts on it; is it a prompt the CLI works on until it is cancelled?",
+			s.name, id, clip(prompt, 60), c.Status, longHold, seen.how)
+	}
+	return id, seen
+}
+
+// awaitRunning waits until a long turn is seen running: its first output
+// (an AssistantDelta of the turn), or a process of the plugin that was not
+// alive before the turn (before), the CLI a one-shot backend starts for
+// it. TurnStarted alone proves nothing: a CLI that does not understand the
+// long prompt answers at once. A turn that shows neither but has not ended
+// after quietWait is taken as running, quietly (the caller decides what
+// that leaves unproven). It ends the check when the turn ends first. The
+// output is watched as events; no event announces a new process, so that
+// part is a poll.
+func (r *run) awaitRunning(s *stream, turnID, prompt string, before []int, rule string) running {
+	ctx, cancel := context.WithTimeout(r.ctx, quietWait)
+	defer cancel()
+	backoff := 2 * time.Millisecond
+	for {
+		evs, ended, changed := s.state()
+		if i := find(evs, sdk.EventTurnCompleted, turnID); i >= 0 {
+			r.fatalf(rule, "%s: the turn of the long prompt %q ended %s on its own before the suite could see it run: is it a prompt the CLI works on until it is cancelled? The turn's events:\n%s",
+				s.name, clip(prompt, 60), evs[i].Completed.Status, dumpEvents(ofTurn(evs, turnID), 12))
+		}
+		if i := find(evs, sdk.EventAssistantDelta, turnID); i >= 0 {
+			return running{how: fmt.Sprintf("its output %q", clip(evs[i].Text, 40))}
+		}
+		if pids := newPids(r.alive(), before); len(pids) > 0 {
+			return running{how: "a new process, " + describePids(pids)}
+		}
+		if ended {
+			r.fatalf(rule, "%s: the session's events ended while the long turn %q had shown neither output nor a process", s.name, turnID)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			if err := r.ctx.Err(); err != nil {
+				r.fatalf("", "%v", err)
+			}
+			return running{quiet: true, how: fmt.Sprintf("no output and no new process, but not ended after %v", quietWait)}
+		}
+		t.Stop()
+		backoff = min(2*backoff, 50*time.Millisecond)
+	}
+}
+
+// holdRunning waits longHold for a turn seen running to end: it returns
+// how the turn ended if it did.
+func (r *run) holdRunning(s *stream, turnID string) (*sdk.TurnCompleted, bool) {
+	return r.holdFor(s, turnID, longHold)
+}
+
+// holdFor waits d for a running turn to end: it returns how the turn ended
+// if it did.
+func (r *run) holdFor(s *stream, turnID string, d time.Duration) (*sdk.TurnCompleted, bool) {
+	ctx, cancel := context.WithTimeout(r.ctx, d)
+	defer cancel()
+	evs, err := s.wait(ctx, "", hasKind(sdk.EventTurnCompleted, turnID))
+	if err != nil {
+		if r.ctx.Err() != nil {
+			r.fatalf("", "%v", r.ctx.Err())
+		}
+		return nil, false
+	}
+	return evs[find(evs, sdk.EventTurnCompleted, turnID)].Completed, true
+}
+
+func newPids(now, before []int) []int {
+	var out []int
+	for _, pid := range now {
+		if !slices.Contains(before, pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // close closes a session within one step or ends the check.
@@ -311,13 +482,15 @@ func (r *run) checkEcho(s *stream, evs []sdk.Event, turnID, prompt string) {
 		want, _, _ = strings.Cut(prompt, "\n")
 	}
 	if !strings.Contains(out, want) {
-		r.errorf("", "%s: the output of turn %q does not contain %s (echo mode %s): %s",
+		r.errorf(ruleIntact, "%s: the output of turn %q does not contain %s (echo mode %s): %s",
 			s.name, turnID, describeText(want), r.target.Prompts.Echo, mismatch(out, want))
 	}
 }
 
-// alive lists the processes of this check's plugins (MarkerEnv) other
-// than the plugin processes themselves.
+// alive lists the processes of this check's plugins other than the
+// plugin processes themselves: those carrying the run's marker (from the
+// plugin's environment or the session's) and, for a plugin binary, its
+// descendants, found by parent even if they carry neither.
 func (r *run) alive() []int {
 	var out []int
 	for _, pid := range procscan.FindByEnv(r.marker) {
@@ -325,6 +498,17 @@ func (r *run) alive() []int {
 			out = append(out, pid)
 		}
 	}
+	if r.inProcess() {
+		return out
+	}
+	for _, p := range r.plugins {
+		for _, pid := range descendants(p.Pid()) {
+			if !slices.Contains(out, pid) {
+				out = append(out, pid)
+			}
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 
@@ -352,7 +536,7 @@ func (r *run) teardown() {
 	}
 	wg.Wait()
 	for _, p := range r.plugins {
-		if err := p.Stop(stopGrace); err != nil {
+		if err := r.stopPlugin(p); err != nil {
 			r.errorf("", "stopping the plugin: %v", err)
 		}
 	}
@@ -373,11 +557,15 @@ func (r *run) result(name string, took time.Duration) Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := Result{Name: name, Status: StatusPass, Duration: took}
-	if len(r.errs) > 0 {
+	switch {
+	case len(r.errs) > 0:
 		res.Status = StatusFail
 		res.Message = strings.Join(dedupe(r.errs), "\n")
 		res.Log = r.log.String()
-	} else {
+	case len(r.unproven) > 0:
+		res.Status = StatusUnproven
+		res.Message = strings.Join(append(dedupe(r.unproven), r.notes...), "\n")
+	default:
 		res.Message = strings.Join(r.notes, "\n")
 	}
 	return res

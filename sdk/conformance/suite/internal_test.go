@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -139,19 +141,32 @@ func TestTargetDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Command != StandInCommand || got.Prompts != (Prompts{Long: MarkSleep, Fail: MarkFail, Echo: EchoFull}) ||
+	if got.Command != StandInCommand || got.Prompts != (Prompts{Long: MarkSleep, Fail: MarkFail, Echo: EchoFull,
+		Steer: MarkSleep, SteerEcho: EchoFull, Recall: MarkRecall}) ||
 		!slices.Equal(got.Checksum, sdktest.SHA256File(t, bin)) {
 		t.Fatalf("defaults %+v", got)
 	}
 	got, err = Target{Path: bin, Command: "mycli"}.withDefaults()
-	if err != nil || got.Prompts.Echo != EchoNone {
-		t.Fatalf("a custom command: echo %q, err %v; want none", got.Prompts.Echo, err)
+	if err != nil || got.Prompts != (Prompts{Long: MarkSleep, Fail: MarkFail, Echo: EchoNone, Steer: MarkSleep, SteerEcho: EchoNone}) {
+		t.Fatalf("a custom command: prompts %+v, err %v; want echo none, steer echo none, no recall", got.Prompts, err)
+	}
+	got, err = Target{Path: bin, Command: "mycli", Prompts: Prompts{Long: "L", Echo: EchoFirstLine, Steer: "S"}}.withDefaults()
+	if err != nil || got.Prompts.SteerEcho != EchoFull || got.Prompts.Steer != "S" {
+		t.Fatalf("a custom command that echoes: prompts %+v, err %v; want steer echo full", got.Prompts, err)
+	}
+	if got, err := (Target{Backend: stubBackend{}}).withDefaults(); err != nil || !got.inProcess() || got.Path != "" {
+		t.Fatalf("an in-process target: %+v, %v", got, err)
 	}
 	for _, bad := range []Target{
 		{},
 		{Path: filepath.Join(t.TempDir(), "missing")},
 		{Path: bin, Prompts: Prompts{Echo: "loud"}},
+		{Path: bin, Prompts: Prompts{SteerEcho: "loud"}},
 		{Path: bin, Prompts: Prompts{Long: "X", Fail: "X"}},
+		{Path: bin, Prompts: Prompts{Steer: "X", Fail: "X"}},
+		{Path: bin, Prompts: Prompts{Recall: MarkSleep}},
+		{Path: bin, Backend: stubBackend{}},
+		{Backend: stubBackend{}, PluginEnv: []string{"A=1"}},
 	} {
 		if _, err := bad.withDefaults(); err == nil {
 			t.Errorf("%+v: no error", bad)
@@ -204,7 +219,8 @@ func TestReportJSON(t *testing.T) {
 	r.add(Result{Name: "a", Status: StatusPass, Duration: 1500 * time.Microsecond})
 	r.add(Result{Name: "b", Status: StatusFail, Message: "broke"})
 	r.add(Result{Name: "c", Status: StatusNotDeclared})
-	if r.OK() || !slices.Equal(r.Failed(), []string{"b"}) || r.Summary != (Summary{Passed: 1, Failed: 1, NotDeclared: 1}) {
+	r.add(Result{Name: "d", Status: StatusUnproven, Message: "no process"})
+	if r.OK() || !slices.Equal(r.Failed(), []string{"b"}) || r.Summary != (Summary{Passed: 1, Failed: 1, NotDeclared: 1, Unproven: 1}) {
 		t.Fatalf("report %+v", r)
 	}
 	b, err := json.Marshal(r)
@@ -212,7 +228,8 @@ func TestReportJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`"checks":[{"name":"a","status":"pass","duration_ms":1.5}`, `"status":"fail","message":"broke"`,
-		`"summary":{"passed":1,"failed":1,"not_declared":1,"ok":false}`} {
+		`"status":"unproven","message":"no process"`,
+		`"summary":{"passed":1,"failed":1,"not_declared":1,"unproven":1,"ok":false}`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("JSON %s lacks %s", b, want)
 		}
@@ -245,4 +262,58 @@ func TestWaitGoneWaitsForAnExit(t *testing.T) {
 	if got := w.running(); len(got) > 0 {
 		t.Fatalf("running after the exit = %v", got)
 	}
+}
+
+// stubBackend is a Backend value for target tests; it is never served.
+type stubBackend struct{}
+
+func (stubBackend) Describe(context.Context) (sdk.Description, error) { return sdk.Description{}, nil }
+func (stubBackend) OpenSession(context.Context, sdk.SessionConfig, sdk.EventSink) (sdk.Session, error) {
+	return nil, sdk.ErrUnsupported
+}
+
+func TestUnprovenIsNeitherPassNorFail(t *testing.T) {
+	r := &run{log: newLogTail(64)}
+	r.unprovenf("could not see %s", "it")
+	r.notef("a note")
+	if res := r.result("x", 0); res.Status != StatusUnproven || res.Message != "could not see it\na note" {
+		t.Fatalf("result %+v", res)
+	}
+	r.errorf("a rule", "broke")
+	if res := r.result("x", 0); res.Status != StatusFail || !strings.Contains(res.Message, "rule: a rule") {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+func TestDescendantsFindsGrandchildren(t *testing.T) {
+	procs := sdktest.TrackProcesses(t)
+	cmd := exec.Command("sh", "-c", "sleep 60 & echo started; wait")
+	cmd.Env = procs.Environ()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	line := make([]byte, len("started"))
+	if _, err := stdout.Read(line); err != nil {
+		t.Fatal(err)
+	}
+	// The sleep was started before the shell printed: it is there now.
+	got := descendants(os.Getpid())
+	if !slices.Contains(got, cmd.Process.Pid) || len(got) < 2 {
+		t.Fatalf("descendants of the test = %v; want the shell %d and its sleep", got, cmd.Process.Pid)
+	}
+	for _, pid := range got {
+		if pid == cmd.Process.Pid {
+			continue
+		}
+		if ppid, ok := parentOf(pid); ok && ppid == cmd.Process.Pid {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			return
+		}
+	}
+	t.Fatalf("no child of the shell among %v", got)
 }

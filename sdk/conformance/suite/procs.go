@@ -56,7 +56,8 @@ func cmdline(pid int) string {
 	if err != nil || len(b) == 0 {
 		return "?"
 	}
-	return clip(strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " ")), 100)
+	// One line, whatever the arguments hold (a shell script, say).
+	return clip(strings.Join(strings.Fields(strings.ReplaceAll(string(b), "\x00", " ")), " "), 100)
 }
 
 // carries reports whether pid's environment holds the marker entry, so a

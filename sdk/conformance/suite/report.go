@@ -18,17 +18,25 @@ const (
 	// declare for the CLI under test, so the host never uses it and there
 	// is nothing to prove.
 	StatusNotDeclared Status = "not_declared"
+	// StatusUnproven: the check found nothing wrong, but could not prove
+	// what it covers against this target, and Result.Message says what is
+	// missing: a plugin process (an in-process Backend has none), a CLI
+	// that shows steered text or recalls a conversation (Prompts), or a
+	// process of the session to look at. It is neither a pass nor a
+	// failure: Report.OK stays true, and Run skips the subtest.
+	StatusUnproven Status = "unproven"
 )
 
 // Result is one check's outcome.
 type Result struct {
 	// Name is the check's stable name, e.g. "turn_event_order".
 	Name string
-	// Status is pass, fail or not_declared.
+	// Status is pass, fail, not_declared or unproven.
 	Status Status
 	// Message says, for a failure, what was expected, what happened and
 	// which rule of docs/protocol.md that breaks (one line per problem);
-	// for a pass it may carry notes; for not_declared, which capability.
+	// for a pass it may carry notes; for not_declared, which capability;
+	// for unproven, what could not be proven and what would prove it.
 	Message string
 	// Duration is how long the check took.
 	Duration time.Duration
@@ -49,7 +57,9 @@ func (r Result) MarshalJSON() ([]byte, error) {
 
 // PluginInfo says what was tested.
 type PluginInfo struct {
+	// Path is the binary; empty for an in-process Backend (InProcess).
 	Path            string   `json:"path"`
+	InProcess       bool     `json:"in_process,omitempty"`
 	SHA256          string   `json:"sha256"`
 	Name            string   `json:"name,omitempty"`
 	Version         string   `json:"version,omitempty"`
@@ -71,10 +81,12 @@ type Summary struct {
 	Passed      int  `json:"passed"`
 	Failed      int  `json:"failed"`
 	NotDeclared int  `json:"not_declared"`
+	Unproven    int  `json:"unproven"`
 	OK          bool `json:"ok"`
 }
 
-// OK reports whether no check failed.
+// OK reports whether no check failed (unproven and not declared checks
+// are not failures).
 func (r *Report) OK() bool { return r.Summary.OK }
 
 // Failed returns the names of the failed checks.
@@ -107,6 +119,8 @@ func (r *Report) add(res Result) {
 		r.Summary.Failed++
 	case StatusNotDeclared:
 		r.Summary.NotDeclared++
+	case StatusUnproven:
+		r.Summary.Unproven++
 	}
 	r.Summary.OK = r.Summary.Failed == 0
 }

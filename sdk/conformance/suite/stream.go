@@ -27,6 +27,8 @@ const (
 	ruleCloseOrderly = `the SDK closes every session (TurnCompleted, Exited) before the plugin exits, so the host never has to synthesise Exited`
 	ruleInBand       = `errors travel as gRPC status codes or as Error events in the stream, never as log text`
 	ruleClose        = `when CloseSession returns, every process the session started is gone`
+	ruleIntact       = `a prompt reaches the CLI whole and the CLI's output reaches the host whole and in order, as valid UTF-8 AssistantDelta text of its turn (the suite compares them as Target.Prompts.Echo says)`
+	ruleLongPrompt   = `a turn runs until it completes, fails, is cancelled or its session closes; the suite's long prompt (Target.Prompts.Long, --long-prompt) must keep the CLI busy until it is cancelled, and the CLI should show it is (a first line of output), so that a check acts on a turn that is really running`
 )
 
 // stream follows one session's events: it keeps them, checks the rules
@@ -195,6 +197,14 @@ func (s *stream) add(ev sdk.Event) {
 	}
 }
 
+// state returns the events so far, whether the stream has ended, and a
+// channel closed at the next change.
+func (s *stream) state() ([]sdk.Event, bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.events), s.ended, s.changed
+}
+
 // snapshot returns the events so far.
 func (s *stream) snapshot() []sdk.Event {
 	s.mu.Lock()
@@ -228,9 +238,7 @@ func (e *waitError) Error() string {
 // wait waits until cond holds for the events so far and returns them.
 func (s *stream) wait(ctx context.Context, what string, cond func([]sdk.Event) bool) ([]sdk.Event, error) {
 	for {
-		s.mu.Lock()
-		evs, ended, changed := slices.Clone(s.events), s.ended, s.changed
-		s.mu.Unlock()
+		evs, ended, changed := s.state()
 		if cond(evs) {
 			return evs, nil
 		}

@@ -21,6 +21,9 @@ type Options struct {
 	// ExitBound is how long the plugin and every process it started may
 	// take to be gone after its host is killed.
 	ExitBound time.Duration
+	// SteerBound is how long steered text may take to show in the output
+	// of the turn it was steered into (Prompts.SteerEcho).
+	SteerBound time.Duration
 	// Sessions is how many sessions concurrent_isolation runs at once (at
 	// least 2).
 	Sessions int
@@ -36,6 +39,7 @@ var DefaultOptions = Options{
 	Timeout:     60 * time.Second,
 	CancelBound: 5 * time.Second,
 	ExitBound:   10 * time.Second,
+	SteerBound:  30 * time.Second,
 	Sessions:    4,
 }
 
@@ -49,6 +53,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ExitBound <= 0 {
 		o.ExitBound = d.ExitBound
+	}
+	if o.SteerBound <= 0 {
+		o.SteerBound = d.SteerBound
 	}
 	if o.Sessions < 2 {
 		o.Sessions = d.Sessions
@@ -69,38 +76,58 @@ type CheckInfo struct {
 type check struct {
 	CheckInfo
 	run func(*run)
+	// process, when set, is why the check needs a plugin process: against
+	// an in-process Backend it does not run and is reported unproven.
+	process string
 }
 
 // checks is the suite, in the order it runs.
 var checks = []check{
-	{CheckInfo{"handshake_describe", "",
-		"the plugin starts through the go-plugin handshake with a verified checksum and answers Describe validly (name, version, protocol 1, CLIs, capabilities, options schema)"}, checkHandshake},
-	{CheckInfo{"stdout_pollution", "",
-		"`--describe` prints exactly one JSON document, the Describe answer, and the plugin still starts and serves a turn when the host's environment makes the runtime and its logs noisy"}, checkStdoutPollution},
-	{CheckInfo{"open_close", "",
-		"sessions open with SessionReady first, close gracefully and immediately with Exited last, close again without error, refuse input once closed (ErrSessionNotFound), and an immediate close ends a running turn as interrupted"}, checkOpenClose},
-	{CheckInfo{"turn_event_order", "",
-		"a turn's events carry its id in a valid order (TurnStarted … exactly one TurnCompleted, then AwaitingInput), seq has no gaps, a turn sent while one runs fails with ErrTurnRunning, and urgent input on an idle session starts a turn"}, checkTurnOrder},
-	{CheckInfo{"cancel_bound", sdk.CapInterrupt,
-		"a cancelled long turn ends as interrupted within the cancel bound, a cancel without a turn answers no_turn, and the session takes a new turn afterwards"}, checkCancel},
-	{CheckInfo{"steer", sdk.CapSteer,
-		"urgent input during a turn is steered into it: delivery steered with the running turn's id, and no second turn starts"}, checkSteer},
-	{CheckInfo{"resume", sdk.CapResume,
-		"SessionReady gives a runtime session id; a session opened with it reports resumed or a context-lost reason, and an unknown id gives context lost, never an error"}, checkResume},
-	{CheckInfo{"concurrent_isolation", "",
-		"several sessions run turns at once, and each gets only its own events, output and transcript"}, checkIsolation},
-	{CheckInfo{"large_and_unicode", "",
-		"a 1 MiB prompt and non-ASCII text (héllo ✓ 日本 🚀) go through a turn intact"}, checkLargeUnicode},
-	{CheckInfo{"errors_in_band", "",
-		"a failing turn is reported in the stream (TurnCompleted failed with its reason, or an Error event), and bad requests get the documented codes (sdk.ErrInvalidConfig, ErrUnsupported)"}, checkErrorsInBand},
-	{CheckInfo{"child_environment", "",
-		"the processes a session starts get the session's Env and none of the plugin's internal variables (the handshake cookie TTHOST_BACKEND_PLUGIN, go-plugin's PLUGIN_*, sdk.InternalEnv), so a tthost run by the CLI keeps its stdout"}, checkChildEnvironment},
-	{CheckInfo{"no_process_after_close", "",
-		"when CloseSession returns (immediate during a turn, graceful when idle), no process the session started is alive"}, checkNoProcessAfterClose},
-	{CheckInfo{"no_process_after_host_cancel", "",
-		"when the host stops the plugin (Plugin.Stop) during a turn, the plugin closes its sessions and every process it started is gone before it exits"}, checkNoProcessAfterHostCancel},
-	{CheckInfo{"no_process_after_host_kill", "",
-		"when the host is killed (SIGKILL) during a turn, the plugin and every process it started are gone within the exit bound"}, checkNoProcessAfterHostKill},
+	{CheckInfo: CheckInfo{"handshake_describe", "",
+		"the plugin starts through the go-plugin handshake with a verified checksum and answers Describe validly (name, version, protocol 1, CLIs, capabilities, options schema)"},
+		run: checkHandshake},
+	{CheckInfo: CheckInfo{"stdout_pollution", "",
+		"`--describe` prints exactly one JSON document, the Describe answer, and the plugin still starts and serves a turn when the host's environment makes the runtime and its logs noisy"},
+		run: checkStdoutPollution, process: "stdout protection is the plugin process's"},
+	{CheckInfo: CheckInfo{"open_close", "",
+		"sessions open with SessionReady first, close gracefully and immediately with Exited last, close again without error, refuse input once closed (ErrSessionNotFound), and an immediate close ends a running turn as interrupted"},
+		run: checkOpenClose},
+	{CheckInfo: CheckInfo{"turn_event_order", "",
+		"a turn's events carry its id in a valid order (TurnStarted … exactly one TurnCompleted, then AwaitingInput), seq has no gaps, a turn sent while one runs fails with ErrTurnRunning, and urgent input on an idle session starts a turn"},
+		run: checkTurnOrder},
+	{CheckInfo: CheckInfo{"cancel_bound", sdk.CapInterrupt,
+		"a long turn, first seen running (its output or its CLI process) and still running a moment later, ends as interrupted within the cancel bound once cancelled; a cancel without a turn answers no_turn, and the session takes a new turn afterwards"},
+		run: checkCancel},
+	{CheckInfo: CheckInfo{"steer", sdk.CapSteer,
+		"urgent input during a turn seen running is steered into it (delivery steered, the running turn's id, no second turn), and the steered text reaches the CLI: it shows in that turn's output or transcript"},
+		run: checkSteer},
+	{CheckInfo: CheckInfo{"persistent", sdk.CapPersistent,
+		"one CLI process serves consecutive turns of a session: a process of the session outlives its first turn and is still there while the second runs, and the second turn starts no new process under the plugin"},
+		run: checkPersistent},
+	{CheckInfo: CheckInfo{"resume", sdk.CapResume,
+		"SessionReady gives a runtime session id; in a new plugin process a session opened with it is resumed and its CLI recalls a word told before the restart (the recall prompt); an unknown id gives a context-lost reason, never an error"},
+		run: checkResume},
+	{CheckInfo: CheckInfo{"concurrent_isolation", "",
+		"several sessions run turns at once, and each gets only its own events, output and transcript"},
+		run: checkIsolation},
+	{CheckInfo: CheckInfo{"large_and_unicode", "",
+		"a 1 MiB prompt and non-ASCII text (héllo ✓ 日本 🚀) go through a turn intact"},
+		run: checkLargeUnicode},
+	{CheckInfo: CheckInfo{"errors_in_band", "",
+		"a failing turn is reported in the stream (TurnCompleted failed with its reason, or an Error event), and bad requests get the documented codes (sdk.ErrInvalidConfig, ErrUnsupported)"},
+		run: checkErrorsInBand},
+	{CheckInfo: CheckInfo{"child_environment", "",
+		"the processes a session starts (found by the run's marker and, for a binary, as the plugin's descendants) get the session's Env and none of the plugin's internal variables (the handshake cookie TTHOST_BACKEND_PLUGIN, go-plugin's PLUGIN_*, sdk.InternalEnv), so a tthost run by the CLI keeps its stdout"},
+		run: checkChildEnvironment, process: "the variables a CLI must not inherit are those of a plugin process"},
+	{CheckInfo: CheckInfo{"no_process_after_close", "",
+		"when CloseSession returns (immediate during a turn, graceful when idle), no process the session started is alive"},
+		run: checkNoProcessAfterClose},
+	{CheckInfo: CheckInfo{"no_process_after_host_cancel", "",
+		"when the host stops the plugin (Plugin.Stop) during a turn, the plugin closes its sessions and every process it started is gone before it exits"},
+		run: checkNoProcessAfterHostCancel, process: "it stops the plugin process"},
+	{CheckInfo: CheckInfo{"no_process_after_host_kill", "",
+		"when the host is killed (SIGKILL) during a turn, the plugin and every process it started are gone within the exit bound"},
+		run: checkNoProcessAfterHostKill, process: "it needs a plugin process whose host can be killed"},
 }
 
 // Checks lists the suite's checks in the order they run.
@@ -212,6 +239,7 @@ func cliNames(d sdk.Description) string {
 func (s *suite) info() PluginInfo {
 	info := PluginInfo{
 		Path:            s.target.Path,
+		InProcess:       s.target.inProcess(),
 		SHA256:          hexSum(s.target.Checksum),
 		Name:            s.desc.Name,
 		Version:         s.desc.Version,
@@ -261,6 +289,10 @@ func (s *suite) runCheck(c check) Result {
 	if c.Requires != "" && !s.cli.Has(c.Requires) {
 		return Result{Name: c.Name, Status: StatusNotDeclared, Duration: time.Since(start),
 			Message: fmt.Sprintf("the plugin does not declare %q for CLI %q, so the host never uses it", c.Requires, s.target.CLI)}
+	}
+	if c.process != "" && s.target.inProcess() {
+		return Result{Name: c.Name, Status: StatusUnproven,
+			Message: fmt.Sprintf("not run in process: %s, and an in-process Backend has none; run the suite against the plugin binary (Target.Path) to prove it", c.process)}
 	}
 	if err := s.ctx.Err(); err != nil {
 		return Result{Name: c.Name, Status: StatusFail, Message: "not run: " + err.Error()}

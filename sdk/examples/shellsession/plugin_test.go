@@ -90,6 +90,6 @@ func TestConformance(t *testing.T) {
 		Path:    buildPlugin(t),
 		Command: "bash --norc --noprofile",
 		Env:     map[string]string{"BASH_ENV": standin},
-		Prompts: conformance.Prompts{Echo: conformance.EchoFull},
+		Prompts: conformance.Prompts{Echo: conformance.EchoFull, Steer: "CONFORMANCE_STEER"},
 	})
 }

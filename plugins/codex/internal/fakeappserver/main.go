@@ -18,6 +18,14 @@
 //	FAKE_CODEX_STARTS  append "start\n" at every process start.
 //	FAKE_CODEX_IGNORE  comma-separated methods it never answers nor acts on
 //	                   (they are still logged): deadlines can be tested.
+//	FAKE_CODEX_STATE   a directory where threads outlive the process, as
+//	                   codex's rollouts do: thread/start claims the first
+//	                   free fake-thread-<n> there (so processes sharing it
+//	                   never hand out one id twice), every text a thread is
+//	                   told is kept in its file, and thread/resume of a
+//	                   thread without a file fails as for an unknown id.
+//	                   Unset: threads live in memory, and any id starting
+//	                   with fake-thread- resumes.
 //
 // Methods (errors are {code:-32600, message}, as codex sends them):
 //
@@ -28,8 +36,10 @@
 //	thread/start   refuses a non-string sandbox; answers {thread:{id:
 //	               "fake-thread-<n>"}, model: params.model}, then sends
 //	               thread/started.
-//	thread/resume  echoes a threadId that starts with "fake-thread-"; any
-//	               other fails with "no rollout found for thread id <id>".
+//	thread/resume  echoes a threadId that starts with "fake-thread-" (with
+//	               FAKE_CODEX_STATE: one that has a file there, whose texts
+//	               it loads); any other fails with "no rollout found for
+//	               thread id <id>".
 //	turn/start     checks the thread is known, input[0] is {type:"text",
 //	               text, text_elements:[…]}, and sandboxPolicy (if sent) is
 //	               an object with a string "type" (a bare string is refused,
@@ -48,6 +58,8 @@
 // A turn's work is driven by words in its text (and steered texts), in
 // this order:
 //
+//	ECHO=1           first a delta "echo: <the text's first line>\n"; text
+//	                 steered into the turn later gets the same at once.
 //	SLEEP_MS=<n>     wait n ms, in small steps; an interrupt ends the turn.
 //	GARBAGE=1        the line `this is not json`.
 //	TOOL_CALL=1      item/started and item/completed commandExecution
@@ -70,7 +82,9 @@
 //	CRASH=1          prints a line on stderr and exits with status 3.
 //	FAIL=1           turn/completed with status failed, error {message:"boom"}.
 //	(then)           delta "handled urgent turn" if the text contains URGENT,
-//	                 else "handled turn"; item/completed agentMessage with
+//	                 "I remember: <the thread's earlier texts, joined by
+//	                 " | ">" if it contains REMEMBER=1, else "handled
+//	                 turn"; item/completed agentMessage with
 //	                 that text; thread/tokenUsage/updated (total and last:
 //	                 10 input, 0 cached, 5 output, 0 reasoning, 15 total;
 //	                 modelContextWindow 1000); turn/completed completed.
@@ -94,6 +108,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -104,11 +120,13 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "fake-codex app-server started")
 	s := &server{
-		out:     os.Stdout,
-		logPath: os.Getenv("FAKE_CODEX_LOG"),
-		ignore:  map[string]bool{},
-		threads: map[string]bool{},
-		waiting: map[string]chan json.RawMessage{},
+		out:      os.Stdout,
+		logPath:  os.Getenv("FAKE_CODEX_LOG"),
+		stateDir: os.Getenv("FAKE_CODEX_STATE"),
+		ignore:   map[string]bool{},
+		threads:  map[string]bool{},
+		history:  map[string][]string{},
+		waiting:  map[string]chan json.RawMessage{},
 	}
 	for _, m := range strings.Split(os.Getenv("FAKE_CODEX_IGNORE"), ",") {
 		if m = strings.TrimSpace(m); m != "" {
@@ -133,12 +151,14 @@ type server struct {
 	outMu sync.Mutex
 	out   io.Writer
 
-	logPath string
-	ignore  map[string]bool
+	logPath  string
+	stateDir string // FAKE_CODEX_STATE, "" for none
+	ignore   map[string]bool
 
 	mu          sync.Mutex
 	initialized bool
 	threads     map[string]bool
+	history     map[string][]string // thread id -> every text it was told
 	nThreads    int
 	nTurns      int
 	nRequests   int
@@ -241,8 +261,10 @@ func (s *server) dispatch(method string, raw json.RawMessage) (after func(), res
 				return nil, nil, fail("Invalid request: sandbox: expected a string such as \"danger-full-access\"")
 			}
 		}
-		s.nThreads++
-		id := fmt.Sprintf("fake-thread-%d", s.nThreads)
+		id, err := s.newThread()
+		if err != nil {
+			return nil, nil, err
+		}
 		s.threads[id] = true
 		thread := map[string]any{"id": id}
 		return func() {
@@ -250,7 +272,7 @@ func (s *server) dispatch(method string, raw json.RawMessage) (after func(), res
 		}, map[string]any{"thread": thread, "model": p["model"]}, nil
 	case "thread/resume":
 		id, _ := p["threadId"].(string)
-		if !strings.HasPrefix(id, "fake-thread-") {
+		if !strings.HasPrefix(id, "fake-thread-") || !s.loadThread(id) {
 			return nil, nil, fail("no rollout found for thread id %s", id)
 		}
 		s.threads[id] = true
@@ -271,7 +293,8 @@ func (s *server) dispatch(method string, raw json.RawMessage) (after func(), res
 			return nil, nil, ierr
 		}
 		t.add(text)
-		return nil, map[string]any{"turnId": t.id}, nil
+		s.tell(t.threadID, text)
+		return func() { s.echo(t, text) }, map[string]any{"turnId": t.id}, nil
 	case "turn/interrupt":
 		t := s.active
 		if t == nil {
@@ -306,11 +329,14 @@ func (s *server) startTurn(p map[string]any) (func(), any, *rpcErr) {
 	}
 	if t := s.active; t != nil {
 		t.add(text) // codex steers a busy thread's turn/start
-		return nil, map[string]any{"turn": turnObject(t.id, "inProgress")}, nil
+		s.tell(t.threadID, text)
+		return func() { s.echo(t, text) }, map[string]any{"turn": turnObject(t.id, "inProgress")}, nil
 	}
 	s.nTurns++
-	t := &fakeTurn{id: fmt.Sprintf("turn-%d", s.nTurns), threadID: threadID, interrupted: make(chan struct{})}
+	t := &fakeTurn{id: fmt.Sprintf("turn-%d", s.nTurns), threadID: threadID, interrupted: make(chan struct{}),
+		earlier: slices.Clone(s.history[threadID])}
 	t.add(text)
+	s.tell(threadID, text)
 	if strings.Contains(text, "LATE_START=1") {
 		s.pending = t
 		return nil, map[string]any{"turn": turnObject(t.id, "inProgress")}, nil
@@ -365,4 +391,55 @@ func appendFile(path string, b []byte) {
 	}
 	_, _ = f.Write(b)
 	_ = f.Close()
+}
+
+// newThread names a new thread: fake-thread-<n>, n counting up in this
+// process, or with FAKE_CODEX_STATE the first n whose file it can create
+// there. Called with s.mu held.
+func (s *server) newThread() (string, *rpcErr) {
+	for {
+		s.nThreads++
+		id := fmt.Sprintf("fake-thread-%d", s.nThreads)
+		if s.stateDir == "" {
+			return id, nil
+		}
+		f, err := os.OpenFile(filepath.Join(s.stateDir, id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if os.IsExist(err) {
+			continue
+		}
+		if err != nil {
+			return "", fail("thread state: %v", err)
+		}
+		_ = f.Close()
+		return id, nil
+	}
+}
+
+// loadThread makes a thread known for thread/resume: with
+// FAKE_CODEX_STATE only when it has a file, whose texts it loads. Called
+// with s.mu held.
+func (s *server) loadThread(id string) bool {
+	if s.stateDir == "" {
+		return true
+	}
+	b, err := os.ReadFile(filepath.Join(s.stateDir, filepath.Base(id)))
+	if err != nil {
+		return false
+	}
+	var texts []string
+	_ = json.Unmarshal(b, &texts)
+	s.history[id] = texts
+	return true
+}
+
+// tell keeps a text the thread was told, in its file too with
+// FAKE_CODEX_STATE. Called with s.mu held.
+func (s *server) tell(threadID, text string) {
+	s.history[threadID] = append(s.history[threadID], text)
+	if s.stateDir != "" {
+		b, _ := json.Marshal(s.history[threadID])
+		if err := os.WriteFile(filepath.Join(s.stateDir, filepath.Base(threadID)), b, 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "fake-codex: thread state: %v\n", err)
+		}
+	}
 }

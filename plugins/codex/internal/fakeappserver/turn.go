@@ -17,6 +17,7 @@ type fakeTurn struct {
 	id, threadID string
 	interrupted  chan struct{} // closed by turn/interrupt
 	finalOut     chan struct{} // LATE_COMPLETE: closed when the turn's last lines are out
+	earlier      []string      // what the thread was told before this turn (REMEMBER=1)
 
 	mu    sync.Mutex
 	text  strings.Builder // the turn's text and every steered text
@@ -92,8 +93,22 @@ func (s *server) end(t *fakeTurn, status string, turnErr any) {
 	s.write1(t, append(b, '\n'), true)
 }
 
+// echo answers a text the turn was given with "echo: <its first line>"
+// when the turn asked for it (ECHO=1).
+func (s *server) echo(t *fakeTurn, text string) {
+	if !t.has("ECHO=1") {
+		return
+	}
+	first, _, _ := strings.Cut(text, "\n")
+	s.notify(t, "item/agentMessage/delta", map[string]any{"itemId": "echo-" + t.id, "delta": "echo: " + first + "\n"})
+}
+
 // work does what the turn's text asks, in the documented order.
 func (s *server) work(t *fakeTurn) {
+	t.mu.Lock()
+	given := t.text.String()
+	t.mu.Unlock()
+	s.echo(t, given)
 	if ms := t.number("SLEEP_MS"); ms > 0 {
 		deadline := time.Now().Add(time.Duration(ms) * time.Millisecond)
 		tick := time.NewTicker(10 * time.Millisecond)
@@ -167,8 +182,11 @@ func (s *server) work(t *fakeTurn) {
 		defer close(t.finalOut)
 	}
 	text := "handled turn"
-	if t.has("URGENT") {
+	switch {
+	case t.has("URGENT"):
 		text = "handled urgent turn"
+	case t.has("REMEMBER=1"):
+		text = "I remember: " + strings.Join(t.earlier, " | ")
 	}
 	usage := map[string]any{"totalTokens": 15, "inputTokens": 10, "cachedInputTokens": 0, "outputTokens": 5, "reasoningOutputTokens": 0}
 	if !s.notify(t, "item/agentMessage/delta", map[string]any{"itemId": "msg-" + t.id, "delta": text}) ||

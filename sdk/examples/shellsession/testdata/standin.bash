@@ -4,7 +4,7 @@
 # as the suite expects:
 #
 #   tthost plugin conformance shellsession --command "bash --norc --noprofile" \
-#       --env BASH_ENV="$PWD/testdata/standin.bash"
+#       --env BASH_ENV="$PWD/testdata/standin.bash" --echo full --steer-prompt CONFORMANCE_STEER
 
 # An ordinary prompt is echoed back: its words are not commands.
 command_not_found_handle() { printf '%s\n' "$*"; }
@@ -14,6 +14,12 @@ command_not_found_handle() { printf '%s\n' "$*"; }
 conformance() { printf 'conformance %s\n' "$*"; }
 line() { printf 'line %s\n' "$*"; }
 
-# The long prompt runs until it is cancelled; the failing prompt fails.
+# The long prompt runs until it is cancelled (its first line shows that it
+# runs); the failing prompt fails.
 CONFORMANCE_SLEEP() { echo 'conformance stand-in: sleeping'; sleep 3600; }
 CONFORMANCE_FAIL() { echo 'conformance stand-in: failing as asked' >&2; return 3; }
+# The steer prompt (the suite's Prompts.Steer, --steer-prompt): a shell runs
+# text steered into a turn after the command running now, so this one runs
+# long enough to be steered into and then ends by itself; the steered line
+# is then echoed in the same turn, as the steer check requires.
+CONFORMANCE_STEER() { echo 'conformance stand-in: sleeping'; sleep 4; }
