@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/client"
 	"github.com/tthost/tthost/sdk/conformance/suite"
+	"github.com/tthost/tthost/sdk/sdktest/inprocess"
 )
 
 // The suite's types, for a plugin's tests (the engine lives in package
@@ -53,6 +56,15 @@ const (
 	StandInCommand = suite.StandInCommand
 	StandInCLI     = suite.StandInCLI
 )
+
+// A Target with a Backend value is served in process by the SDK's own
+// gRPC server (sdk/sdktest/inprocess); the engine reaches it through this
+// hook so that tthost, which runs the engine, links no plugin-side server.
+func init() {
+	suite.ServeInProcess = func(ctx context.Context, b sdk.Backend, cfg client.Config) (suite.InProcessServer, error) {
+		return inprocess.Serve(ctx, b, cfg)
+	}
+}
 
 // DefaultOptions are the bounds a run uses unless told otherwise.
 var DefaultOptions = suite.DefaultOptions

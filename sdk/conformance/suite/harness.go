@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,7 +19,6 @@ import (
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/client"
 	"github.com/tthost/tthost/sdk/internal/procscan"
-	"github.com/tthost/tthost/sdk/sdktest/inprocess"
 )
 
 // MarkerEnv is the variable the suite sets on every plugin it starts, with
@@ -58,7 +58,7 @@ type run struct {
 
 	plugin   *client.Plugin
 	plugins  []*client.Plugin
-	served   map[*client.Plugin]*inprocess.Served // in process: how to stop each
+	served   map[*client.Plugin]InProcessServer // in process: how to stop each
 	streams  []*stream
 	sessions int
 	turns    int
@@ -85,7 +85,7 @@ func newRun(ctx context.Context, target Target, desc sdk.Description, cli sdk.CL
 		marker:      MarkerEnv + "=" + randomHex(8),
 		dir:         dir,
 		log:         newLogTail(logTailBytes),
-		served:      map[*client.Plugin]*inprocess.Served{},
+		served:      map[*client.Plugin]InProcessServer{},
 		transcripts: map[string]string{},
 	}, nil
 }
@@ -176,7 +176,10 @@ func (r *run) tryLaunch(extraEnv ...string) (*client.Plugin, error) {
 	}
 	var p *client.Plugin
 	if r.inProcess() {
-		served, err := inprocess.Serve(ctx, r.target.Backend, cfg)
+		if ServeInProcess == nil {
+			return nil, errors.New("a Target with a Backend is served in process by package conformance (sdk/conformance); import it, or give the plugin's Path")
+		}
+		served, err := ServeInProcess(ctx, r.target.Backend, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -655,3 +658,16 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// InProcessServer is a Backend value served in this process (see
+// ServeInProcess).
+type InProcessServer interface {
+	Plugin() *client.Plugin
+	Stop(grace time.Duration) error
+}
+
+// ServeInProcess serves a Target's Backend value over real gRPC in this
+// process. Package conformance sets it (to sdk/sdktest/inprocess.Serve);
+// the engine does not import the plugin-side server itself, so a binary
+// that only proves plugin binaries (tthost) links none of it.
+var ServeInProcess func(ctx context.Context, b sdk.Backend, cfg client.Config) (InProcessServer, error)
