@@ -81,14 +81,14 @@ conformance: build
 	tt() { echo "+ tthost $$*"; $(BIN)/tthost "$$@"; }; \
 	echo "+ docs/tutorial: go vet, go test -race (its own conformance.Run), go build"; \
 	(cd docs/tutorial && $(GO) vet ./... && $(GO) test -race -count=1 ./... && \
-		$(GO) build -o "$$tmp/src/tthost-backend-mycli" .); \
+		$(GO) build -o "$$tmp/src/tthost-backend-mycli" . && $(GO) build -o "$$tmp/src/mycli" ./mycli); \
 	$(GO) build -o "$$tmp/src/tthost-backend-shellsession" github.com/tthost/tthost/sdk/examples/shellsession; \
 	$(GO) build -o "$$tmp/src/fake-codex-app-server" ./plugins/codex/internal/fakeappserver; \
 	tt plugin install "$$tmp/src/tthost-backend-mycli"; \
 	tt plugin install "$$tmp/src/tthost-backend-shellsession"; \
 	tt plugin list; \
 	tt plugin verify; \
-	tt plugin conformance mycli; \
+	tt plugin conformance mycli --command "$$tmp/src/mycli" --echo first-line; \
 	tt plugin conformance shellsession --command "bash --norc --noprofile" \
 		--env BASH_ENV="$(CURDIR)/sdk/examples/shellsession/testdata/standin.bash" \
 		--echo full --steer-prompt CONFORMANCE_STEER; \

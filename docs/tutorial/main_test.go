@@ -9,10 +9,15 @@ import (
 
 func TestMain(m *testing.M) { sdktest.RunMain(m) }
 
-// TestConformance builds this plugin and proves it with tthost's
-// conformance suite. The suite's stand-in CLI echoes each prompt, sleeps
-// when asked to run long and fails when asked to fail.
+// TestConformance builds this plugin and mycli, the REPL it drives (a
+// stand-in in ./mycli), and proves the plugin with tthost's conformance
+// suite. mycli echoes a prompt (sent as one line: its first line comes
+// back), thinks until interrupted on CONFORMANCE_SLEEP and fails on
+// CONFORMANCE_FAIL, the suite's default prompts.
 func TestConformance(t *testing.T) {
-	bin := sdktest.Build(t, ".", "tthost-backend-mycli")
-	conformance.Run(t, conformance.Target{Path: bin, Command: conformance.StandInCommand})
+	conformance.Run(t, conformance.Target{
+		Path:    sdktest.Build(t, ".", "tthost-backend-mycli"),
+		Command: sdktest.Build(t, "./mycli", "mycli"),
+		Prompts: conformance.Prompts{Echo: conformance.EchoFirstLine},
+	})
 }
