@@ -9,17 +9,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/tthost/tthost/sdk/plugin"
-
 	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/plugin"
 )
 
 // Backend is the echo backend.
@@ -52,21 +50,10 @@ func (b *Backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events s
 	if !full && cfg.Command == "" {
 		return nil, fmt.Errorf("CLI %q needs a command: %w", cfg.CLIName, sdk.ErrInvalidConfig)
 	}
-	env, err := plugin.ChildEnv(cfg.Env)
+	child, err := plugin.StartProcess(plugin.ProcessConfig{Args: []string{"sleep", "300"}, Env: cfg.Env, NoStdin: true})
 	if err != nil {
-		return nil, err
-	}
-	child := exec.Command("sleep", "300")
-	child.Env = env
-	// Its own group, so Close can end everything the session started; and
-	// killed if the plugin dies without closing it.
-	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := child.Start(); err != nil {
 		return nil, fmt.Errorf("start session child: %w", err)
 	}
-	s := &session{events: events, full: full, child: child, childDone: make(chan struct{}), closed: make(chan struct{})}
-	go s.watchChild()
-
 	n, _ := strconv.Atoi(cfg.Options["burst"])
 	for i := range n {
 		events.Emit(sdk.ToolCallEvent("", sdk.ToolCall{ID: strconv.Itoa(i), Kind: "command", Name: "burst", Status: "completed"}))
@@ -77,147 +64,86 @@ func (b *Backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events s
 		_, _ = rand.Read(b[:])
 		ready.RuntimeSessionID = "echo-" + hex.EncodeToString(b[:])
 	}
-	events.Emit(sdk.SessionReadyEvent(ready))
-	events.Emit(sdk.AwaitingInputEvent())
+	e := &echo{}
+	d := plugin.Driver{
+		Ready:     ready,
+		StartTurn: e.startTurn,
+		// The fallback CLI ("*") declares no steer or interrupt.
+		Steer: func(context.Context, *plugin.Turn, string) error {
+			return fmt.Errorf("steering: %w", sdk.ErrUnsupported)
+		},
+		Stop: func(context.Context, sdk.CloseMode) sdk.ExitInfo {
+			e.stopTurn()
+			child.Kill()
+			<-child.Done()
+			plugin.Logger().Info("echo session closed")
+			return sdk.ExitInfo{Signal: "killed"}
+		},
+	}
+	if full {
+		d.Steer = func(_ context.Context, t *plugin.Turn, text string) error {
+			t.Output("[steer] " + text)
+			return nil
+		}
+		d.Cancel = func(context.Context, *plugin.Turn) error { e.stopTurn(); return nil }
+	}
+	s := plugin.NewSession(events, d)
+	go func() {
+		<-child.Done()
+		s.Lost(errors.New("the session's process died")) // nothing during a Close
+	}()
 	return s, nil
 }
 
-type session struct {
-	events    sdk.EventSink
-	full      bool // the "echo" CLI, with steer and interrupt
-	child     *exec.Cmd
-	childDone chan struct{}
-
-	mu      sync.Mutex
-	turn    *turn
-	turns   int
-	closing bool
-	closed  chan struct{}
+// echo runs a session's turns, one at a time.
+type echo struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc // of the running turn
+	done   chan struct{}      // closed when the running turn has ended
 }
 
-type turn struct {
-	id     string
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func (s *session) watchChild() {
-	_ = s.child.Wait()
-	close(s.childDone)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closing {
-		s.events.Emit(sdk.ErrorEvent("", "cli_exited", "the session's process died", true))
-		s.events.Emit(sdk.ExitedEvent(sdk.ExitInfo{Reason: sdk.ExitCLIExited}))
-	}
-}
-
-// Send implements sdk.Session.
-func (s *session) Send(_ context.Context, in sdk.Input) (sdk.Delivery, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return sdk.Delivery{}, fmt.Errorf("session is closed: %w", sdk.ErrSessionNotFound)
-	}
-	switch in.Kind {
-	case sdk.InputTurn:
-		if s.turn != nil {
-			return sdk.Delivery{}, fmt.Errorf("turn %s has not finished: %w", s.turn.id, sdk.ErrTurnRunning)
-		}
-		return s.startLocked(in.Text), nil
-	case sdk.InputUrgent:
-		if s.turn == nil {
-			return s.startLocked(in.Text), nil
-		}
-		if !s.full {
-			return sdk.Delivery{}, fmt.Errorf("steering: %w", sdk.ErrUnsupported)
-		}
-		s.events.Emit(sdk.DeltaEvent(s.turn.id, "[steer] "+in.Text))
-		return sdk.Delivery{Kind: sdk.DeliverySteered, TurnID: s.turn.id}, nil
-	case sdk.InputCancel:
-		if !s.full {
-			return sdk.Delivery{}, fmt.Errorf("cancelling: %w", sdk.ErrUnsupported)
-		}
-		if s.turn == nil {
-			return sdk.Delivery{Kind: sdk.DeliveryNoTurn}, nil
-		}
-		s.turn.cancel()
-		return sdk.Delivery{Kind: sdk.DeliveryCancelled, TurnID: s.turn.id}, nil
-	}
-	return sdk.Delivery{}, fmt.Errorf("input kind %v: %w", in.Kind, sdk.ErrUnsupported)
-}
-
-func (s *session) startLocked(text string) sdk.Delivery {
-	s.turns++
+func (e *echo) startTurn(_ context.Context, t *plugin.Turn, text string) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &turn{id: "t" + strconv.Itoa(s.turns), cancel: cancel, done: make(chan struct{})}
-	s.turn = t
-	s.events.Emit(sdk.TurnStartedEvent(t.id))
-	go s.run(ctx, t, text)
-	return sdk.Delivery{Kind: sdk.DeliveryStarted, TurnID: t.id}
+	done := make(chan struct{})
+	e.mu.Lock()
+	e.cancel, e.done = cancel, done
+	e.mu.Unlock()
+	go func() {
+		defer close(done)
+		t.Complete(run(ctx, t, text))
+	}()
+	return nil
 }
 
-func (s *session) run(ctx context.Context, t *turn, text string) {
-	defer close(t.done)
+// stopTurn cancels the running turn and waits for its end.
+func (e *echo) stopTurn() {
+	e.mu.Lock()
+	cancel, done := e.cancel, e.done
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+func run(ctx context.Context, t *plugin.Turn, text string) sdk.TurnCompleted {
+	cancelled := sdk.TurnCompleted{Status: sdk.StatusInterrupted, Summary: "cancelled"}
 	if ms, ok := strings.CutPrefix(text, "SLEEP_MS="); ok {
 		n, _ := strconv.Atoi(ms)
 		timer := time.NewTimer(time.Duration(n) * time.Millisecond)
 		defer timer.Stop()
 		select {
 		case <-timer.C:
+			return sdk.TurnCompleted{Status: sdk.StatusCompleted, Summary: "slept " + ms + " ms"}
 		case <-ctx.Done():
-			s.finish(t, sdk.TurnCompleted{Status: sdk.StatusInterrupted, Summary: "cancelled"})
-			return
+			return cancelled
 		}
-		s.finish(t, sdk.TurnCompleted{Status: sdk.StatusCompleted, Summary: "slept " + ms + " ms"})
-		return
 	}
 	for _, r := range text { // one delta per character: the SDK must coalesce them
 		if ctx.Err() != nil {
-			s.finish(t, sdk.TurnCompleted{Status: sdk.StatusInterrupted, Summary: "cancelled"})
-			return
+			return cancelled
 		}
-		s.events.Emit(sdk.DeltaEvent(t.id, string(r)))
+		t.Output(string(r))
 	}
-	s.finish(t, sdk.TurnCompleted{Status: sdk.StatusCompleted, Summary: fmt.Sprintf("echoed %d bytes", len(text))})
-}
-
-// finish ends the turn under the lock, so a host that reacts to
-// TurnCompleted with a new turn never finds this one still running.
-func (s *session) finish(t *turn, c sdk.TurnCompleted) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.turn = nil
-	s.events.Emit(sdk.TurnCompletedEvent(t.id, c))
-	s.events.Emit(sdk.AwaitingInputEvent())
-}
-
-// Close implements sdk.Session.
-func (s *session) Close(ctx context.Context, mode sdk.CloseMode) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		<-s.closed
-		return nil
-	}
-	s.closing = true
-	t := s.turn
-	s.mu.Unlock()
-
-	if t != nil {
-		if mode == sdk.CloseGraceful {
-			select {
-			case <-t.done:
-			case <-ctx.Done():
-			}
-		}
-		t.cancel()
-		<-t.done
-	}
-	_ = syscall.Kill(-s.child.Process.Pid, syscall.SIGKILL)
-	<-s.childDone
-	plugin.Logger().Info("echo session closed", "mode", mode)
-	s.events.Emit(sdk.ExitedEvent(sdk.ExitInfo{Reason: sdk.ExitClosed, Signal: "killed"}))
-	close(s.closed)
-	return nil
+	return sdk.TurnCompleted{Status: sdk.StatusCompleted, Summary: fmt.Sprintf("echoed %d bytes", len(text))}
 }
