@@ -52,14 +52,6 @@ func (b *backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events s
 	if err != nil {
 		return nil, err
 	}
-	// A one-shot CLI keeps nothing between turns, so there is no runtime
-	// session id to save, and a resume id can only be reported as lost.
-	ready := sdk.SessionReady{}
-	if cfg.ResumeID != "" {
-		ready.ContextLostReason = "the one-shot backend keeps no CLI session between turns, so there is nothing to resume"
-	}
-	events.Emit(sdk.SessionReadyEvent(ready))
-	events.Emit(sdk.AwaitingInputEvent())
 	return s, nil
 }
 
@@ -68,8 +60,8 @@ type sessionSettings struct {
 	cliName string
 	command string
 	workdir string
-	env     []string
-	prompt  promptMode // resolved: never modeAuto
+	env     map[string]string // SessionConfig.Env, checked
+	prompt  promptMode        // resolved: never modeAuto
 }
 
 func validate(cfg sdk.SessionConfig) (sessionSettings, error) {
@@ -96,17 +88,16 @@ func validate(cfg sdk.SessionConfig) (sessionSettings, error) {
 	if err != nil {
 		return sessionSettings{}, err
 	}
-	// Without the plugin's internal variables: a `tthost` the CLI runs
-	// must not take itself for a plugin.
-	env, err := plugin.ChildEnv(cfg.Env)
-	if err != nil {
+	// Each turn's CLI gets plugin.ChildEnv(cfg.Env): checked here, so that
+	// an entry exec cannot pass is refused at once.
+	if _, err := plugin.ChildEnv(cfg.Env); err != nil {
 		return sessionSettings{}, err
 	}
 	return sessionSettings{
 		cliName: cfg.CLIName,
 		command: cfg.Command,
 		workdir: workdir,
-		env:     env,
+		env:     cfg.Env,
 		prompt:  mode.resolve(cfg.CLIName),
 	}, nil
 }

@@ -23,7 +23,7 @@ func BenchmarkTurnOverhead(b *testing.B) {
 	workdir := b.TempDir()
 
 	b.Run("direct", func(b *testing.B) {
-		buf := make([]byte, readSize)
+		buf := make([]byte, 32<<10)
 		for b.Loop() {
 			cmd := exec.Command("sh", "-c", "true")
 			cmd.Dir = workdir

@@ -2,27 +2,24 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"strconv"
 	"sync"
 
 	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/plugin"
 )
 
 // session is one agent's one-shot CLI: no process between turns, at most
-// one turn (one `sh -c` process group) at a time.
+// one turn (one `sh -c` process, in a group of its own) at a time. The
+// SDK's plugin.Session keeps the contract; this is its driver.
 type session struct {
+	*plugin.Session
 	settings sessionSettings
-	events   sdk.EventSink
+	// closeStarted is closed when Close begins.
+	closeStarted <-chan struct{}
 
-	mu      sync.Mutex
-	turns   int   // turns started, for turn ids
-	running *turn // nil when idle
-	closing bool  // Close was called: no new turns
-	// closeStarted is closed when Close begins and exited once Exited was
-	// emitted; later Close calls wait for exited.
-	closeStarted chan struct{}
-	exited       chan struct{}
+	mu   sync.Mutex
+	proc *plugin.Process // the running turn's CLI, nil between turns
+	ran  chan struct{}   // closed when the last turn's goroutine is done
 }
 
 func newSession(cfg sdk.SessionConfig, events sdk.EventSink) (*session, error) {
@@ -30,97 +27,63 @@ func newSession(cfg sdk.SessionConfig, events sdk.EventSink) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{
-		settings:     settings,
-		events:       events,
-		closeStarted: make(chan struct{}),
-		exited:       make(chan struct{}),
-	}, nil
+	// A one-shot CLI keeps nothing between turns, so there is no runtime
+	// session id to save, and a resume id can only be reported as lost.
+	ready := sdk.SessionReady{}
+	if cfg.ResumeID != "" {
+		ready.ContextLostReason = "the one-shot backend keeps no CLI session between turns, so there is nothing to resume"
+	}
+	s := &session{settings: settings}
+	s.Session = plugin.NewSession(events, plugin.Driver{
+		Ready:      ready,
+		TurnPrefix: "turn-",
+		StartTurn:  s.startTurn,
+		// Urgent input cannot join a one-shot turn (no steer): when no
+		// turn runs it starts one, else it is refused.
+		Cancel: s.cancel,
+		Stop:   s.stop,
+	})
+	s.closeStarted = s.CloseBegun()
+	return s, nil
 }
 
-func (s *session) Send(_ context.Context, in sdk.Input) (sdk.Delivery, error) {
+// startTurn runs the turn on a goroutine of its own: what goes wrong in
+// it, even its start, is reported in the turn's events.
+func (s *session) startTurn(_ context.Context, t *plugin.Turn, text string) error {
+	ran := make(chan struct{})
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return sdk.Delivery{}, fmt.Errorf("%w: the session is closed", sdk.ErrSessionNotFound)
-	}
-	switch in.Kind {
-	case sdk.InputCancel:
-		if s.running == nil {
-			return sdk.Delivery{Kind: sdk.DeliveryNoTurn}, nil
-		}
-		s.running.interrupt()
-		return sdk.Delivery{Kind: sdk.DeliveryCancelled, TurnID: s.running.id}, nil
-	case sdk.InputTurn, sdk.InputUrgent:
-		// Urgent input cannot join a one-shot turn (no steer capability);
-		// when no turn runs it simply starts one.
-		if s.running != nil {
-			return sdk.Delivery{}, fmt.Errorf("%w: turn %s has not finished", sdk.ErrTurnRunning, s.running.id)
-		}
-		s.turns++
-		t := newTurn("turn-"+strconv.Itoa(s.turns), in, s.settings, s.events)
-		s.running = t
-		// Emitted under the lock, so it cannot overtake the previous turn's
-		// AwaitingInput or follow this turn's own events.
-		s.events.Emit(sdk.TurnStartedEvent(t.id))
-		go s.runTurn(t)
-		return sdk.Delivery{Kind: sdk.DeliveryStarted, TurnID: t.id}, nil
-	}
-	return sdk.Delivery{}, fmt.Errorf("%w: input kind %v", sdk.ErrUnsupported, in.Kind)
-}
-
-// runTurn is the goroutine that owns a turn; Close waits for it through
-// t.done.
-func (s *session) runTurn(t *turn) {
-	result := t.run()
-	s.mu.Lock()
-	// Decided under the session lock, the lock Send(cancel) holds: a cancel
-	// that answered DeliveryCancelled always yields StatusInterrupted.
-	if t.wasCancelled() {
-		result = interrupted(result)
-	}
-	s.events.Emit(sdk.TurnCompletedEvent(t.id, result))
-	// A closing session takes no more input, so it does not claim to await
-	// any; Exited follows instead.
-	if !s.closing {
-		s.events.Emit(sdk.AwaitingInputEvent())
-	}
-	s.running = nil
+	s.ran = ran
 	s.mu.Unlock()
-	close(t.done)
-}
-
-// Close stops taking input, settles the running turn as the mode says and
-// emits Exited. Every call returns only once the turn's processes are gone
-// and Exited was emitted, so a second call (say, an immediate close after a
-// graceful one that waits) can escalate but never returns early.
-func (s *session) Close(ctx context.Context, mode sdk.CloseMode) error {
-	s.mu.Lock()
-	first := !s.closing
-	if first {
-		s.closing = true
-		close(s.closeStarted)
-	}
-	t := s.running
-	s.mu.Unlock()
-
-	if t != nil {
-		if mode != sdk.CloseGraceful {
-			t.interrupt()
-		}
-		select {
-		case <-t.done:
-		case <-ctx.Done():
-			t.interrupt()
-		}
-		// Bounded: an interrupted turn ends within killGrace+drainGrace.
-		<-t.done
-	}
-	if first {
-		s.events.Emit(sdk.ExitedEvent(sdk.ExitInfo{Reason: sdk.ExitClosed}))
-		close(s.exited)
-	} else {
-		<-s.exited
-	}
+	go func() {
+		defer close(ran)
+		t.Complete(s.run(t, text))
+	}()
 	return nil
+}
+
+// cancel stops the turn's whole process group: SIGTERM, so the CLI can
+// stop cleanly, and SIGKILL after killGrace.
+func (s *session) cancel(context.Context, *plugin.Turn) error {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p != nil {
+		go p.Close(context.Background(), sdk.CloseImmediate)
+	} // else run sees the cancel before it starts the CLI, or after it ended
+	return nil
+}
+
+// stop kills the running turn's CLI, if any, and returns once the turn
+// has ended.
+func (s *session) stop(context.Context, sdk.CloseMode) sdk.ExitInfo {
+	s.mu.Lock()
+	p, ran := s.proc, s.ran
+	s.mu.Unlock()
+	if p != nil {
+		p.Kill()
+	}
+	if ran != nil {
+		<-ran
+	}
+	return sdk.ExitInfo{}
 }

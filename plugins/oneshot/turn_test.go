@@ -358,13 +358,6 @@ func TestTurnThatCannotStartFails(t *testing.T) {
 			}
 			return sdk.Input{Text: "x"}
 		}, "no such file"},
-		{"a transcript that cannot be created", func(t *testing.T, workdir string) sdk.Input {
-			file := filepath.Join(t.TempDir(), "file")
-			if err := os.WriteFile(file, nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			return sdk.Input{Text: "x", TranscriptPath: filepath.Join(file, "turn.log")}
-		}, "transcript"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -398,9 +391,48 @@ func TestTurnThatCannotStartFails(t *testing.T) {
 	}
 }
 
-// A process that leaves the turn's process group (setsid) is out of the
-// backend's reach; if it keeps the output open, the turn still ends, after
-// drainGrace, with an output_truncated error. The test kills it itself.
+// A transcript that cannot be created fails nothing: the turn runs, its
+// output reaches the host as events, and an Error says why the file lacks
+// it (the SDK's plugin.Session does this for every backend).
+func TestATranscriptThatCannotBeCreatedFailsNothing(t *testing.T) {
+	t.Parallel()
+	procs := sdktest.TrackProcesses(t)
+	s, rec := openSession(t, procs, openOpts{command: "cat"})
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, out := runTurn(t, s, rec, sdk.Input{Text: "x", TranscriptPath: filepath.Join(file, "turn.log")})
+	errs := sdktest.OfKind(rec.Events(), sdk.EventError, "turn-1")
+	if c.Status != sdk.StatusCompleted || out != "x" || len(errs) != 1 || errs[0].Error.Code != "transcript_failed" ||
+		!strings.Contains(errs[0].Error.Message, "transcript") {
+		t.Errorf("turn = %s output %q; want completed with one transcript_failed error:\n%s", fmtCompleted(c), out, sdktest.Dump(rec.Events()))
+	}
+}
+
+// A process that moves to a session of its own (setsid) escapes the turn's
+// process group, but not its tag: it is killed when the turn ends, and the
+// turn does not wait for the output it holds.
+func TestTurnEndKillsAnEscapedProcessByItsTag(t *testing.T) {
+	t.Parallel()
+	procs := sdktest.TrackProcesses(t)
+	s, rec := openSession(t, procs, openOpts{command: `(setsid sh -c 'echo escaped; exec sleep 30' &) | head -n 1`})
+	start := time.Now()
+	c, out := runTurn(t, s, rec, sdk.Input{})
+	if took := time.Since(start); c.Status != sdk.StatusCompleted || out != "escaped\n" || took >= drainGrace {
+		t.Errorf("turn = %s output %q after %v; want completed at once", fmtCompleted(c), out, took)
+	}
+	assertGone(t, procs)
+}
+
+// drainGrace is how long the SDK's plugin.Process keeps reading output that
+// a process outside its reach holds open, once the CLI is gone.
+const drainGrace = time.Second
+
+// A process that leaves the turn's process group (setsid) and drops the
+// tag (it cleared its environment) is out of the backend's reach; if it
+// keeps the output open, the turn still ends, after drainGrace, with an
+// output_truncated error. The test kills it itself.
 func TestTurnEndsWhenAnEscapedProcessHoldsTheOutput(t *testing.T) {
 	t.Parallel()
 	procs := sdktest.TrackProcesses(t)
@@ -409,10 +441,11 @@ func TestTurnEndsWhenAnEscapedProcessHoldsTheOutput(t *testing.T) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	// The escapee reports through head only after setsid, so the turn's
-	// shell cannot end (and kill its group) before the escape; its stderr
-	// is the turn's output, which it keeps open.
-	s, rec := openSession(t, procs, openOpts{command: `(setsid sh -c 'echo escaped; exec sleep 30' &) | head -n 1`})
+	// The escapee reports through head only once it runs in a session of
+	// its own without the tag, so the turn's shell cannot end (and kill
+	// its group and tag) before the escape; its stderr is the turn's
+	// output, which it keeps open.
+	s, rec := openSession(t, procs, openOpts{command: `(setsid env -u TTHOST_PROCESS_TAG sh -c 'echo escaped; exec sleep 30' &) | head -n 1`})
 	start := time.Now()
 	id := send(t, s, sdk.Input{})
 	c, evs := rec.WaitCompleted(t, id)
