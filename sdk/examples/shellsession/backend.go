@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/tthost/tthost/sdk/plugin"
-
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -39,9 +37,10 @@ func (backend) Describe(context.Context) (sdk.Description, error) {
 }
 
 // OpenSession refuses what it cannot serve with sdk.ErrInvalidConfig, the
-// error the host reports as a configuration problem, and otherwise returns
-// a session whose shell is running and has answered.
-func (backend) OpenSession(ctx context.Context, cfg sdk.SessionConfig, events sdk.EventSink) (sdk.Session, error) {
+// error the host reports as a configuration problem, and otherwise starts
+// the shell and returns at once: SessionReady follows when the shell has
+// answered, and a turn sent before that waits for it.
+func (backend) OpenSession(_ context.Context, cfg sdk.SessionConfig, events sdk.EventSink) (sdk.Session, error) {
 	if cfg.CLIName != cliName {
 		return nil, fmt.Errorf("%w: this backend serves the CLI %q, not %q", sdk.ErrInvalidConfig, cliName, cfg.CLIName)
 	}
@@ -55,16 +54,13 @@ func (backend) OpenSession(ctx context.Context, cfg sdk.SessionConfig, events sd
 		// happened instead of pretending.
 		ready.ContextLostReason = "the shellsession backend cannot resume: a shell's state ends with its process"
 	}
-	// The plugin's environment without go-plugin's handshake, which the
-	// shell must not inherit, plus the session's.
-	env, err := plugin.ChildEnv(cfg.Env)
-	if err != nil {
-		return nil, err
-	}
-	return openSession(ctx, settings{
+	// The shell gets the plugin's environment without go-plugin's
+	// handshake, which it must not inherit, plus the session's (see
+	// plugin.ProcessConfig.Env).
+	return openSession(settings{
 		command: cfg.Command,
 		workdir: cfg.Workdir,
-		env:     env,
+		env:     cfg.Env,
 		ready:   ready,
 	}, events)
 }

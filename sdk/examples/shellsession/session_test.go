@@ -332,8 +332,6 @@ func TestOpenRefusesWhatItCannotServe(t *testing.T) {
 		{"another CLI", func(c *sdk.SessionConfig) { c.CLIName = "codex" }, `not "codex"`},
 		{"an empty command", func(c *sdk.SessionConfig) { c.Command = " " }, "empty"},
 		{"a missing workdir", func(c *sdk.SessionConfig) { c.Workdir = "/nonexistent/dir" }, "/nonexistent/dir"},
-		{"a command that is not there", func(c *sdk.SessionConfig) { c.Command = "no-such-shell-xyz" }, "not found"},
-		{"a command that exits", func(c *sdk.SessionConfig) { c.Command = "true" }, "ended before it answered"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := h.config("sh")
@@ -343,6 +341,49 @@ func TestOpenRefusesWhatItCannotServe(t *testing.T) {
 				t.Errorf("open: %v; want ErrInvalidConfig saying %q", err, tc.says)
 			}
 		})
+	}
+}
+
+// A command that starts but is no shell ends the session before it is
+// ready: OpenSession does not wait for the shell, so the session says why
+// in a fatal start_failed Error, then Exited.
+func TestACommandThatIsNoShellFailsTheSession(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct{ command, says string }{
+		{"no-such-shell-xyz", "not found"},
+		{"true", "ended before it answered"},
+	} {
+		t.Run(tc.command, func(t *testing.T) {
+			rec := sdktest.NewRecorder(t)
+			s, err := backend{}.OpenSession(context.Background(), h.config(tc.command), rec)
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			evs := rec.WaitExited(t)
+			if len(evs) != 2 || evs[0].Error == nil || !evs[0].Error.Fatal || evs[0].Error.Code != "start_failed" ||
+				!strings.Contains(evs[0].Error.Message, tc.says) || evs[1].Exited.Reason != sdk.ExitCLIExited {
+				t.Errorf("want a fatal start_failed saying %q, then Exited:\n%s", tc.says, sdktest.Dump(evs))
+			}
+			if _, err := s.Send(context.Background(), sdk.Input{Kind: sdk.InputTurn, Text: "echo"}); !errors.Is(err, sdk.ErrSessionNotFound) {
+				t.Errorf("send: %v; want ErrSessionNotFound", err)
+			}
+		})
+	}
+}
+
+// A turn sent before the shell has answered waits for it, and runs.
+func TestATurnBeforeReadyRunsOnceTheShellAnswers(t *testing.T) {
+	h := newHarness(t)
+	rec := sdktest.NewRecorder(t)
+	s, err := backend{}.OpenSession(context.Background(), h.config("sh"), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background(), sdk.CloseImmediate) })
+	d := send(t, s, sdk.InputTurn, "echo early")
+	c, evs := rec.WaitCompleted(t, d.TurnID)
+	if c.Status != sdk.StatusCompleted || sdktest.Output(evs, d.TurnID) != "early\n" || evs[0].Kind != sdk.EventSessionReady {
+		t.Errorf("the early turn: %+v:\n%s", c, sdktest.Dump(evs))
 	}
 }
 
