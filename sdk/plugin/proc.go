@@ -114,7 +114,7 @@ func StartProcess(cfg ProcessConfig) (*Process, error) {
 	if cfg.Grace <= 0 {
 		cfg.Grace = defaultGrace
 	}
-	env, err := ChildEnv(cfg.Env)
+	env, err := cfg.Environ()
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func StartProcess(cfg ProcessConfig) (*Process, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = cfg.Dir
 	// The tag last: nothing the backend adds can remove it.
-	cmd.Env = append(append(env, cfg.ExtraEnv...), tag.Env())
+	cmd.Env = append(env, tag.Env())
 	cmd.SysProcAttr = sysProcAttr()
 
 	var ours, theirs []*os.File // closed on failure; theirs also once the child has them
@@ -190,6 +190,17 @@ func StartProcess(cfg ProcessConfig) (*Process, error) {
 	}
 	go p.reap()
 	return p, nil
+}
+
+// Environ is the environment StartProcess gives the process, but for its
+// tag: ChildEnv(Env), then ExtraEnv. The error wraps sdk.ErrInvalidConfig
+// for an entry exec cannot pass, so OpenSession can check it at once.
+func (cfg ProcessConfig) Environ() ([]string, error) {
+	env, err := ChildEnv(cfg.Env)
+	if err != nil {
+		return nil, err
+	}
+	return append(env, cfg.ExtraEnv...), nil
 }
 
 // Pid is the process's id, which is also its process group's id.

@@ -107,7 +107,11 @@ func TestHowAProcessEndedIsReported(t *testing.T) {
 	if _, err := plugin.StartProcess(plugin.ProcessConfig{Command: "true", Dir: "/nonexistent/dir"}); err == nil || !strings.Contains(err.Error(), "/nonexistent/dir") {
 		t.Errorf("a missing workdir: %v", err)
 	}
-	if _, err := plugin.StartProcess(plugin.ProcessConfig{Command: "true", Env: map[string]string{"A=B": "x"}}); !errors.Is(err, sdk.ErrInvalidConfig) {
+	bad := plugin.ProcessConfig{Command: "true", Env: map[string]string{"A=B": "x"}}
+	if _, err := bad.Environ(); !errors.Is(err, sdk.ErrInvalidConfig) {
+		t.Errorf("Environ with a bad environment name: %v", err)
+	}
+	if _, err := plugin.StartProcess(bad); !errors.Is(err, sdk.ErrInvalidConfig) {
 		t.Errorf("a bad environment name: %v", err)
 	}
 	if _, err := plugin.StartProcess(plugin.ProcessConfig{}); !errors.Is(err, sdk.ErrInvalidConfig) {

@@ -139,7 +139,8 @@ type Session struct {
 	ending  string // why the CLI is gone, when it is: input fails with it
 	done    bool   // Exited was emitted
 	turns   int
-	running *Turn // accepted and not completed: held, starting or running
+	running *Turn       // accepted and not completed: held, starting or running
+	early   []sdk.Event // Emit before SessionReady: they follow it
 }
 
 // NewSession returns a Session for events, driven by d, and starts d.Start
@@ -218,6 +219,7 @@ func (s *Session) readyLocked(ready sdk.SessionReady) {
 	s.ready = true
 	// Emitted even when closing: a host may keep the runtime session id.
 	s.emitLocked(sdk.SessionReadyEvent(ready))
+	s.flushEarlyLocked()
 	if !s.closing {
 		s.emitLocked(sdk.AwaitingInputEvent())
 	}
@@ -228,6 +230,7 @@ func (s *Session) startFailed(err error) {
 	info := s.stop(context.Background(), sdk.CloseImmediate)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.flushEarlyLocked()
 	msg := err.Error()
 	if t := s.running; t != nil {
 		// Held, so it never started: no event of its own.
@@ -542,6 +545,7 @@ func (s *Session) finishClose(info sdk.ExitInfo) {
 			s.dropLocked(t)
 		}
 	}
+	s.flushEarlyLocked()
 	info.Reason = sdk.ExitClosed
 	s.exitLocked(info)
 }
@@ -600,11 +604,24 @@ func (s *Session) Running() *Turn {
 }
 
 // Emit emits an event of the session's own (an Error with no turn, ...),
-// in order with the Session's events. It does nothing after Exited.
+// in order with the Session's events. Emitted before the session is
+// ready, it follows SessionReady (a session starts with SessionReady). It
+// does nothing after Exited.
 func (s *Session) Emit(ev sdk.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.ready {
+		s.early = append(s.early, ev)
+		return
+	}
 	s.emitLocked(ev)
+}
+
+func (s *Session) flushEarlyLocked() {
+	for _, ev := range s.early {
+		s.emitLocked(ev)
+	}
+	s.early = nil
 }
 
 // Closing reports whether Close has begun.
