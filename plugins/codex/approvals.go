@@ -157,16 +157,16 @@ func (s *session) answer(id json.RawMessage, method string, params json.RawMessa
 func (s *session) reportApproval(turnID string, a sdk.Approval) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id := ""
 	if t := s.turnLocked(turnID); t != nil {
-		id = t.id
 		timedOut := ""
 		if a.TimedOut {
 			timedOut = " (no decision in time)"
 		}
-		t.transcript.note("approval %s `%s`: %s%s", a.Kind, a.Description, a.Decision, timedOut)
+		t.pt.Transcript().Note("approval %s `%s`: %s%s", a.Kind, a.Description, a.Decision, timedOut)
+		t.pt.Emit(sdk.ApprovalEvent("", a))
+		return
 	}
-	s.events.Emit(sdk.ApprovalEvent(id, a))
+	s.Emit(sdk.ApprovalEvent("", a))
 }
 
 // requestID renders a JSON-RPC id for people: a string without quotes.

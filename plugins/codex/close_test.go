@@ -152,7 +152,7 @@ func TestCloseDuringStartup(t *testing.T) {
 	t.Parallel()
 	procs := sdktest.TrackProcesses(t)
 	// initialize is never answered: Close must not wait for it.
-	s, rec, _ := open(t, procs, openOpts{env: map[string]string{"FAKE_CODEX_IGNORE": "initialize"}})
+	s, rec, _ := open(t, procs, openOpts{env: map[string]string{"FAKE_CODEX_IGNORE": "initialize"}, starting: true})
 	start := time.Now()
 	if err := s.Close(context.Background(), sdk.CloseGraceful); err != nil {
 		t.Fatal(err)

@@ -116,6 +116,10 @@ type openOpts struct {
 	resumeID string
 	logDir   string
 	tweak    func(*session)
+	// starting: open returns at once, as OpenSession does. Otherwise it
+	// waits for SessionReady, so that a Send goes to codex at once instead
+	// of being held until codex is ready (plugin.Session's contract).
+	starting bool
 }
 
 // open opens a session against the fake (or o.command) whose processes
@@ -167,6 +171,9 @@ func open(t testing.TB, procs *sdktest.Processes, o openOpts) (*session, *record
 			t.Errorf("Close: %v", err)
 		}
 	})
+	if !o.starting {
+		rec.WaitReady(t)
+	}
 	return s, rec, f
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,10 +9,13 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/tthost/tthost/sdk/plugin"
 )
 
 // The wire of `codex app-server --listen stdio://`: JSON-RPC 2.0 without the
@@ -153,8 +155,8 @@ type wireHandler interface {
 // rpcClient is our side of the wire: requests with deadlines, notifications
 // and answers to server requests, written one line at a time.
 type rpcClient struct {
-	w       *os.File      // the app-server's stdin; a pipe, so write deadlines work
-	timeout time.Duration // deadline of every request and write
+	w       io.WriteCloser // the app-server's stdin (its plugin.Process bounds each write)
+	timeout time.Duration  // deadline of every request
 	log     hclog.Logger
 
 	wmu sync.Mutex // one line at a time
@@ -175,7 +177,7 @@ type pendingCall struct {
 	onResult func(json.RawMessage)
 }
 
-func newRPCClient(w *os.File, timeout time.Duration, log hclog.Logger) *rpcClient {
+func newRPCClient(w io.WriteCloser, timeout time.Duration, log hclog.Logger) *rpcClient {
 	return &rpcClient{w: w, timeout: timeout, log: log, next: 1, pending: map[int64]*pendingCall{}}
 }
 
@@ -203,7 +205,7 @@ func (c *rpcClient) call(ctx context.Context, method string, params any, onResul
 		Method string `json:"method"`
 		Params any    `json:"params,omitempty"`
 	}{id, method, params}
-	if err := c.write(msg, deadline); err != nil {
+	if err := c.write(msg); err != nil {
 		c.forget(id)
 		return nil, fmt.Errorf("%s: %w", method, err)
 	}
@@ -243,7 +245,7 @@ func (c *rpcClient) notify(method string, params any) error {
 		Method string `json:"method"`
 		Params any    `json:"params,omitempty"`
 	}{method, params}
-	return c.write(msg, time.Now().Add(c.timeout))
+	return c.write(msg)
 }
 
 // reply answers a server request.
@@ -252,7 +254,7 @@ func (c *rpcClient) reply(id json.RawMessage, result any) error {
 		ID     json.RawMessage `json:"id"`
 		Result any             `json:"result"`
 	}{id, result}
-	return c.write(msg, time.Now().Add(c.timeout))
+	return c.write(msg)
 }
 
 // replyError answers a server request with a JSON-RPC error.
@@ -261,12 +263,13 @@ func (c *rpcClient) replyError(id json.RawMessage, code int64, message string) e
 		ID    json.RawMessage `json:"id"`
 		Error rpcError        `json:"error"`
 	}{id, rpcError{Code: code, Message: message}}
-	return c.write(msg, time.Now().Add(c.timeout))
+	return c.write(msg)
 }
 
-// write sends one line. The deadline keeps a wedged app-server (one that
-// stopped reading its stdin) from blocking the caller forever.
-func (c *rpcClient) write(v any, deadline time.Time) error {
+// write sends one line. The app-server's plugin.Process bounds the write
+// (request_timeout_ms), so a wedged app-server (one that stopped reading
+// its stdin) cannot block the caller forever.
+func (c *rpcClient) write(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -274,7 +277,6 @@ func (c *rpcClient) write(v any, deadline time.Time) error {
 	b = append(b, '\n')
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_ = c.w.SetWriteDeadline(deadline)
 	if _, err := c.w.Write(b); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("%w: its input is not being read", errTimeout)
@@ -292,44 +294,25 @@ func (c *rpcClient) closeInput() { _ = c.w.Close() }
 // to h or to the request waiting for it. When it returns, every request
 // still waiting has failed with errGone and new requests fail at once.
 func (c *rpcClient) readLoop(r io.Reader, h wireHandler) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var buf []byte
+	lines := plugin.NewLineReader(r, maxLineBytes)
 	for {
-		var tooLong bool
-		var err error
-		buf, tooLong, err = readLine(br, buf[:0])
+		line, err := lines.Next()
 		switch {
-		case tooLong:
-			h.invalid(buf[:min(len(buf), 200)], fmt.Errorf("line longer than %d bytes, skipped", maxLineBytes))
-		case len(bytes.TrimSpace(buf)) > 0:
-			c.dispatch(buf, h)
+		case errors.Is(err, plugin.ErrLineTooLong):
+			h.invalid([]byte(line[:min(len(line), 200)]), fmt.Errorf("line longer than %d bytes, skipped", maxLineBytes))
+			err = nil
+		case strings.TrimSpace(line) != "":
+			c.dispatch([]byte(line), h)
 		}
 		if err != nil {
 			break
 		}
-		if br.Buffered() == 0 {
+		if lines.Buffered() == 0 {
 			h.idle()
 		}
 	}
 	h.idle()
 	c.fail(errGone)
-}
-
-// readLine appends the next line (without its newline) to buf. A line over
-// maxLineBytes is read to its end but only its start is kept.
-func readLine(br *bufio.Reader, buf []byte) (_ []byte, tooLong bool, err error) {
-	for {
-		frag, err := br.ReadSlice('\n')
-		if len(buf)+len(frag) <= maxLineBytes {
-			buf = append(buf, frag...)
-		} else {
-			tooLong = true
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		return bytes.TrimSuffix(buf, []byte("\n")), tooLong, err
-	}
 }
 
 func (c *rpcClient) dispatch(text []byte, h wireHandler) {

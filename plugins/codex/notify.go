@@ -91,8 +91,7 @@ func (s *session) onDelta(params json.RawMessage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t := s.turnLocked(p.TurnID); t != nil && p.Delta != "" {
-		t.transcript.text(p.Delta)
-		s.events.Emit(sdk.DeltaEvent(t.id, p.Delta))
+		t.pt.Output(p.Delta) // a delta, and the transcript
 	}
 	return nil
 }
@@ -127,7 +126,7 @@ func (s *session) onItemCompleted(params json.RawMessage) error {
 	switch it.Type {
 	case "agentMessage":
 		t.lastText = it.Text
-		t.transcript.endText()
+		t.pt.Transcript().EndLine()
 		return nil
 	case "commandExecution":
 		call.Kind, call.Name = "command", commandLine(it.Command)
@@ -143,8 +142,8 @@ func (s *session) onItemCompleted(params json.RawMessage) error {
 	if call.ExitCode != nil {
 		outcome += fmt.Sprintf(", exit %d", *call.ExitCode)
 	}
-	t.transcript.note("tool %s `%s`: %s", call.Kind, call.Name, outcome)
-	s.events.Emit(sdk.ToolCallEvent(t.id, call))
+	t.pt.Transcript().Note("tool %s `%s`: %s", call.Kind, call.Name, outcome)
+	t.pt.Emit(sdk.ToolCallEvent("", call))
 	return nil
 }
 
@@ -171,9 +170,9 @@ func (s *session) onTurnStarted(params json.RawMessage) error {
 		// turn/started overtook the answer to turn/start.
 		s.bindLocked(s.starting, id)
 		s.starting.markActiveLocked()
-	case s.running == nil && !s.closing:
+	case s.running == nil && !s.Closing():
 		thread := s.threadID
-		s.events.Emit(sdk.ErrorEvent("", "orphan_turn", fmt.Sprintf(
+		s.Emit(sdk.ErrorEvent("", "orphan_turn", fmt.Sprintf(
 			"codex started turn %s that no input is waiting for (its turn/start had failed); interrupting it", id), false))
 		s.bg.Add(1)
 		go func() {
@@ -230,7 +229,15 @@ func (s *session) onTurnCompleted(params json.RawMessage) error {
 	default:
 		c.Status, c.Error = sdk.StatusFailed, fmt.Sprintf("codex ended the turn with status %q", p.Turn.Status)
 	}
-	s.completeLocked(t, c)
+	switch {
+	case c.Error != "":
+		t.pt.Transcript().Note("turn %s: %s", c.Status, c.Error)
+	default:
+		t.pt.Transcript().Note("turn %s", c.Status)
+	}
+	s.running = nil
+	close(t.ended)
+	t.pt.Complete(c)
 	return nil
 }
 
@@ -264,7 +271,7 @@ func (s *session) onUsage(params json.RawMessage) error {
 	if u.TotalTokens <= 0 || u.InputTokens < 0 || u.CachedInputTokens < 0 || u.OutputTokens < 0 || u.ReasoningOutputTokens < 0 {
 		u = p.TokenUsage.Last
 	}
-	s.events.Emit(sdk.UsageEvent(t.id, sdk.Usage{
+	t.pt.Emit(sdk.UsageEvent("", sdk.Usage{
 		InputTokens:           u.InputTokens,
 		CachedInputTokens:     u.CachedInputTokens,
 		OutputTokens:          u.OutputTokens,
@@ -310,19 +317,19 @@ func (s *session) onError(params json.RawMessage) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	turnID := ""
 	if t := s.turnLocked(p.TurnID); t != nil {
-		turnID = t.id
-		t.transcript.note("error (%s): %s", code, msg)
+		t.pt.Transcript().Note("error (%s): %s", code, msg)
+		t.pt.Emit(sdk.ErrorEvent("", code, msg, false))
+	} else {
+		s.Emit(sdk.ErrorEvent("", code, msg, false))
 	}
-	s.events.Emit(sdk.ErrorEvent(turnID, code, msg, false))
 	return nil
 }
 
 // invalid reports output that is not JSON-RPC. It is never fatal: one bad
 // line (a stray print, a truncated write) must not end an agent's session.
 func (s *session) invalid(text []byte, err error) {
-	s.events.Emit(sdk.ErrorEvent("", "invalid_output",
+	s.Emit(sdk.ErrorEvent("", "invalid_output",
 		fmt.Sprintf("codex app-server wrote output that is not usable JSON-RPC (%v): %.200q", err, text), false))
 }
 
@@ -331,29 +338,7 @@ func (s *session) idle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running != nil {
-		s.running.transcript.flush()
-	}
-}
-
-// completeLocked ends a turn: transcript, TurnCompleted, and AwaitingInput
-// when the session goes on.
-func (s *session) completeLocked(t *turn, c sdk.TurnCompleted) {
-	if s.running == t {
-		s.running = nil
-	}
-	switch {
-	case c.Error != "":
-		t.transcript.note("turn %s: %s", c.Status, c.Error)
-	default:
-		t.transcript.note("turn %s", c.Status)
-	}
-	if err := t.transcript.close(); err != nil {
-		s.events.Emit(sdk.ErrorEvent(t.id, "transcript_failed", "writing the transcript: "+err.Error(), false))
-	}
-	s.events.Emit(sdk.TurnCompletedEvent(t.id, c))
-	close(t.done)
-	if !s.closing && !s.exited {
-		s.events.Emit(sdk.AwaitingInputEvent())
+		_ = s.running.pt.Transcript().Flush()
 	}
 }
 

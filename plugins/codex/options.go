@@ -60,13 +60,18 @@ const (
 
 // settings is a validated SessionConfig, ready to run.
 type settings struct {
-	cliName   string
-	launch    launchSpec
-	workdir   string
-	env       []string // the app-server's whole environment
-	logPath   string   // "" discards the app-server's stderr
-	resumeID  string
-	codexHome string // "" inherits the plugin's CODEX_HOME (or codex's ~/.codex)
+	cliName string
+	launch  launchSpec
+	workdir string
+	// env is the app-server's whole environment, as the plugin.Process
+	// gives it: plugin.ChildEnv(sessionEnv), then extraEnv (the command's
+	// assignments, CODEX_HOME).
+	env        []string
+	sessionEnv map[string]string
+	extraEnv   []string
+	logPath    string // "" discards the app-server's stderr
+	resumeID   string
+	codexHome  string // "" inherits the plugin's CODEX_HOME (or codex's ~/.codex)
 
 	approvalPolicy  string
 	sandbox         string // thread/start's kebab-case mode
@@ -108,7 +113,9 @@ func validate(cfg sdk.SessionConfig) (settings, error) {
 	if err := s.applyOptions(cfg.Options); err != nil {
 		return settings{}, err
 	}
-	if s.env, err = buildEnv(cfg.Env, launch.env, s.codexHome); err != nil {
+	s.sessionEnv, s.extraEnv = cfg.Env, appServerEnv(launch.env, s.codexHome)
+	// Built here, so that an entry exec cannot pass is refused at once.
+	if s.env, err = s.process().Environ(); err != nil {
 		return settings{}, err
 	}
 	if cfg.LogDir != "" {
@@ -198,20 +205,34 @@ func codexHome(v, workdir string) (string, error) {
 	return filepath.Clean(v), nil
 }
 
-// buildEnv is plugin.ChildEnv (the plugin's environment without its internal
-// variables, then SessionConfig.Env), then the assignments written before
-// codex in the command, then CODEX_HOME; os/exec keeps the last of
-// duplicate keys, so later sources win.
-func buildEnv(extra map[string]string, fromCommand []string, codexHome string) ([]string, error) {
-	env, err := plugin.ChildEnv(extra)
-	if err != nil {
-		return nil, err
+// process is how the app-server is started (startAppServer adds its
+// stderr).
+func (s settings) process() plugin.ProcessConfig {
+	return plugin.ProcessConfig{
+		Args:     s.launch.argv,
+		Dir:      s.workdir,
+		Env:      s.sessionEnv,
+		ExtraEnv: s.extraEnv,
+		// A wedged app-server (one that stopped reading its stdin) cannot
+		// block a request for longer than its deadline.
+		WriteTimeout: s.requestTimeout,
+		// An app-server that closed its stdout, or was asked to stop, may
+		// take this long to exit before its group is killed.
+		Grace: exitGrace,
 	}
-	env = append(env, fromCommand...)
+}
+
+// appServerEnv is what the app-server gets on top of plugin.ChildEnv
+// (the plugin's environment without its internal variables, then
+// SessionConfig.Env): the assignments written before codex in the command,
+// then CODEX_HOME. os/exec keeps the last of duplicate keys, so later
+// sources win.
+func appServerEnv(fromCommand []string, codexHome string) []string {
+	env := append([]string(nil), fromCommand...)
 	if codexHome != "" {
 		env = append(env, "CODEX_HOME="+codexHome)
 	}
-	return env, nil
+	return env
 }
 
 // logName names the session's stderr log after its agent.

@@ -129,7 +129,7 @@ func TestStartFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			procs := sdktest.TrackProcesses(t)
-			s, rec, _ := open(t, procs, openOpts{command: tt.command, options: tt.options, env: tt.env})
+			s, rec, _ := open(t, procs, openOpts{command: tt.command, options: tt.options, env: tt.env, starting: true})
 			evs := rec.WaitExited(t)
 			if len(evs) != 2 || evs[0].Kind != sdk.EventError || !evs[0].Error.Fatal || evs[0].Error.Code != "start_failed" {
 				t.Fatalf("want a fatal start_failed error and exited:\n%s", sdktest.Dump(evs))
@@ -242,8 +242,9 @@ func TestSandboxAndApprovalPolicyReachCodexInTheirTwoShapes(t *testing.T) {
 func TestSendWaitsForAStartingSession(t *testing.T) {
 	t.Parallel()
 	procs := sdktest.TrackProcesses(t)
-	// The first Send races the handshake: it must wait for it, not fail.
-	s, rec, _ := open(t, procs, openOpts{})
+	// The first Send races the handshake: it is held until codex is
+	// ready, not failed.
+	s, rec, _ := open(t, procs, openOpts{starting: true})
 	id := send(t, s, sdk.Input{Text: "hello"}, sdk.DeliveryStarted)
 	if c, _ := rec.WaitCompleted(t, id); c.Status != sdk.StatusCompleted {
 		t.Fatalf("turn = %+v", c)
