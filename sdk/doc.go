@@ -89,10 +89,14 @@
 //		plugin.Serve(echoBackend{})
 //	}
 //
-// A backend that drives a real CLI does the same with a process: the
-// plugin-authoring guide builds one that runs a CLI per turn, and
-// sdk/examples/shellsession keeps one live process per session, with
-// steering and cancelling.
+// A backend that drives a real CLI does not write this life cycle itself:
+// package plugin has it (plugin.Session, driven by a plugin.Driver that says
+// only how the CLI starts, takes a turn, steers, cancels and stops), with
+// the CLI's process (plugin.Process), its output as lines
+// (plugin.LineReader) and the turn's transcript (plugin.Transcript). The
+// plugin-authoring guide builds a persistent backend for a line-oriented
+// REPL with them in about a hundred lines (docs/tutorial), and
+// sdk/examples/shellsession keeps one live shell per session.
 //
 // # Sessions, turns and events
 //
@@ -104,6 +108,16 @@
 // streams them in order. The rules, which the conformance suite checks:
 //
 //   - A session starts with SessionReady, then AwaitingInput.
+//     OpenSession returns at once; a CLI that takes time to start reports
+//     SessionReady when it is ready.
+//   - Input sent before SessionReady is accepted, never refused for being
+//     early: a turn is held and given to the CLI once it is ready (Send
+//     answers DeliveryStarted with its id at once; its TurnStarted follows
+//     SessionReady and AwaitingInput); urgent input joins the held turn's
+//     text (DeliverySteered); a cancel ends it interrupted without the CLI
+//     seeing it. If the CLI never becomes ready, the session ends with a
+//     fatal Error (code start_failed) and Exited, and the held turn, which
+//     never started, has no event: the host delivers its input again.
 //   - Send returns the turn's id in its Delivery, and every event of the
 //     turn carries that id: TurnStarted first, then AssistantDelta,
 //     ToolCall, Approval, Usage and Error events, then exactly one
@@ -112,6 +126,16 @@
 //   - A turn while another runs fails with ErrTurnRunning. Urgent input
 //     joins the running turn (DeliverySteered) when the CLI declares steer,
 //     and otherwise starts a turn when none runs.
+//   - A steer's receipt is honest. DeliverySteered means the CLI took the
+//     text into the running turn before that turn's end was observed, so
+//     the turn's TurnCompleted comes after the receipt and covers the text;
+//     a backend holds back an end it sees while a steer is on its way. Urgent
+//     input that comes after the end (or that the CLI refuses because its
+//     turn just ended) starts a new turn: DeliveryStarted with the new
+//     turn's id, after the old turn's TurnCompleted. Urgent input for a
+//     turn being cancelled, or that cannot reach the CLI, fails (for a turn
+//     being cancelled, with ErrTurnRunning), and the host queues it for the
+//     next turn.
 //   - A cancel (CLI declares interrupt) answers DeliveryCancelled, and the
 //     turn then ends interrupted; with no turn running it answers
 //     DeliveryNoTurn.
@@ -152,22 +176,20 @@
 // # Processes
 //
 // A backend owns the processes it starts and must leave none behind. Start
-// each CLI in a process group of its own and tag it with a ProcessTag:
-// children inherit the tag, so ProcessTag.Kill finds every process of a
-// session or turn, including those that moved to a session of their own.
-// The host kills anything that still carries its plugin's instance token
-// when a plugin dies, but a backend should not rely on it.
+// each CLI in a process group of its own and tag it with a
+// plugin.ProcessTag: children inherit the tag, so ProcessTag.Kill finds
+// every process of a session or turn, including those that moved to a
+// session of their own. The host kills anything that still carries its
+// plugin's instance token when a plugin dies, but a backend should not
+// rely on it.
 //
-// Give every process the environment ChildEnv builds, never os.Environ():
-// the plugin's own environment holds the go-plugin handshake, which a CLI
-// must not inherit (a `tthost` run in a turn would take it for a plugin
-// launch), and ChildEnv adds the session's Env on top:
+// Give every process the environment plugin.ChildEnv builds, never
+// os.Environ(): the plugin's own environment holds the go-plugin
+// handshake, which a CLI must not inherit (a `tthost` run in a turn would
+// take it for a plugin launch), and ChildEnv adds the session's Env on
+// top. plugin.StartProcess does all of this:
 //
-//	env, err := plugin.ChildEnv(cfg.Env)
-//	if err != nil {
-//		return nil, err // an ErrInvalidConfig
-//	}
-//	cmd.Env = append(env, tag.Env())
+//	p, err := plugin.StartProcess(plugin.ProcessConfig{Command: cfg.Command, Dir: cfg.Workdir, Env: cfg.Env})
 //
 // # What Serve takes care of
 //
@@ -201,9 +223,12 @@
 // way the host does:
 //
 //	func TestConformance(t *testing.T) {
-//		bin := sdktest.Build(t, ".", "tthost-backend-mybackend")
-//		conformance.Run(t, conformance.Target{Path: bin, Command: "mycli --stdin"})
+//		conformance.Run(t, conformance.Target{Path: sdktest.Build(t, ".", "tthost-backend-mycli")})
 //	}
+//
+// Target also says which CLI command the backend drives (Command, the
+// suite's one-shot stand-in by default) and which prompts make it run long
+// or fail (Prompts).
 //
 // `tthost plugin conformance NAME|PATH --command "..."` runs the same
 // suite from the command line. sdktest.TrackProcesses proves a test left

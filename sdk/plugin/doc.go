@@ -44,11 +44,11 @@
 //		if err != nil {
 //			return nil, fmt.Errorf("%w: %v", sdk.ErrInvalidConfig, err)
 //		}
-//		c := &cli{p: p, lines: plugin.NewLineReader(p.Output(), 0)}
+//		c := &repl{p: p, lines: plugin.NewLineReader(p.Output(), 8<<20)}
 //		c.s = plugin.NewSession(events, plugin.Driver{
-//			Start:     c.waitReady, // reads lines until the REPL's prompt
+//			Start:     c.waitReady, // reads lines until the REPL says it is ready
 //			StartTurn: c.writeLine, // the prompt, as one line
-//			Steer:     c.writeLine, // one more line: the turn ends after its answer
+//			Steer:     c.writeLine, // one more line: the turn ends after its answer too
 //			Cancel:    func(context.Context, *plugin.Turn) error { return p.Signal(syscall.SIGINT) },
 //			Stop:      p.Close,
 //		})
