@@ -250,12 +250,19 @@ func (p *Process) Write(b []byte) (int, error) {
 	n, err := p.stdin.Write(b)
 	switch {
 	case err == nil:
+	case errors.Is(err, os.ErrClosed), p.stdinClosed(), p.gone():
+		err = fmt.Errorf("%w (%v)", ErrStdinClosed, err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		err = fmt.Errorf("%w: the CLI has not read its input for %v", err, p.cfg.WriteTimeout)
-	case errors.Is(err, os.ErrClosed), p.stdinClosed():
-		err = ErrStdinClosed
 	}
 	return n, err
+}
+
+// gone reports whether the process has exited (its group was killed).
+func (p *Process) gone() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exited
 }
 
 // WriteString is Write of a string.
