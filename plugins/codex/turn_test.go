@@ -338,3 +338,25 @@ func TestASteerBeforeTheTurnIsActiveJoinsIt(t *testing.T) {
 		t.Errorf("turn/start sent %d times, want once", n)
 	}
 }
+
+// A turn sent before codex is ready is held, keeps the id Send returned,
+// and is the running turn once codex has it: its TurnStarted comes then,
+// and urgent input steers into it under codex's id for it.
+func TestATurnHeldUntilReadyRunsAndCanBeSteered(t *testing.T) {
+	t.Parallel()
+	procs := sdktest.TrackProcesses(t)
+	s, rec, f := open(t, procs, openOpts{starting: true})
+	id := send(t, s, sdk.Input{Text: "SLEEP_MS=1500 work"}, sdk.DeliveryStarted)
+	rec.WaitKind(t, sdk.EventTurnStarted, id)
+	if got := send(t, s, sdk.Input{Kind: sdk.InputUrgent, Text: "URGENT: look here"}, sdk.DeliverySteered); got != id {
+		t.Fatalf("steered into %s, want the held turn %s", got, id)
+	}
+	c, evs := rec.WaitCompleted(t, id)
+	if c.Status != sdk.StatusCompleted || sdktest.Output(evs, id) != "handled urgent turn" {
+		t.Fatalf("turn = %+v with output %q, want completed with the urgent input handled", c, sdktest.Output(evs, id))
+	}
+	starts, steers := f.params(t, "turn/start"), f.params(t, "turn/steer")
+	if len(starts) != 1 || len(steers) != 1 || steers[0]["expectedTurnId"] == id {
+		t.Errorf("turn/start %v, turn/steer %v; want one each, the steer naming codex's id for the turn", starts, steers)
+	}
+}

@@ -204,11 +204,13 @@ func (s *Session) start() {
 		s.mu.Unlock()
 		err := s.d.StartTurn(s.life, t, text)
 		s.mu.Lock()
-		if err != nil && t.phase != phaseDone && !s.done {
-			// Accepted long ago: a failure to start it is the turn's.
+		if t.phase != phaseDone && !s.done {
 			s.announceLocked(t)
-			s.emitLocked(sdk.ErrorEvent(t.id, "start_failed", err.Error(), false))
-			s.commitLocked(t, sdk.TurnCompleted{Status: sdk.StatusFailed, Error: err.Error()})
+			if err != nil {
+				// Accepted long ago: a failure to start it is the turn's.
+				s.emitLocked(sdk.ErrorEvent(t.id, "start_failed", err.Error(), false))
+				s.commitLocked(t, sdk.TurnCompleted{Status: sdk.StatusFailed, Error: err.Error()})
+			}
 		}
 		s.begunLocked(t)
 		s.mu.Unlock()

@@ -314,6 +314,8 @@ func TestInputBeforeReadyIsHeldUntilReady(t *testing.T) {
 		t.Errorf("the held turn's text is %q, want the turn and the urgent input", text)
 	}
 	tr := recv(t, f.turns, "StartTurn")
+	// Its TurnStarted comes once the CLI has it, before any output.
+	rec.WaitKind(t, sdk.EventTurnStarted, "t1")
 	tr.Complete(sdk.TurnCompleted{Status: sdk.StatusCompleted})
 	evs := rec.WaitFor(t, "the held turn's end", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput && len(evs) > 2 })
 	if ks := sdktest.Kinds(evs); ks[0] != sdk.EventSessionReady || ks[1] != sdk.EventAwaitingInput || ks[2] != sdk.EventTurnStarted {
