@@ -113,9 +113,10 @@
 //   - Input sent before SessionReady is accepted, never refused for being
 //     early: a turn is held and given to the CLI once it is ready (Send
 //     answers DeliveryStarted with its id at once; its TurnStarted follows
-//     SessionReady and AwaitingInput); urgent input joins the held turn's
-//     text (DeliverySteered); a cancel ends it interrupted without the CLI
-//     seeing it. If the CLI never becomes ready, the session ends with a
+//     SessionReady and AwaitingInput); urgent input for it waits until the
+//     CLI has the turn and is then steered into it like any other (so its
+//     receipt says what happened); a cancel ends it interrupted at once,
+//     without the CLI seeing it. If the CLI never becomes ready, the session ends with a
 //     fatal Error (code start_failed) and Exited, and the held turn, which
 //     never started, has no event: the host delivers its input again.
 //   - Send returns the turn's id in its Delivery, and every event of the

@@ -94,8 +94,10 @@ type Driver struct {
 //   - OpenSession returns at once; SessionReady then AwaitingInput are
 //     emitted when Start returns. Input sent before that is accepted: a
 //     turn is held (Send answers DeliveryStarted with its id) and given to
-//     the CLI once it is ready; urgent input joins the held turn's text; a
-//     cancel cancels it. If the CLI never becomes ready, the session ends
+//     the CLI once it is ready; urgent input waits until the CLI has the
+//     turn, then is steered into it as into any running turn (Send returns
+//     then); a cancel ends it interrupted at once, without the CLI seeing
+//     it. If the CLI never becomes ready, the session ends
 //     with a fatal Error (start_failed) and Exited, and the held turn,
 //     which never started, has no events.
 //   - One turn at a time: a turn sent while one runs fails with
@@ -271,14 +273,10 @@ func (s *Session) Send(ctx context.Context, in sdk.Input) (sdk.Delivery, error) 
 			s.mu.Unlock()
 			return sdk.Delivery{}, fmt.Errorf("%w: turn %s is being cancelled; send the input again once it has ended", sdk.ErrTurnRunning, t.id)
 		}
-		switch t.phase {
-		case phaseHeld:
-			// Not given to the CLI yet: the urgent input joins its text.
-			t.text += "\n\n" + in.Text
-			s.mu.Unlock()
-			return sdk.Delivery{Kind: sdk.DeliverySteered, TurnID: t.id}, nil
-		case phaseStarting:
-			if err := s.waitLocked(ctx, t.begun); err != nil {
+		if t.phase == phaseHeld || t.phase == phaseStarting {
+			// Steered once the CLI has the turn (a held turn waits for the
+			// CLI to be ready), so that the receipt says what happened.
+			if err := s.waitLocked(ctx, t.begun, 0); err != nil {
 				s.mu.Unlock()
 				return sdk.Delivery{}, err
 			}
@@ -364,7 +362,7 @@ func (s *Session) steerLocked(ctx context.Context, t *Turn, in sdk.Input) (d sdk
 	case errors.Is(err, ErrTurnEnded):
 		// The CLI ended the turn first: wait for its end to be reported,
 		// then the input starts the next turn.
-		if err := s.waitLocked(ctx, t.done); err != nil {
+		if err := s.waitLocked(ctx, t.done, turnEndWait); err != nil {
 			return sdk.Delivery{}, fmt.Errorf("turn %s ended before the urgent input reached it, and did not report its end: %w", t.id, err), false
 		}
 		return sdk.Delivery{}, nil, true
@@ -372,13 +370,17 @@ func (s *Session) steerLocked(ctx context.Context, t *Turn, in sdk.Input) (d sdk
 	return sdk.Delivery{}, err, false
 }
 
-// waitLocked waits, without s.mu, until ch is closed, ctx ends, turnEndWait
-// passes or the session ends; it returns with s.mu held.
-func (s *Session) waitLocked(ctx context.Context, ch <-chan struct{}) error {
+// waitLocked waits, without s.mu, until ch is closed, ctx ends, timeout
+// passes (0: no timeout) or the session ends; it returns with s.mu held.
+func (s *Session) waitLocked(ctx context.Context, ch <-chan struct{}, timeout time.Duration) error {
 	s.mu.Unlock()
 	defer s.mu.Lock()
-	timer := time.NewTimer(turnEndWait)
-	defer timer.Stop()
+	var expired <-chan time.Time
+	if timeout > 0 {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		expired = timer.C
+	}
 	select {
 	case <-ch:
 		return nil
@@ -386,8 +388,8 @@ func (s *Session) waitLocked(ctx context.Context, ch <-chan struct{}) error {
 		return ctx.Err()
 	case <-s.exited:
 		return nil // usableLocked says why
-	case <-timer.C:
-		return fmt.Errorf("gave up waiting after %v", turnEndWait)
+	case <-expired:
+		return fmt.Errorf("gave up waiting after %v", timeout)
 	}
 }
 
@@ -417,7 +419,7 @@ func (s *Session) cancel(ctx context.Context) (sdk.Delivery, error) {
 		if t.phase != phaseStarting {
 			break
 		}
-		if err := s.waitLocked(ctx, t.begun); err != nil {
+		if err := s.waitLocked(ctx, t.begun, turnEndWait); err != nil {
 			s.mu.Unlock()
 			return sdk.Delivery{}, err
 		}
@@ -723,6 +725,7 @@ func (s *Session) commitLocked(t *Turn, c sdk.TurnCompleted) {
 	s.emitLocked(sdk.TurnCompletedEvent(t.id, c))
 	t.phase = phaseDone
 	close(t.done)
+	t.closeBegunLocked()
 	if s.running == t {
 		s.running = nil
 	}
@@ -739,18 +742,26 @@ func (s *Session) dropLocked(t *Turn) {
 	_ = t.transcript.Close()
 	t.phase = phaseDone
 	close(t.done)
+	t.closeBegunLocked()
 	if s.running == t {
 		s.running = nil
 	}
 }
 
+// begunLocked records that StartTurn returned.
 func (s *Session) begunLocked(t *Turn) {
+	t.closeBegunLocked()
+	if t.phase == phaseStarting {
+		t.phase = phaseRunning
+	}
+}
+
+// closeBegunLocked wakes whoever waits for t to reach the CLI: it did, or
+// it ended.
+func (t *Turn) closeBegunLocked() {
 	if !t.begunShut {
 		t.begunShut = true
 		close(t.begun)
-	}
-	if t.phase == phaseStarting {
-		t.phase = phaseRunning
 	}
 }
 
@@ -786,7 +797,7 @@ type Turn struct {
 	trErr      error
 	trReported bool
 	utf8       utf8Stream
-	begun      chan struct{} // closed when StartTurn returned
+	begun      chan struct{} // closed when StartTurn returned, or the turn ended
 	begunShut  bool
 	done       chan struct{} // closed when the turn ended
 }

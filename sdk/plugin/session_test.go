@@ -294,34 +294,88 @@ func TestInputBeforeReadyIsHeldUntilReady(t *testing.T) {
 		<-release
 		return sdk.SessionReady{RuntimeSessionID: "thread-1"}, nil
 	}
-	d.Steer = func(context.Context, *plugin.Turn, string) error { return errors.New("not reached") }
+	d.Steer = func(_ context.Context, _ *plugin.Turn, text string) error {
+		f.texts <- "steer: " + text
+		return nil
+	}
 	s := plugin.NewSession(rec, d)
 	if dl := send(t, s, sdk.InputTurn, "first"); dl.Kind != sdk.DeliveryStarted || dl.TurnID != "t1" {
 		t.Fatalf("a turn before ready: %+v, want started t1 at once", dl)
 	}
-	if dl := send(t, s, sdk.InputUrgent, "urgent"); dl.Kind != sdk.DeliverySteered || dl.TurnID != "t1" {
-		t.Fatalf("urgent input before ready: %+v, want steered into the held t1", dl)
-	}
 	if _, err := s.Send(context.Background(), sdk.Input{Kind: sdk.InputTurn, Text: "second"}); !errors.Is(err, sdk.ErrTurnRunning) {
 		t.Errorf("a second turn before ready: %v, want ErrTurnRunning", err)
 	}
+	// Urgent input for the held turn is steered once the CLI has the turn.
+	steered := make(chan sdk.Delivery, 1)
+	go func() { steered <- send(t, s, sdk.InputUrgent, "urgent") }()
 	if n := len(rec.Events()); n != 0 {
 		t.Fatalf("events before ready:\n%s", sdktest.Dump(rec.Events()))
 	}
 	none(t, f.texts, "StartTurn before ready")
+	none(t, steered, "a steer receipt before the CLI has the turn")
 	close(release)
-	if text := recv(t, f.texts, "StartTurn"); text != "first\n\nurgent" {
-		t.Errorf("the held turn's text is %q, want the turn and the urgent input", text)
+	if text := recv(t, f.texts, "StartTurn"); text != "first" {
+		t.Errorf("the held turn's text is %q", text)
 	}
 	tr := recv(t, f.turns, "StartTurn")
 	// Its TurnStarted comes once the CLI has it, before any output.
 	rec.WaitKind(t, sdk.EventTurnStarted, "t1")
+	if text := recv(t, f.texts, "the Steer hook"); text != "steer: urgent" {
+		t.Errorf("the steer's text is %q", text)
+	}
+	if dl := recv(t, steered, "the steer's receipt"); dl.Kind != sdk.DeliverySteered || dl.TurnID != "t1" {
+		t.Errorf("urgent input before ready: %+v, want steered into t1", dl)
+	}
 	tr.Complete(sdk.TurnCompleted{Status: sdk.StatusCompleted})
 	evs := rec.WaitFor(t, "the held turn's end", func(evs []sdk.Event) bool { return evs[len(evs)-1].Kind == sdk.EventAwaitingInput && len(evs) > 2 })
 	if ks := sdktest.Kinds(evs); ks[0] != sdk.EventSessionReady || ks[1] != sdk.EventAwaitingInput || ks[2] != sdk.EventTurnStarted {
 		t.Errorf("want session_ready, awaiting_input, then the held turn:\n%s", sdktest.Dump(evs))
 	}
 	sdktest.CheckTurnOrder(t, evs, "t1", true)
+}
+
+// Urgent input waiting for a held turn whose CLI never starts fails, so
+// the host queues it.
+func TestUrgentInputForAHeldTurnFailsWhenTheCLINeverStarts(t *testing.T) {
+	rec := sdktest.NewRecorder(t)
+	f := newFakeCLI()
+	d := f.driver()
+	release := make(chan struct{})
+	d.Start = func(context.Context) (sdk.SessionReady, error) {
+		<-release
+		return sdk.SessionReady{}, errors.New("no such CLI")
+	}
+	d.Steer = func(context.Context, *plugin.Turn, string) error { return nil }
+	s := plugin.NewSession(rec, d)
+	send(t, s, sdk.InputTurn, "held")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Send(context.Background(), sdk.Input{Kind: sdk.InputUrgent, Text: "urgent"})
+		errc <- err
+	}()
+	close(release)
+	if err := recv(t, errc, "the steer's error"); !errors.Is(err, sdk.ErrSessionNotFound) {
+		t.Errorf("urgent input for a held turn of a CLI that never started: %v", err)
+	}
+}
+
+func TestEventsEmittedBeforeReadyFollowSessionReady(t *testing.T) {
+	rec := sdktest.NewRecorder(t)
+	var s *plugin.Session
+	started := make(chan struct{})
+	s = plugin.NewSession(rec, plugin.Driver{
+		Start: func(context.Context) (sdk.SessionReady, error) {
+			<-started
+			s.Emit(sdk.ErrorEvent("", "ignored_flag", "a warning found while starting", false))
+			return sdk.SessionReady{}, nil
+		},
+		StartTurn: func(context.Context, *plugin.Turn, string) error { return nil },
+	})
+	close(started)
+	evs := rec.WaitFor(t, "awaiting_input", func(evs []sdk.Event) bool { return len(evs) == 3 })
+	if ks := sdktest.Kinds(evs); ks[0] != sdk.EventSessionReady || ks[1] != sdk.EventError || ks[2] != sdk.EventAwaitingInput {
+		t.Errorf("want session_ready, the early error, awaiting_input:\n%s", sdktest.Dump(evs))
+	}
 }
 
 func TestACancelBeforeReadyEndsTheHeldTurnInterrupted(t *testing.T) {
