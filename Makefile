@@ -88,7 +88,7 @@ conformance: build
 	tt plugin install "$$tmp/src/tthost-backend-shellsession"; \
 	tt plugin list; \
 	tt plugin verify; \
-	tt plugin conformance mycli --command "$$tmp/src/mycli" --echo first-line; \
+	tt plugin conformance mycli --command "$$tmp/src/mycli" --echo first-line --steer-prompt CONFORMANCE_STEER; \
 	tt plugin conformance shellsession --command "bash --norc --noprofile" \
 		--env BASH_ENV="$(CURDIR)/sdk/examples/shellsession/testdata/standin.bash" \
 		--echo full --steer-prompt CONFORMANCE_STEER; \

@@ -7,7 +7,9 @@
 //
 // It answers like the conformance suite's stand-in: a prompt with
 // CONFORMANCE_SLEEP thinks for an hour (until interrupted), one with
-// CONFORMANCE_FAIL fails, and any other is echoed back.
+// CONFORMANCE_STEER for 3 seconds (long enough to steer a line into its
+// turn, which mycli reads once it has answered), one with CONFORMANCE_FAIL
+// fails, and any other is echoed back.
 package main
 
 import (
@@ -39,16 +41,24 @@ func main() {
 			fmt.Println("mycli: failing as asked")
 			fmt.Println(">>> error the prompt asked to fail")
 		case strings.Contains(line, "CONFORMANCE_SLEEP"):
-			fmt.Println("mycli: thinking hard")
-			select {
-			case <-interrupt:
-				fmt.Println(">>> interrupted")
-			case <-time.After(time.Hour):
-				fmt.Println(">>> ok")
-			}
+			think(interrupt, time.Hour)
+		case strings.Contains(line, "CONFORMANCE_STEER"):
+			think(interrupt, 3*time.Second)
 		default:
 			fmt.Println(line)
 			fmt.Println(">>> ok")
 		}
+	}
+}
+
+// think prints that it is busy, then ends its answer after d, or at once
+// when interrupted.
+func think(interrupt <-chan os.Signal, d time.Duration) {
+	fmt.Println("mycli: thinking hard")
+	select {
+	case <-interrupt:
+		fmt.Println(">>> interrupted")
+	case <-time.After(d):
+		fmt.Println(">>> ok")
 	}
 }
