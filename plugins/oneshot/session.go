@@ -68,6 +68,14 @@ func (s *session) cancel(context.Context, *plugin.Turn) error {
 	p := s.proc
 	s.mu.Unlock()
 	if p != nil {
+		select {
+		case <-p.Done():
+			// The CLI exited before the cancel came: the turn is over and
+			// its exit status is its outcome. Reporting it interrupted
+			// would have the host deliver a finished turn again.
+			return plugin.ErrTurnEnded
+		default:
+		}
 		go p.Close(context.Background(), sdk.CloseImmediate)
 	} // else run sees the cancel before it starts the CLI, or after it ended
 	return nil

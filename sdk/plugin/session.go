@@ -23,9 +23,10 @@ const (
 	turnEndWait = 30 * time.Second
 )
 
-// ErrTurnEnded is what a Driver's Steer hook returns when the CLI says the
-// turn it was asked to steer has already ended. The Session then waits for
-// that turn's end and starts a new turn with the input (DeliveryStarted).
+// ErrTurnEnded is what a Driver's Steer or Cancel hook returns when the
+// CLI says the turn has already ended. For a steer, the Session waits for
+// that turn's end and starts a new turn with the input (DeliveryStarted);
+// for a cancel, the turn keeps its own outcome (DeliveryNoTurn).
 var ErrTurnEnded = errors.New("the turn has already ended")
 
 // Driver is what a backend tells a Session about its CLI: only what
@@ -69,8 +70,11 @@ type Driver struct {
 	Steer func(ctx context.Context, t *Turn, text string) error
 	// Cancel asks the CLI to stop the running turn t, and returns without
 	// waiting for the end, which the driver reports as usual (it ends
-	// interrupted, whatever the CLI says). It may race t's end. nil: the
-	// backend cannot cancel (sdk.ErrUnsupported).
+	// interrupted, whatever the CLI says). It may race t's end: when the
+	// CLI had already finished t (a one-shot CLI that exited), return
+	// ErrTurnEnded and t's own outcome stands (Send answers
+	// DeliveryNoTurn), so a finished turn is never reported interrupted
+	// and run again. nil: the backend cannot cancel (sdk.ErrUnsupported).
 	Cancel func(ctx context.Context, t *Turn) error
 	// Stop ends the CLI and returns how it ended (ExitCode and Signal of
 	// the Exited event) once every process of the session is gone. Close
@@ -433,6 +437,12 @@ func (s *Session) cancel(ctx context.Context) (sdk.Delivery, error) {
 			t.cancelled = false
 		}
 		s.mu.Unlock()
+		if errors.Is(err, ErrTurnEnded) {
+			// The CLI had finished the turn before the cancel reached it:
+			// its outcome stands (a finished turn reported interrupted
+			// would be delivered again), and there is nothing to cancel.
+			return sdk.Delivery{Kind: sdk.DeliveryNoTurn}, nil
+		}
 		return sdk.Delivery{}, err
 	}
 	return sdk.Delivery{Kind: sdk.DeliveryCancelled, TurnID: t.id}, nil

@@ -775,3 +775,30 @@ func TestConcurrentSendsAndCloseKeepTheContract(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// A cancel that reaches a turn the CLI had already finished (a one-shot
+// CLI that exited, its TurnCompleted not yet committed) leaves the turn's
+// own outcome: reported interrupted, a finished turn would run again.
+func TestACancelTooLateForTheCLIKeepsTheTurnsOutcome(t *testing.T) {
+	rec := sdktest.NewRecorder(t)
+	f := newFakeCLI()
+	d := f.driver()
+	d.Cancel = func(_ context.Context, tn *plugin.Turn) error {
+		f.cancels <- tn
+		return plugin.ErrTurnEnded
+	}
+	s := plugin.NewSession(rec, d)
+	send(t, s, sdk.InputTurn, "finished already")
+	turn := recv(t, f.turns, "StartTurn")
+	if dl := send(t, s, sdk.InputCancel, ""); dl.Kind != sdk.DeliveryNoTurn {
+		t.Fatalf("a cancel the CLI was too late for: %+v, want no_turn", dl)
+	}
+	recv(t, f.cancels, "the Cancel hook")
+	if turn.Cancelled() {
+		t.Error("the turn is still marked cancelled after its Cancel hook said it had ended")
+	}
+	turn.Complete(sdk.TurnCompleted{Status: sdk.StatusCompleted, ExitCode: sdk.IntPtr(0)})
+	if c, _ := rec.WaitCompleted(t, turn.ID()); c.Status != sdk.StatusCompleted {
+		t.Errorf("the finished turn ended %+v, want completed", c)
+	}
+}
