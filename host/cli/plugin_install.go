@@ -40,10 +40,14 @@ func NewCmdPluginInstall(f *Factory, runF func(context.Context, *PluginInstallOp
 PATH is the binary; DIR a directory holding exactly one tthost-backend-*
 binary; URL an https:// address to download it from, which needs --sha256.
 
-The binary is hashed (and must match --sha256 when given), started once to
-describe itself (its name, version, protocol and CLIs), and stopped; then it
-is renamed atomically into <dir>/<name>/<version>/ and recorded with its
-SHA-256 in <dir>/plugins.lock.json. It is refused when it is not a tthost
+The binary is copied into a private staging directory inside the plugin
+directory and hashed as it is copied (the hash must match --sha256 when
+given); the copy is started once to describe itself (its name, version,
+protocol and CLIs) and stopped; then the copy is renamed into
+<dir>/<name>/<version>/ (a rename within the plugin directory, so the file
+appears whole) and recorded with its SHA-256 in <dir>/plugins.lock.json.
+The installed file's name comes from what the plugin says (Describe), not
+from the name of the file given. It is refused when it is not a tthost
 plugin, speaks a protocol this tthost does not, is named like a built-in
 backend, or declares a CLI that another plugin serves while tinytown.toml
 does not choose between them ([agent_clis.<cli>] backend = "<name>").`,
