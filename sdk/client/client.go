@@ -507,26 +507,9 @@ func (p *Plugin) mapErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil && (st.Code() == codes.Canceled || st.Code() == codes.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", st.Message(), ctx.Err())
 	}
-	var sentinel error
-	switch st.Code() {
-	case codes.InvalidArgument:
-		sentinel = sdk.ErrInvalidConfig
-	case codes.NotFound:
-		sentinel = sdk.ErrSessionNotFound
-	case codes.FailedPrecondition:
-		sentinel = sdk.ErrTurnRunning
-	case codes.Unimplemented:
-		sentinel = sdk.ErrUnsupported
-	case codes.Unavailable:
-		if strings.Contains(st.Message(), sdk.ErrShuttingDown.Error()) {
-			sentinel = sdk.ErrShuttingDown
-		} else if p.diedSoon() {
-			return p.exitedErr()
-		}
-	case codes.Canceled:
-		if p.diedSoon() {
-			return p.exitedErr()
-		}
+	sentinel := convert.SentinelOf(st)
+	if sentinel == nil && (st.Code() == codes.Unavailable || st.Code() == codes.Canceled) && p.diedSoon() {
+		return p.exitedErr()
 	}
 	if sentinel == nil {
 		if p.exited() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -437,30 +436,7 @@ func (s *server) waitStreams(timeout time.Duration) {
 
 // toStatus maps the SDK's sentinel errors to gRPC codes, keeping the
 // message, so that the host client can map them back for errors.Is.
-func toStatus(err error) error {
-	code := codes.Internal
-	switch {
-	case errors.Is(err, sdk.ErrInvalidConfig):
-		code = codes.InvalidArgument
-	case errors.Is(err, sdk.ErrSessionNotFound):
-		code = codes.NotFound
-	case errors.Is(err, sdk.ErrTurnRunning):
-		code = codes.FailedPrecondition
-	case errors.Is(err, sdk.ErrUnsupported):
-		code = codes.Unimplemented
-	case errors.Is(err, sdk.ErrShuttingDown):
-		code = codes.Unavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	default:
-		if st, ok := status.FromError(err); ok {
-			return st.Err() // the backend chose a code itself
-		}
-	}
-	return status.Error(code, err.Error())
-}
+func toStatus(err error) error { return convert.ErrorToStatus(err) }
 
 // newSessionID returns a random id: ids from one plugin run must never be
 // confused with those of an earlier run.

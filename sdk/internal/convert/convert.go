@@ -1,14 +1,11 @@
-// Package convert is the host side's half of the wire conversions between
-// the SDK's hand-written Go types and the generated tthost.backend.v1
-// messages: requests the host sends become messages, and what a plugin
-// answers becomes SDK types again, so that host code never touches
-// generated code (the rule terraform-plugin-go follows). FromProto
-// functions reject what v1 cannot mean.
-//
-// The plugin side's half (the reverse directions) lives in package sdk
-// itself: sdk's server needs it, and a package shared by both halves would
-// import sdk for its types while sdk imported it, which Go forbids.
-// Round-trip tests in package sdk_test prove the halves agree.
+// Package convert holds every wire conversion between the SDK's
+// hand-written Go types and the generated tthost.backend.v1 messages, in
+// both directions: what the host sends and the plugin receives, what the
+// plugin answers and the host receives, and the errors that travel as gRPC
+// statuses. Neither side's code touches generated code (the rule
+// terraform-plugin-go follows), and each conversion has its reverse here,
+// proved by the round-trip tests. FromProto functions reject what v1
+// cannot mean.
 package convert
 
 import (

@@ -1,12 +1,16 @@
 package convert_test
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/internal/convert"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Every conversion has its reverse in this package; these round trips
@@ -103,5 +107,22 @@ func TestEventRoundTrip(t *testing.T) {
 	}
 	if _, err := convert.EventFromProto(convert.EventToProto(sdk.Event{Kind: "from-the-future"})); err == nil {
 		t.Error("an event without a known payload was accepted")
+	}
+}
+
+func TestErrorRoundTrip(t *testing.T) {
+	for _, sentinel := range []error{sdk.ErrInvalidConfig, sdk.ErrSessionNotFound, sdk.ErrTurnRunning, sdk.ErrUnsupported, sdk.ErrShuttingDown} {
+		st, _ := status.FromError(convert.ErrorToStatus(fmt.Errorf("backend says: %w", sentinel)))
+		if got := convert.SentinelOf(st); got != sentinel {
+			t.Errorf("%v came back as %v (status %v)", sentinel, got, st.Code())
+		}
+	}
+	st, _ := status.FromError(convert.ErrorToStatus(errors.New("boom")))
+	if st.Code() != codes.Internal || convert.SentinelOf(st) != nil {
+		t.Errorf("a plain error travels as %v, sentinel %v", st.Code(), convert.SentinelOf(st))
+	}
+	// A broken connection is Unavailable too, without the shutdown message.
+	if got := convert.SentinelOf(status.New(codes.Unavailable, "connection refused")); got != nil {
+		t.Errorf("a broken connection was taken for %v", got)
 	}
 }
