@@ -1,4 +1,8 @@
-// Package sdk is the one package a tthost backend plugin imports.
+// Package sdk is the backend contract: the types a tthost backend plugin
+// and the host share (Backend, Session, Input, Delivery, Event, the
+// capabilities and the errors), with no gRPC and no start-up code. A
+// plugin also imports sdk/plugin (Serve and the helpers a backend is built
+// from); its tests import sdk/conformance and sdk/sdktest.
 //
 // A backend drives one kind of coding CLI for tthost: it opens a session
 // per agent, runs the agent's turns in the CLI, and reports what happens as

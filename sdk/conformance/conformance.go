@@ -13,8 +13,10 @@ import (
 	"github.com/tthost/tthost/sdk/sdktest/inprocess"
 )
 
-// The suite's types, for a plugin's tests (the engine lives in package
-// suite so that tthost's binary runs it without linking testing).
+// The suite's types, for a plugin's tests. They are the engine's (package
+// suite, which tthost's binary runs without linking testing), so their
+// fields are documented there: go doc github.com/tthost/tthost/sdk/conformance/suite Target
+// (and Prompts, Options, Report).
 type (
 	// Target is the plugin under test and the CLI it drives.
 	Target = suite.Target
@@ -141,6 +143,7 @@ func Run(t *testing.T, target Target, opts ...Options) {
 					t.Logf("note: %s", res.Message)
 				}
 			}
+			t.Logf("took %s", res.Duration.Round(time.Millisecond))
 		})
 		if progress != nil {
 			progress(res)
