@@ -55,14 +55,9 @@ type env struct {
 	changed chan struct{}
 }
 
-// newEnv starts a test's town. Under -short (`make check`) it skips the
-// test instead: the suite kills and restarts Redis and waits out leases,
-// minutes in all; `make test` and `make faults` run it.
+// newEnv starts a test's town.
 func newEnv(t *testing.T, s settings) *env {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("the fault-injection suite is skipped under -short (make check); make test and make faults run it")
-	}
 	if _, err := exec.LookPath("flock"); err != nil {
 		t.Fatal("flock is not installed: record.sh proves overlaps with it. Install util-linux (sudo apt-get install util-linux).")
 	}

@@ -78,8 +78,9 @@
 // wrong, but the check could not prove what it covers against this target,
 // and the message says what is missing (a plugin process, a CLI that shows
 // steered text or recalls a conversation, a process of the session to look
-// at). Neither is a failure; Run logs the first and skips on the second,
-// never passing it.
+// at). Neither is a failure; Run logs each ("not declared: ...",
+// "unproven: ...") in a subtest that neither skips nor fails, and Check's
+// report counts them apart from passes.
 //
 // Every check runs against a fresh plugin process whose environment, and
 // every session's Env, hold MarkerEnv with a value of its own. Children

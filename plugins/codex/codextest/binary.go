@@ -32,27 +32,10 @@ const InstallHint = "install it with `make test` (which installs codex when miss
 // if set, else the one npm installed under <module root>/.tools/codex. It
 // fails the test with InstallHint when there is none.
 //
-// Under `go test -short` (`make check`) it skips the test instead, whether
-// or not codex is installed: a quick run neither needs the 170 MB download
-// nor waits for real codex. Without -short (`make test`, CI) a missing
-// codex is always a failure.
-//
 // It returns the native binary, not the npm wrapper bin/codex.js: on Node
 // versions without process.execve the wrapper spawns the binary as a child
 // and a kill of the wrapper would leave it orphaned.
 func CodexBinary(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip(SkipShort)
-	}
-	return codexBinary(t)
-}
-
-// SkipShort is why a test that needs the real codex skips under -short.
-const SkipShort = "needs the real codex CLI: skipped under -short (make check); make test runs it"
-
-// codexBinary is CodexBinary without the -short skip.
-func codexBinary(t testing.TB) string {
 	t.Helper()
 	p, err := findCodexBinary()
 	if err != nil {

@@ -14,7 +14,7 @@ func TestCodexBinaryFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(BinEnv, fake)
-	if got := codexBinary(t); got != fake {
+	if got := CodexBinary(t); got != fake {
 		t.Errorf("CodexBinary = %q, want $%s = %q", got, BinEnv, fake)
 	}
 }
@@ -40,7 +40,7 @@ func TestCodexBinaryMissingFailsWithHowToInstall(t *testing.T) {
 			}
 			t.Chdir(dir)
 			t.Setenv(BinEnv, tt.env)
-			msg := fatalOf(t, func(tb testing.TB) { codexBinary(tb) })
+			msg := fatalOf(t, func(tb testing.TB) { CodexBinary(tb) })
 			for _, w := range tt.want {
 				if !strings.Contains(msg, w) {
 					t.Errorf("failure %q does not say %q", msg, w)
@@ -50,9 +50,9 @@ func TestCodexBinaryMissingFailsWithHowToInstall(t *testing.T) {
 	}
 }
 
-// CodexBinary skips only under -short; otherwise a missing codex fails the
-// test, so `make test` can never pass without running codex.
-func TestCodexBinarySkipsOnlyUnderShort(t *testing.T) {
+// A missing codex fails the test with the install hint, never skips it, so
+// `make test` can never pass without running codex.
+func TestAMissingCodexFailsTheTest(t *testing.T) {
 	dir := t.TempDir() // a module of its own, without .tools
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/x\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -66,14 +66,8 @@ func TestCodexBinarySkipsOnlyUnderShort(t *testing.T) {
 		CodexBinary(f)
 	}()
 	<-done
-	if testing.Short() {
-		if f.skipped != SkipShort || f.fatal != "" {
-			t.Errorf("under -short: skipped %q, fatal %q; want the skip only", f.skipped, f.fatal)
-		}
-		return
-	}
 	if f.skipped != "" || !strings.Contains(f.fatal, InstallHint) {
-		t.Errorf("without -short: skipped %q, fatal %q; want a failure with the install hint", f.skipped, f.fatal)
+		t.Errorf("skipped %q, fatal %q; want a failure with the install hint", f.skipped, f.fatal)
 	}
 }
 

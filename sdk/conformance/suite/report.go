@@ -23,7 +23,7 @@ const (
 	// missing: a plugin process (an in-process Backend has none), a CLI
 	// that shows steered text or recalls a conversation (Prompts), or a
 	// process of the session to look at. It is neither a pass nor a
-	// failure: Report.OK stays true, and Run skips the subtest.
+	// failure: Report.OK stays true, and Run logs it in its subtest.
 	StatusUnproven Status = "unproven"
 )
 
