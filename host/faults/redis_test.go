@@ -10,13 +10,14 @@ import (
 	"github.com/tthost/tthost/host/town"
 )
 
-// outage is how long the tests keep Redis down: long enough that every
-// waiting worker notices, well within redis_outage_secs.
-const outage = 3 * time.Second
+// reportsOutage is what a worker prints once a command has failed past
+// go-redis's own retries and its outage hook waits for Redis.
+const reportsOutage = "Redis is unreachable"
 
 // Redis dies (kill -9) while three workers wait for work and comes back on
-// the same port a few seconds later: every worker rides the outage out and
-// runs a message sent afterwards exactly once.
+// the same port once every worker has reported the outage (so each has
+// been through go-redis's own retries): every worker rides the outage out
+// and runs a message sent afterwards exactly once.
 func TestRedisKilledWhileAgentsWaitAndRestartedOnTheSamePort(t *testing.T) {
 	e := newEnv(t, settings{"redis_outage_secs": 60})
 	var agents []*town.Agent
@@ -30,8 +31,16 @@ func TestRedisKilledWhileAgentsWaitAndRestartedOnTheSamePort(t *testing.T) {
 		e.waitState(a.ID, town.StateIdle, loops[i])
 	}
 
+	marks := make([]int, len(loops))
+	for i, p := range loops {
+		marks[i] = p.out.Len()
+	}
 	e.redis.Kill9()
-	time.Sleep(outage) // the fault itself: Redis stays down this long
+	for i, p := range loops {
+		if !p.out.WaitAfter(marks[i], reportsOutage, long) {
+			t.Fatalf("%s did not report the outage within %s:\n%s", p.name, long, p.out.String())
+		}
+	}
 	e.redis.Restart()
 
 	var died []string
@@ -41,7 +50,7 @@ func TestRedisKilledWhileAgentsWaitAndRestartedOnTheSamePort(t *testing.T) {
 		}
 	}
 	if len(died) > 0 {
-		t.Fatalf("workers exited during a %s Redis outage (redis_outage_secs = 60):\n  %s", outage, strings.Join(died, "\n  "))
+		t.Fatalf("workers exited during a Redis outage (redis_outage_secs = 60):\n  %s", strings.Join(died, "\n  "))
 	}
 
 	var tokens []string
@@ -62,26 +71,28 @@ func TestRedisKilledWhileAgentsWaitAndRestartedOnTheSamePort(t *testing.T) {
 // Redis dies (kill -9) during a turn and the turn ends while it is down.
 // The outcome (the ack, the round count, the completion event) is kept and
 // written once Redis is back, so the message is acknowledged and a later
-// worker does not run the finished turn again. The short outage is within
-// what go-redis's own retries hide (about 3 s); the long one is not.
+// worker does not run the finished turn again. Redis comes back either as
+// soon as the turn has ended, while go-redis's own retries still hide the
+// outage, or only once the worker has reported it (its outage hook waits).
 func TestRedisKilledMidTurnKeepsTheTurnsOutcomeUntilItReturns(t *testing.T) {
-	for _, down := range []time.Duration{outage, 10 * time.Second} {
-		t.Run(fmt.Sprintf("down %s", down), func(t *testing.T) { redisKilledMidTurn(t, down) })
-	}
+	t.Run("back within go-redis's retries", func(t *testing.T) { redisKilledMidTurn(t, false) })
+	t.Run("back after the worker reported the outage", func(t *testing.T) { redisKilledMidTurn(t, true) })
 }
 
-func redisKilledMidTurn(t *testing.T, down time.Duration) {
+func redisKilledMidTurn(t *testing.T, untilReported bool) {
 	e := newEnv(t, settings{"redis_outage_secs": 60})
 	a := e.agent("steadfast")
 	tok := e.send(a.ID, "SLEEP=1 across a Redis crash")
 	p := e.agentLoop(a, 100)
 	e.waitStarted(long, tok, 1, p)
 
+	mark := p.out.Len()
 	e.redis.Kill9()
-	killed := time.Now()
-	// The CLI sleeps 1 s: its turn must end while Redis is down.
-	e.waitEnded(down-500*time.Millisecond, nil, tok)
-	time.Sleep(time.Until(killed.Add(down))) // the fault itself: Redis stays down
+	// The CLI sleeps 1 s: its turn ends while Redis is down.
+	e.waitEnded(long, nil, tok)
+	if untilReported && !p.out.WaitAfter(mark, reportsOutage, long) {
+		t.Fatalf("the worker did not report the outage within %s:\n%s", long, p.out.String())
+	}
 	e.redis.Restart()
 
 	// Once Redis is back the worker writes what it kept: the ack, the
@@ -96,7 +107,7 @@ func redisKilledMidTurn(t *testing.T, down time.Duration) {
 		return err == nil && err2 == nil && err3 == nil && ag.RoundsCompleted == 1 && n == 0 && m == 0
 	})
 	if p.exited() {
-		t.Errorf("the worker exited (%s) across a %s Redis outage (redis_outage_secs = 60)", p.how(), down)
+		t.Errorf("the worker exited (%s) across a Redis outage (redis_outage_secs = 60)", p.how())
 	}
 	if !ok || p.exited() {
 		ag := e.getAgent(a.ID)

@@ -1,3 +1,5 @@
+//go:build linux
+
 package plugin_test
 
 import (
@@ -39,12 +41,9 @@ func TestTranscript(t *testing.T) {
 	}
 	// Buffered text reaches the file by itself, soon.
 	_, _ = tr.WriteString("live")
-	deadline := time.Now().Add(5 * time.Second)
-	for b, _ := os.ReadFile(path); string(b) != want+"live"; b, _ = os.ReadFile(path) {
-		if time.Now().After(deadline) {
-			t.Fatalf("buffered text did not reach the file: %q", b)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !waitFileIs(t, path, want+"live", 5*time.Second) {
+		b, _ := os.ReadFile(path)
+		t.Fatalf("buffered text did not reach the file: %q", b)
 	}
 	if err := tr.Close(); err != nil || tr.Close() != nil {
 		t.Fatal(err)
