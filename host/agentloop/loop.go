@@ -531,7 +531,11 @@ func (l *Loop) setState(ctx context.Context, u town.AgentUpdate) (bool, error) {
 		return false, err
 	}
 	l.state = now
-	l.say("⏸️ Agent became %s meanwhile: leaving it %s rather than marking it %s", now, now, u.State)
+	icon := "⏸️"
+	if now == town.StateStopped {
+		icon = "⏹️"
+	}
+	l.say("%s Agent became %s meanwhile: leaving it %s rather than marking it %s", icon, now, now, u.State)
 	return false, nil
 }
 
