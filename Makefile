@@ -27,7 +27,7 @@ help:
 	@echo "make build   build bin/tthost and the built-in backend plugins"
 	@echo "make demo    run a town on the embedded default with a sample agent, one task end to end"
 	@echo "make test    go vet + go test -race in both modules (. and sdk/; installs redis-server and codex when missing)"
-	@echo "make check   quick: gofmt + go vet + the tests in both modules, leaving out real codex and the fault suite (no race detector; about a minute)"
+	@echo "make check   quick: gofmt + go vet + the tests in both modules, leaving out real codex and the fault suite (no race detector; about 2½ minutes)"
 	@echo "make conformance  build, install and prove the example plugins with tthost plugin conformance"
 	@echo "make faults  the fault-injection suite: Redis killed, workers frozen, plugins killed, signals, 40 000 messages"
 	@echo "make bench   run the benchmarks (numbers in docs/benchmarks.md)"
