@@ -81,6 +81,7 @@ func waitLong(t *testing.T, rec *slowRecorder, what string, match func(sdk.Event
 	deadline := time.NewTimer(90 * time.Second)
 	defer deadline.Stop()
 	for {
+		changed := rec.changed() // before the events: no wake-up is lost
 		evs := rec.Events()
 		for _, e := range evs {
 			if match(e) {
@@ -91,7 +92,7 @@ func waitLong(t *testing.T, rec *slowRecorder, what string, match func(sdk.Event
 			}
 		}
 		select {
-		case <-rec.changed():
+		case <-changed:
 		case <-deadline.C:
 			t.Fatalf("no %s within 90s:\n%s", what, sdktest.Dump(evs))
 		}
@@ -308,7 +309,7 @@ func TestRealGeminiResumeInANewProcessSeesTheHistory(t *testing.T) {
 	}
 }
 
-func TestRealGeminiKilledPluginSideLeavesNoProcess(t *testing.T) {
+func TestRealGeminiKilledAgentLosesTheSessionAndLeavesNoProcess(t *testing.T) {
 	t.Parallel()
 	r := newGeminiRig(t, nil)
 	s, rec := r.open(t, t.TempDir(), "", nil)

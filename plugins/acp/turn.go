@@ -388,7 +388,6 @@ func (s *session) restartAgent(a *agentProc, t *turn) {
 	ctx, stop := context.WithCancel(s.Context())
 	s.restarting, s.restartStop = done, stop
 	id := s.sessionID
-	s.endLocked(t, sdk.TurnCompleted{Status: sdk.StatusFailed, Error: s.stallMessage("it did not answer the cancel either, so it was killed and restarted")}, "turn_stalled")
 	s.mu.Unlock()
 	defer func() {
 		stop()
@@ -397,8 +396,12 @@ func (s *session) restartAgent(a *agentProc, t *turn) {
 		s.mu.Unlock()
 		close(done)
 	}()
+	// Gone before the turn's end is reported: nothing of it is left then.
 	a.proc.Kill()
 	<-a.done
+	s.mu.Lock()
+	s.endLocked(t, sdk.TurnCompleted{Status: sdk.StatusFailed, Error: s.stallMessage("it did not answer the cancel either, so it was killed and restarted")}, "turn_stalled")
+	s.mu.Unlock()
 	na, err := s.spawn()
 	if err != nil {
 		s.Lost(fmt.Errorf("the ACP agent stalled and could not be restarted: %v", err))
