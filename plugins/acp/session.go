@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tthost/tthost/plugins/internal/jsonrpc"
+	"github.com/tthost/tthost/plugins/internal/stderrtail"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/plugin"
 )
@@ -49,7 +50,7 @@ type session struct {
 	log    hclog.Logger
 	decide decider          // the permission policy; tests replace it
 	now    func() time.Time // the gemini minute guard's clock; tests replace it
-	stderr *stderrTail
+	stderr *stderrtail.Tail
 
 	spawnErr error
 	bg       sync.WaitGroup // goroutines answering the agent's requests, sending follow-up prompts
@@ -83,15 +84,22 @@ func openSession(cfg settings, events sdk.EventSink, tweak func(*session)) *sess
 	s := &session{
 		cfg:    cfg,
 		log:    plugin.Logger().With("cli", cfg.cliName),
-		stderr: &stderrTail{},
+		stderr: &stderrtail.Tail{},
 		now:    time.Now,
 	}
 	s.decide = s.policy
 	if tweak != nil {
 		tweak(s)
 	}
-	a, err := s.spawn()
-	s.agent, s.spawnErr = a, err
+	var a *agentProc
+	if cfg.logPath != "" {
+		// One log for every generation of the agent.
+		s.spawnErr = s.stderr.OpenLog(cfg.logPath)
+	}
+	if s.spawnErr == nil {
+		a, s.spawnErr = s.spawn()
+	}
+	s.agent = a
 	s.Session = plugin.NewSession(events, plugin.Driver{
 		Start:     s.start,
 		StartTurn: s.startTurn,
@@ -134,9 +142,9 @@ func (s *session) read(a *agentProc) {
 		return
 	}
 	s.bg.Wait()
-	s.stderr.close()
+	s.stderr.Close()
 	why := "the ACP agent exited: " + a.proc.Status()
-	if tail := s.stderr.lastLines(); tail != "" {
+	if tail := s.stderr.LastLines(); tail != "" {
 		why += "; its last output on stderr:\n" + tail
 	}
 	s.Lost(errors.New(why))
@@ -200,7 +208,7 @@ func (s *session) startError(err error, a *agentProc) error {
 	if missingBinary(err) || (a != nil && a.proc.ExitInfo().ExitCode != nil && *a.proc.ExitInfo().ExitCode == 127) {
 		msg += "; install the agent or configure the CLI's command with its path"
 	}
-	if tail := s.stderr.lastLines(); tail != "" {
+	if tail := s.stderr.LastLines(); tail != "" {
 		msg += "; its last output on stderr:\n" + tail
 	}
 	return errors.New("the ACP agent did not start: " + msg)

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"errors"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/tthost/tthost/plugins/internal/shellwords"
 )
 
 // launchSpec says how a session's app-server is started.
@@ -38,12 +38,12 @@ type launchSpec struct {
 // is run as given under `sh -c`: it is expected to speak the app-server
 // protocol itself (a wrapper script, a test fake).
 func deriveLaunch(command string) (launchSpec, error) {
-	words, err := splitWords(command)
+	words, err := shellwords.Split(command)
 	if err != nil {
 		return launchSpec{}, err
 	}
 	var env []string
-	for len(words) > 0 && assignment.MatchString(words[0]) {
+	for len(words) > 0 && shellwords.IsAssignment(words[0]) {
 		env, words = append(env, words[0]), words[1:]
 	}
 	if len(words) == 0 || filepath.Base(words[0]) != "codex" {
@@ -91,72 +91,6 @@ func deriveLaunch(command string) (launchSpec, error) {
 		}
 	}
 	return spec, nil
-}
-
-// assignment matches a shell variable assignment word (NAME=value).
-var assignment = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
-
-// splitWords splits a command line into words the way sh does for simple
-// commands: blanks separate words; single quotes keep everything; double
-// quotes keep everything except \" \\ \$ \` and line continuations; a
-// backslash outside quotes keeps the next character. Expansions and
-// operators are not interpreted (they make the command not-codex anyway,
-// or are dropped with the other words).
-func splitWords(s string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		case c == '\'':
-			end := strings.IndexByte(s[i+1:], '\'')
-			if end < 0 {
-				return nil, errors.New("unterminated single quote")
-			}
-			cur.WriteString(s[i+1 : i+1+end])
-			i += end + 1
-			inWord = true
-		case c == '"':
-			i++
-			for ; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`\n", s[i+1]) >= 0 {
-					i++
-					if s[i] == '\n' {
-						continue
-					}
-				}
-				cur.WriteByte(s[i])
-			}
-			if i >= len(s) {
-				return nil, errors.New("unterminated double quote")
-			}
-			inWord = true
-		case c == '\\':
-			if i+1 >= len(s) {
-				return nil, errors.New("backslash at the end")
-			}
-			i++
-			if s[i] == '\n' {
-				continue // a line continuation
-			}
-			cur.WriteByte(s[i])
-			inWord = true
-		default:
-			cur.WriteByte(c)
-			inWord = true
-		}
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words, nil
 }
 
 // tomlString quotes s as a TOML basic string: -c values are parsed as TOML.

@@ -1,21 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
-	"sync"
 
+	"github.com/tthost/tthost/plugins/internal/stderrtail"
 	"github.com/tthost/tthost/sdk/plugin"
-)
-
-const (
-	// stderrTailBytes and stderrTailLines bound the app-server's last words
-	// quoted in a start or exit error.
-	stderrTailBytes = 4 << 10
-	stderrTailLines = 10
 )
 
 // startAppServer starts the session's app-server as a plugin.Process: a
@@ -25,7 +15,7 @@ const (
 // follows codex's tool commands into the sessions codex gives them
 // (setsid), where the group kill cannot reach. Its stderr goes to tail
 // (and the session log).
-func startAppServer(s settings, tail *stderrTail) (*plugin.Process, error) {
+func startAppServer(s settings, tail *stderrtail.Tail) (*plugin.Process, error) {
 	if s.codexHome != "" {
 		// Codex refuses a CODEX_HOME that does not exist.
 		if err := os.MkdirAll(s.codexHome, 0o700); err != nil {
@@ -33,20 +23,15 @@ func startAppServer(s settings, tail *stderrTail) (*plugin.Process, error) {
 		}
 	}
 	if s.logPath != "" {
-		if err := os.MkdirAll(filepath.Dir(s.logPath), 0o755); err != nil {
-			return nil, fmt.Errorf("log dir: %w", err)
+		if err := tail.OpenLog(s.logPath); err != nil {
+			return nil, err
 		}
-		f, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("log file: %w", err)
-		}
-		tail.log = f
 	}
 	cfg := s.process()
 	cfg.Stderr = tail
 	p, err := plugin.StartProcess(cfg)
 	if err != nil {
-		tail.close()
+		tail.Close()
 	}
 	return p, err
 }
@@ -56,50 +41,3 @@ type stdin struct{ p *plugin.Process }
 
 func (w stdin) Write(b []byte) (int, error) { return w.p.Write(b) }
 func (w stdin) Close() error                { w.p.CloseStdin(); return nil }
-
-// stderrTail copies the app-server's stderr to the session log (when there
-// is one) and keeps its end for error messages.
-type stderrTail struct {
-	mu   sync.Mutex
-	log  *os.File
-	tail []byte
-}
-
-func (t *stderrTail) Write(b []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.log != nil {
-		_, _ = t.log.Write(b) // best effort: a full disk must not stop codex
-	}
-	t.tail = append(t.tail, b...)
-	if len(t.tail) > 2*stderrTailBytes {
-		t.tail = append(t.tail[:0], t.tail[len(t.tail)-stderrTailBytes:]...)
-	}
-	return len(b), nil
-}
-
-// close closes the session log; call it once the process is done.
-func (t *stderrTail) close() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.log != nil {
-		_ = t.log.Close()
-		t.log = nil
-	}
-}
-
-// lastLines returns the last few lines of stderr, or "".
-func (t *stderrTail) lastLines() string {
-	t.mu.Lock()
-	b := bytes.TrimSpace(t.tail)
-	if len(b) > stderrTailBytes {
-		b = b[len(b)-stderrTailBytes:]
-	}
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
-	t.mu.Unlock()
-	lines := strings.Split(s, "\n")
-	if len(lines) > stderrTailLines {
-		lines = lines[len(lines)-stderrTailLines:]
-	}
-	return strings.TrimSpace(strings.Join(lines, "\n"))
-}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tthost/tthost/plugins/internal/buildinfo"
 	"github.com/tthost/tthost/plugins/internal/jsonrpc"
+	"github.com/tthost/tthost/plugins/internal/stderrtail"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/plugin"
 )
@@ -43,7 +44,7 @@ type session struct {
 
 	proc     *plugin.Process // nil when it could not start (spawnErr)
 	spawnErr error
-	stderr   *stderrTail
+	stderr   *stderrtail.Tail
 	rpc      *jsonrpc.Client
 
 	// closeBegun is closed when the first Close begins.
@@ -66,7 +67,7 @@ func openSession(cfg settings, events sdk.EventSink, tweak func(*session)) *sess
 	s := &session{
 		cfg:    cfg,
 		log:    plugin.Logger().With("cli", cfg.cliName),
-		stderr: &stderrTail{},
+		stderr: &stderrtail.Tail{},
 	}
 	s.decide = s.policy
 	s.life, s.endLife = context.WithCancel(context.Background())
@@ -108,9 +109,9 @@ func (s *session) read() {
 	s.endLife()
 	<-s.proc.Done()
 	s.bg.Wait()
-	s.stderr.close()
+	s.stderr.Close()
 	why := "codex app-server exited: " + s.proc.Status()
-	if tail := s.stderr.lastLines(); tail != "" {
+	if tail := s.stderr.LastLines(); tail != "" {
 		why += "; its last output on stderr:\n" + tail
 	}
 	s.Lost(errors.New(why))
@@ -148,7 +149,7 @@ func (s *session) startError(err error) error {
 	if missingBinary(err) {
 		msg += "; install it (npm install -g @openai/codex) or configure the CLI's command with its path"
 	}
-	if tail := s.stderr.lastLines(); tail != "" {
+	if tail := s.stderr.LastLines(); tail != "" {
 		msg += "; its last output on stderr:\n" + tail
 	}
 	return errors.New("codex did not start: " + msg)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tthost/tthost/plugins/internal/modroot"
 )
 
 // Version is the @openai/codex release the project pins and `make test`
@@ -112,20 +114,7 @@ func ModuleRoot(t testing.TB) string {
 	return root
 }
 
-func moduleRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		if filepath.Dir(dir) == dir {
-			return "", fmt.Errorf("no go.mod in %s or any parent", wd)
-		}
-	}
-}
+func moduleRoot() (string, error) { return modroot.Find() }
 
 var versions sync.Map // binary path -> version string
 

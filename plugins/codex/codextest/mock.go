@@ -7,11 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tthost/tthost/plugins/internal/mockrec"
 )
 
 // MockModelName is the model NewCodexHome configures.
@@ -26,13 +27,10 @@ type MockModel struct {
 	srv    *httptest.Server
 	script Script
 
+	log *mockrec.Log[Request] // the requests, and "METHOD /path" of those it does not serve
+
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: streaming answers stop
-
-	mu      sync.Mutex
-	reqs    []Request
-	other   []string      // "METHOD /path" of requests the mock does not serve
-	changed chan struct{} // closed and replaced whenever reqs changes
 }
 
 // Script decides the reply to a request. It is called once per request,
@@ -78,7 +76,7 @@ func NewMockModel(t testing.TB, script Script) *MockModel {
 	if script == nil {
 		script = DefaultScript
 	}
-	m := &MockModel{t: t, script: script, closing: make(chan struct{}), changed: make(chan struct{})}
+	m := &MockModel{t: t, script: script, log: mockrec.NewLog[Request](), closing: make(chan struct{})}
 	// httptest listens on 127.0.0.1:0.
 	m.srv = httptest.NewServer(http.HandlerFunc(m.serveHTTP))
 	t.Cleanup(m.Close)
@@ -101,87 +99,43 @@ func (m *MockModel) Close() {
 }
 
 // Requests returns every /v1/responses request so far, in order.
-func (m *MockModel) Requests() []Request {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.reqs)
-}
+func (m *MockModel) Requests() []Request { return m.log.All() }
 
 // Other returns "METHOD /path" for each request the mock did not serve
 // (anything but POST /v1/responses); it answered them 404.
-func (m *MockModel) Other() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.other)
-}
+func (m *MockModel) Other() []string { return m.log.Other() }
 
 // WaitRequest waits until a recorded request satisfies pred and returns the
 // first that does. pred is evaluated again whenever a request arrives or an
 // answer ends (its Outcome changes), so a test can wait for either.
 func (m *MockModel) WaitRequest(ctx context.Context, pred func(Request) bool) (Request, error) {
-	for {
-		m.mu.Lock()
-		reqs, changed := slices.Clone(m.reqs), m.changed
-		m.mu.Unlock()
-		for _, r := range reqs {
-			if pred(r) {
-				return r, nil
-			}
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return Request{}, fmt.Errorf("waiting for a model request (%d so far): %w", len(reqs), context.Cause(ctx))
-		}
-	}
+	return m.log.Wait(ctx, pred)
 }
 
 // record appends r, numbering it, and returns its Seq.
 func (m *MockModel) record(r Request) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r.Seq = len(m.reqs) + 1
-	m.reqs = append(m.reqs, r)
-	close(m.changed)
-	m.changed = make(chan struct{})
-	return r.Seq
+	return m.log.Add(func(seq int) Request { r.Seq = seq; return r })
 }
 
 func (m *MockModel) setOutcome(seq int, o Outcome) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.reqs[seq-1].Outcome = o
-	close(m.changed)
-	m.changed = make(chan struct{})
+	m.log.Update(seq, func(r *Request) { r.Outcome = o })
 }
 
 func (m *MockModel) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// A proxied request names its target: CONNECT host:port, or an
 	// absolute URL. Only the mock itself is an allowed target.
-	if r.Method == http.MethodConnect || !m.isSelf(r.Host) {
-		target := r.Host
-		if r.URL.IsAbs() {
-			target = r.URL.String()
-		}
+	if target, foreign := mockrec.Foreign(r, m.srv.URL); foreign {
 		m.t.Errorf("codextest: codex tried to reach %s %s outside the mock model; the proxy guard refused it "+
 			"(codex must run offline: check the config NewCodexHome writes)", r.Method, target)
 		http.Error(w, "codextest: offline test, no outside connections", http.StatusForbidden)
 		return
 	}
 	if r.Method != http.MethodPost || r.URL.Path != "/v1/responses" {
-		m.mu.Lock()
-		m.other = append(m.other, r.Method+" "+r.URL.Path)
-		m.mu.Unlock()
+		m.log.AddOther(r.Method + " " + r.URL.Path)
 		http.NotFound(w, r)
 		return
 	}
 	m.serveResponses(w, r)
-}
-
-func (m *MockModel) isSelf(host string) bool {
-	self := strings.TrimPrefix(m.srv.URL, "http://")
-	_, port, _ := strings.Cut(self, ":")
-	return host == self || host == "localhost:"+port
 }
 
 func (m *MockModel) serveResponses(w http.ResponseWriter, r *http.Request) {
