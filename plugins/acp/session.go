@@ -181,6 +181,7 @@ func (s *session) stop(ctx context.Context, mode sdk.CloseMode) sdk.ExitInfo {
 // session.
 func (s *session) start(ctx context.Context) (sdk.SessionReady, error) {
 	if s.spawnErr != nil {
+		s.stderr.Close()
 		return sdk.SessionReady{}, s.startError(s.spawnErr, nil)
 	}
 	a := s.current()
