@@ -10,7 +10,7 @@ BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-PLUGINS := oneshot codex
+PLUGINS := oneshot codex acp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION) \
            -X github.com/tthost/tthost/plugins/internal/buildinfo.Version=$(VERSION)
@@ -95,6 +95,7 @@ conformance: build
 		$(GO) build -o "$$tmp/src/tthost-backend-mycli" . && $(GO) build -o "$$tmp/src/mycli" ./mycli); \
 	$(GO) build -o "$$tmp/src/tthost-backend-shellsession" github.com/tthost/tthost/sdk/examples/shellsession; \
 	$(GO) build -o "$$tmp/src/fake-codex-app-server" ./plugins/codex/internal/fakeappserver; \
+	$(GO) build -o "$$tmp/src/fake-acp-agent" ./plugins/acp/internal/fakeagent; \
 	tt plugin install "$$tmp/src/tthost-backend-mycli"; \
 	tt plugin install "$$tmp/src/tthost-backend-shellsession"; \
 	tt plugin list; \
@@ -107,7 +108,11 @@ conformance: build
 	mkdir "$$tmp/fake-codex-state"; \
 	tt plugin conformance codex --command "$$tmp/src/fake-codex-app-server" \
 		--env FAKE_CODEX_STATE="$$tmp/fake-codex-state" --long-prompt "SLEEP_MS=60000 ECHO=1" \
-		--fail-prompt FAIL=1 --echo none --steer-echo full --recall-prompt REMEMBER=1
+		--fail-prompt FAIL=1 --echo none --steer-echo full --recall-prompt REMEMBER=1; \
+	mkdir "$$tmp/fake-acp-state"; \
+	tt plugin conformance acp --cli fake-acp --command "$$tmp/src/fake-acp-agent" \
+		--env FAKE_ACP_STATE="$$tmp/fake-acp-state" --long-prompt SLEEP_MS=60000 --fail-prompt FAIL \
+		--echo first-line --steer-prompt SLEEP_FIRST_MS=3000 --steer-echo first-line --recall-prompt REMEMBER
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
