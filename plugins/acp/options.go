@@ -62,7 +62,12 @@ type settings struct {
 	gemini   bool     // the agent is Gemini CLI (its quirks apply)
 	workdir  string
 	env      map[string]string // SessionConfig.Env
-	extraEnv []string          // added on top (GEMINI_CLI_NO_RELAUNCH)
+	extraEnv []string          // added on top (GEMINI_CLI_NO_RELAUNCH, IS_SANDBOX)
+	// rootNote, when not empty, is said once per session as a non-fatal
+	// root_sandbox notice (claudeACPRoot); sandboxSet: IS_SANDBOX=1 was
+	// added for claude-code-acp.
+	rootNote   string
+	sandboxSet bool
 	logPath  string
 	resumeID string
 
@@ -95,12 +100,18 @@ func validate(cfg sdk.SessionConfig) (settings, error) {
 	} else if !fi.IsDir() {
 		return settings{}, fmt.Errorf("%w: workdir %s is not a directory", sdk.ErrInvalidConfig, workdir)
 	}
-	argv, gemini := agentCommand(cfg.CLIName, cfg.Command)
-	s := settings{cliName: cfg.CLIName, argv: argv, gemini: gemini, workdir: workdir, env: cfg.Env, resumeID: cfg.ResumeID}
-	if gemini {
+	argv, agent := agentCommand(cfg.CLIName, cfg.Command)
+	s := settings{cliName: cfg.CLIName, argv: argv, gemini: agent == agentGemini, workdir: workdir, env: cfg.Env, resumeID: cfg.ResumeID}
+	switch agent {
+	case agentGemini:
 		// Without it gemini re-execs itself as a child node process; the
 		// group kill reaches it anyway, but one process is simpler.
 		s.extraEnv = append(s.extraEnv, "GEMINI_CLI_NO_RELAUNCH=true")
+	case agentClaudeACP:
+		s.sandboxSet, s.rootNote = claudeACPRoot(os.Geteuid(), cfg.Env)
+		if s.sandboxSet {
+			s.extraEnv = append(s.extraEnv, "IS_SANDBOX=1")
+		}
 	}
 	if err := s.applyOptions(cfg.Options); err != nil {
 		return settings{}, err
@@ -115,12 +126,22 @@ func validate(cfg sdk.SessionConfig) (settings, error) {
 	return s, nil
 }
 
+// Agents whose quirks the backend knows (agentCommand).
+const (
+	agentOther     = ""
+	agentGemini    = "gemini"          // Gemini CLI
+	agentClaudeACP = "claude-code-acp" // Zed's claude-code-acp (also published as claude-agent-acp)
+)
+
 // agentCommand is the agent's command line: the configured command, run
 // by sh -c, with `--acp` added for Gemini CLI when the command is
 // Tinytown's preset (`gemini` and its flags, without --acp or the
-// deprecated --experimental-acp). gemini reports whether the agent is
-// Gemini CLI.
-func agentCommand(cli, command string) (argv []string, gemini bool) {
+// deprecated --experimental-acp). agent says which known agent it is:
+// the program (the first word that is not a variable assignment) named
+// gemini is Gemini CLI; a word naming claude-code-acp or claude-agent-acp
+// (a path, or an npm package such as @zed-industries/claude-code-acp@0.16.2
+// after npx) is claude-code-acp.
+func agentCommand(cli, command string) (argv []string, agent string) {
 	words := strings.Fields(command)
 	first := ""
 	for _, w := range words {
@@ -129,15 +150,27 @@ func agentCommand(cli, command string) (argv []string, gemini bool) {
 			break
 		}
 	}
-	gemini = filepath.Base(first) == "gemini"
-	if gemini && cli == cliGemini && !slices.Contains(words, "--acp") && !slices.Contains(words, "--experimental-acp") {
+	switch {
+	case filepath.Base(first) == "gemini":
+		agent = agentGemini
+	case slices.ContainsFunc(words, isClaudeACP):
+		agent = agentClaudeACP
+	}
+	if agent == agentGemini && cli == cliGemini && !slices.Contains(words, "--acp") && !slices.Contains(words, "--experimental-acp") {
 		command += " --acp"
 	}
 	if !strings.ContainsAny(command, ";&|\n") {
 		// The agent itself leads the process group, not a shell.
 		command = "exec " + command
 	}
-	return []string{"sh", "-c", command}, gemini
+	return []string{"sh", "-c", command}, agent
+}
+
+// isClaudeACP reports whether a command word names claude-code-acp: its
+// launcher (by any path) or its npm package, with or without a version.
+func isClaudeACP(word string) bool {
+	name, _, _ := strings.Cut(filepath.Base(word), "@")
+	return name == "claude-code-acp" || name == "claude-agent-acp"
 }
 
 // applyOptions reads SessionConfig.Options over the defaults.

@@ -184,6 +184,10 @@ func (s *session) start(ctx context.Context) (sdk.SessionReady, error) {
 		s.stderr.Close()
 		return sdk.SessionReady{}, s.startError(s.spawnErr, nil)
 	}
+	if note := s.cfg.rootNote; note != "" {
+		s.log.Info(note)
+		s.Emit(sdk.ErrorEvent("", "root_sandbox", note, false))
+	}
 	a := s.current()
 	ready, err := s.handshake(ctx, a, s.cfg.resumeID)
 	if err != nil {
@@ -208,6 +212,10 @@ func (s *session) startError(err error, a *agentProc) error {
 	}
 	if missingBinary(err) || (a != nil && a.proc.ExitInfo().ExitCode != nil && *a.proc.ExitInfo().ExitCode == 127) {
 		msg += "; install the agent or configure the CLI's command with its path"
+	}
+	if s.cfg.rootNote != "" && !s.cfg.sandboxSet {
+		// The config's IS_SANDBOX keeps claude-code-acp from starting as root.
+		msg += "; " + s.cfg.rootNote
 	}
 	if tail := s.stderr.LastLines(); tail != "" {
 		msg += "; its last output on stderr:\n" + tail

@@ -511,17 +511,20 @@ func TestCloseLeavesNoProcess(t *testing.T) {
 
 func TestCommandAndOptions(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ cli, command, want string }{
-		{"gemini", "gemini", "exec gemini --acp"},
-		{"gemini", "gemini --yolo -m x", "exec gemini --yolo -m x --acp"},
-		{"gemini", "gemini --acp", "exec gemini --acp"},
-		{"gemini", "FOO=1 /opt/bin/gemini --experimental-acp", "exec FOO=1 /opt/bin/gemini --experimental-acp"},
-		{"claude", "claude-code-acp", "exec claude-code-acp"},
-		{"qwen", "qwen --acp | tee log", "qwen --acp | tee log"},
+	for _, tc := range []struct{ cli, command, want, agent string }{
+		{"gemini", "gemini", "exec gemini --acp", agentGemini},
+		{"gemini", "gemini --yolo -m x", "exec gemini --yolo -m x --acp", agentGemini},
+		{"gemini", "gemini --acp", "exec gemini --acp", agentGemini},
+		{"gemini", "FOO=1 /opt/bin/gemini --experimental-acp", "exec FOO=1 /opt/bin/gemini --experimental-acp", agentGemini},
+		{"claude", "claude-code-acp", "exec claude-code-acp", agentClaudeACP},
+		{"claude", "/opt/node_modules/.bin/claude-agent-acp", "exec /opt/node_modules/.bin/claude-agent-acp", agentClaudeACP},
+		{"claude", "npx -y @zed-industries/claude-code-acp@0.16.2", "exec npx -y @zed-industries/claude-code-acp@0.16.2", agentClaudeACP},
+		{"claude", "claude-code-acp-wrapper", "exec claude-code-acp-wrapper", agentOther},
+		{"qwen", "qwen --acp | tee log", "qwen --acp | tee log", agentOther},
 	} {
-		argv, _ := agentCommand(tc.cli, tc.command)
-		if argv[2] != tc.want {
-			t.Errorf("agentCommand(%q, %q) = %q, want %q", tc.cli, tc.command, argv[2], tc.want)
+		argv, agent := agentCommand(tc.cli, tc.command)
+		if argv[2] != tc.want || agent != tc.agent {
+			t.Errorf("agentCommand(%q, %q) = %q, %q; want %q, %q", tc.cli, tc.command, argv[2], agent, tc.want, tc.agent)
 		}
 	}
 	base := sdk.SessionConfig{CLIName: "x", Command: "agent", Workdir: t.TempDir()}
