@@ -68,8 +68,8 @@ type settings struct {
 	// added for claude-code-acp.
 	rootNote   string
 	sandboxSet bool
-	logPath  string
-	resumeID string
+	logPath    string
+	resumeID   string
 
 	steerMode       string
 	authMethod      string
