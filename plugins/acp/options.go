@@ -57,12 +57,13 @@ const cliGemini = "gemini"
 
 // settings is a validated SessionConfig, ready to run.
 type settings struct {
-	cliName  string
-	argv     []string // the agent's command line (sh -c for anything but a plain one)
-	gemini   bool     // the agent is Gemini CLI (its quirks apply)
-	workdir  string
-	env      map[string]string // SessionConfig.Env
-	extraEnv []string          // added on top (GEMINI_CLI_NO_RELAUNCH, IS_SANDBOX)
+	cliName   string
+	argv      []string // the agent's command line (sh -c for anything but a plain one)
+	gemini    bool     // the agent is Gemini CLI (its quirks apply)
+	claudeACP bool     // the agent is claude-code-acp (its quirks apply)
+	workdir   string
+	env       map[string]string // SessionConfig.Env
+	extraEnv  []string          // added on top (GEMINI_CLI_NO_RELAUNCH, IS_SANDBOX)
 	// rootNote, when not empty, is said once per session as a non-fatal
 	// root_sandbox notice (claudeACPRoot); sandboxSet: IS_SANDBOX=1 was
 	// added for claude-code-acp.
@@ -101,7 +102,8 @@ func validate(cfg sdk.SessionConfig) (settings, error) {
 		return settings{}, fmt.Errorf("%w: workdir %s is not a directory", sdk.ErrInvalidConfig, workdir)
 	}
 	argv, agent := agentCommand(cfg.CLIName, cfg.Command)
-	s := settings{cliName: cfg.CLIName, argv: argv, gemini: agent == agentGemini, workdir: workdir, env: cfg.Env, resumeID: cfg.ResumeID}
+	s := settings{cliName: cfg.CLIName, argv: argv, gemini: agent == agentGemini, claudeACP: agent == agentClaudeACP,
+		workdir: workdir, env: cfg.Env, resumeID: cfg.ResumeID}
 	switch agent {
 	case agentGemini:
 		// Without it gemini re-execs itself as a child node process; the

@@ -51,6 +51,7 @@ type session struct {
 	decide decider          // the permission policy; tests replace it
 	now    func() time.Time // the gemini minute guard's clock; tests replace it
 	stderr *stderrtail.Tail
+	opened chan struct{} // closed once Session is set: start may Emit
 
 	spawnErr error
 	bg       sync.WaitGroup // goroutines answering the agent's requests, sending follow-up prompts
@@ -86,6 +87,7 @@ func openSession(cfg settings, events sdk.EventSink, tweak func(*session)) *sess
 		log:    plugin.Logger().With("cli", cfg.cliName),
 		stderr: &stderrtail.Tail{},
 		now:    time.Now,
+		opened: make(chan struct{}),
 	}
 	s.decide = s.policy
 	if tweak != nil {
@@ -108,6 +110,7 @@ func openSession(cfg settings, events sdk.EventSink, tweak func(*session)) *sess
 		Cancel:    s.cancel,
 		Stop:      s.stop,
 	})
+	close(s.opened)
 	if a != nil {
 		go s.read(a)
 	}
@@ -174,12 +177,21 @@ func (s *session) stop(ctx context.Context, mode sdk.CloseMode) sdk.ExitInfo {
 	// Graceful: stdin closed (agents exit at the end of their input) until
 	// ctx ends; then, as at once for immediate, SIGTERM, exitGrace, and the
 	// group and the tag killed.
+	if mode == sdk.CloseGraceful && s.cfg.claudeACP {
+		// claude-code-acp does not exit at the end of its input while a
+		// session is open (its Claude Code keeps it alive): SIGTERM, which
+		// both handle, comes after exitGrace rather than at ctx's end.
+		c, cancel := context.WithTimeout(ctx, exitGrace)
+		defer cancel()
+		ctx = c
+	}
 	return a.proc.Close(ctx, mode)
 }
 
 // start is the Driver's Start: the handshake, then a new or loaded
 // session.
 func (s *session) start(ctx context.Context) (sdk.SessionReady, error) {
+	<-s.opened
 	if s.spawnErr != nil {
 		s.stderr.Close()
 		return sdk.SessionReady{}, s.startError(s.spawnErr, nil)
