@@ -185,7 +185,12 @@ func (s *session) stop(ctx context.Context, mode sdk.CloseMode) sdk.ExitInfo {
 		defer cancel()
 		ctx = c
 	}
-	return a.proc.Close(ctx, mode)
+	w := watchExits(a.proc)
+	info := a.proc.Close(ctx, mode)
+	// Every process of the agent has exited, not only been killed, before
+	// the session reports its end (and the plugin may exit).
+	w.wait(exitGrace)
+	return info
 }
 
 // start is the Driver's Start: the handshake, then a new or loaded
