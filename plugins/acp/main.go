@@ -11,7 +11,8 @@
 // the agent as a plugin.Process (its own process group, tagged):
 //
 //   - OpenSession validates the config, starts the configured command
-//     (`--acp` is added for Tinytown's `gemini` preset) and returns at
+//     (`--acp` is added for Tinytown's `gemini` preset; claude-code-acp
+//     gets IS_SANDBOX=1 when the plugin runs as root) and returns at
 //     once. The Driver's Start sends initialize (protocol version 1, client
 //     info, no fs or terminal capability), authenticates when the agent
 //     asks (the option auth_method, or the method the environment has a
@@ -50,8 +51,10 @@
 // end; turn.go turns, emulated steering, cancel, the stall watchdog and
 // restart; notify.go session/update; approvals.go the agent's requests;
 // wire.go the fuzzed decoders of what the agent sends; gemini.go Gemini
-// CLI's session/load guard; process.go the agent's process and stderr;
-// options.go the options and the command. acptest runs the real agents
+// CLI's session/load guard; claudeacp.go claude-code-acp as root
+// (IS_SANDBOX); process.go the agent's process and stderr; exitwatch*.go
+// the wait, at close, until the agent's processes have exited; options.go
+// the options and the command (and which known agent it runs). acptest runs the real agents
 // offline against mock model servers; internal/fakeagent is a scriptable
 // ACP agent for fault injection.
 //

@@ -19,6 +19,13 @@
 //	env := acptest.GeminiEnv(home, mock) // HOME, a dummy key, the base URL, the proxy guard
 //	command := acptest.GeminiBinary(t) + " --acp"
 //
+// claude-code-acp talks to plugins/claude/claudetest's MockAnthropic, with
+// the environment ClaudeCodeACPEnv gives it:
+//
+//	mock := claudetest.NewMockAnthropic(t, nil)
+//	env := acptest.ClaudeCodeACPEnv(claudetest.NewHome(t), mock)
+//	command := acptest.ClaudeCodeACPBinary(t)
+//
 // When an agent is not installed, the helpers fail the test with the make
 // target that installs it; they never skip.
 package acptest
