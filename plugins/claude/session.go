@@ -174,11 +174,14 @@ func (s *session) currentID() string {
 	return s.sessionID
 }
 
-// resumeGone reports a start error that means claude has no transcript of
-// the session (claude 2.1.330 prints "No conversation found with session
-// ID: <id>" and exits 1).
+// resumeGone reports a start error that means claude has no session to
+// resume by that id: claude 2.1.330 prints "No conversation found with
+// session ID: <id>" for a UUID without a transcript, and "--resume requires
+// a valid session ID or session title" for an id that is neither, and
+// exits 1 either way (docs/compatibility.md).
 func resumeGone(err error) bool {
-	return strings.Contains(err.Error(), "No conversation found")
+	msg := err.Error()
+	return strings.Contains(msg, "No conversation found") || strings.Contains(msg, "requires a valid session ID")
 }
 
 // spawn starts a claude process for session id with sessionFlag, makes
