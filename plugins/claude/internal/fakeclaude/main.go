@@ -72,7 +72,7 @@ func raw(s string) {
 
 type msg map[string]any
 
-func (m msg) typ() string { s, _ := m["type"].(string); return s }
+func (m msg) typ() string  { s, _ := m["type"].(string); return s }
 func (m msg) uuid() string { s, _ := m["uuid"].(string); return s }
 
 func (m msg) text() string {
