@@ -10,23 +10,32 @@ BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-PLUGINS := oneshot codex
+PLUGINS := oneshot codex acp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION) \
            -X github.com/tthost/tthost/plugins/internal/buildinfo.Version=$(VERSION)
 
-# The Codex CLI the codex tests drive (plugins/codex/codextest), from npm.
-CODEX_VERSION := 0.169.0
-CODEX_DIR     := .tools/codex
+# The real CLIs the backend tests drive offline against mock model servers,
+# pinned and installed from npm into .tools/ (never committed):
+# Codex (plugins/codex/codextest), Claude Code (plugins/claude/claudetest),
+# Gemini CLI and claude-code-acp (plugins/acp/acptest).
+CODEX_VERSION           := 0.169.0
+CODEX_DIR               := .tools/codex
+CLAUDE_VERSION          := 2.1.330
+CLAUDE_DIR              := .tools/claude
+GEMINI_VERSION          := 0.61.0
+GEMINI_DIR              := .tools/gemini
+CLAUDE_CODE_ACP_VERSION := 0.16.2
+CLAUDE_CODE_ACP_DIR     := .tools/claude-code-acp
 
-.PHONY: all build test check vet fmt proto bench demo clean ensure-redis ensure-codex conformance faults help
+.PHONY: all build test check vet fmt proto bench demo clean ensure-redis ensure-clis ensure-codex ensure-claude ensure-gemini ensure-claude-code-acp conformance faults help
 
 all: build
 
 help:
 	@echo "make build   build bin/tthost and the built-in backend plugins"
 	@echo "make demo    run a town on the embedded default with a sample agent, one task end to end"
-	@echo "make test    go vet + go test -race in both modules (. and sdk/; installs redis-server and codex when missing)"
+	@echo "make test    go vet + go test -race in both modules (. and sdk/; installs redis-server and the real CLIs when missing)"
 	@echo "make check   quick: gofmt + go vet + the tests in both modules, leaving out real codex and the fault suite (no race detector; about 2½ minutes)"
 	@echo "make conformance  build, install and prove the example plugins with tthost plugin conformance"
 	@echo "make faults  the fault-injection suite: Redis killed, workers frozen, plugins killed, signals, 40 000 messages"
@@ -45,7 +54,7 @@ build:
 	cd $(BIN) && sha256sum tthost-backend-* > tthost-plugins.sha256
 
 ## test: what CI runs. Real redis-server, real plugin processes.
-test: ensure-redis ensure-codex vet
+test: ensure-redis ensure-clis vet
 	$(GO) test -race -timeout 30m ./...
 	cd sdk && $(GO) test -race -timeout 30m ./...
 	$(MAKE) --no-print-directory conformance
@@ -86,6 +95,7 @@ conformance: build
 		$(GO) build -o "$$tmp/src/tthost-backend-mycli" . && $(GO) build -o "$$tmp/src/mycli" ./mycli); \
 	$(GO) build -o "$$tmp/src/tthost-backend-shellsession" github.com/tthost/tthost/sdk/examples/shellsession; \
 	$(GO) build -o "$$tmp/src/fake-codex-app-server" ./plugins/codex/internal/fakeappserver; \
+	$(GO) build -o "$$tmp/src/fake-acp-agent" ./plugins/acp/internal/fakeagent; \
 	tt plugin install "$$tmp/src/tthost-backend-mycli"; \
 	tt plugin install "$$tmp/src/tthost-backend-shellsession"; \
 	tt plugin list; \
@@ -98,7 +108,11 @@ conformance: build
 	mkdir "$$tmp/fake-codex-state"; \
 	tt plugin conformance codex --command "$$tmp/src/fake-codex-app-server" \
 		--env FAKE_CODEX_STATE="$$tmp/fake-codex-state" --long-prompt "SLEEP_MS=60000 ECHO=1" \
-		--fail-prompt FAIL=1 --echo none --steer-echo full --recall-prompt REMEMBER=1
+		--fail-prompt FAIL=1 --echo none --steer-echo full --recall-prompt REMEMBER=1; \
+	mkdir "$$tmp/fake-acp-state"; \
+	tt plugin conformance acp --cli fake-acp --command "$$tmp/src/fake-acp-agent" \
+		--env FAKE_ACP_STATE="$$tmp/fake-acp-state" --long-prompt SLEEP_MS=60000 --fail-prompt FAIL \
+		--echo first-line --steer-prompt SLEEP_FIRST_MS=3000 --steer-echo first-line --recall-prompt REMEMBER
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
@@ -140,6 +154,43 @@ ensure-codex:
 	echo "$$version"; \
 	case "$$version" in *" $(CODEX_VERSION)") ;; \
 	*) echo "the tests pin codex $(CODEX_VERSION); reinstall: rm -rf $(CODEX_DIR) && make ensure-codex"; exit 1;; esac
+
+## ensure-clis: every real CLI the tests drive.
+ensure-clis: ensure-codex ensure-claude ensure-gemini ensure-claude-code-acp
+
+# npm_tool installs the npm package $(2) at version $(3) into $(1) (with
+# --prefix, so its binaries are in $(1)/node_modules/.bin) when $(4) is not
+# there or the installed package is another version.
+define npm_tool
+	@installed=$$(node -p "require('$(abspath $(1))/node_modules/$(2)/package.json').version" 2>/dev/null); \
+	if [ ! -x $(1)/node_modules/.bin/$(4) ] || [ "$$installed" != "$(3)" ]; then \
+		if ! command -v npm >/dev/null 2>&1; then \
+			echo "npm not found: the tests need $(2)@$(3) from npm; install Node.js and npm (Debian: apt-get install nodejs npm)"; \
+			exit 1; \
+		fi; \
+		echo "$(4) $(3) not found in $(1): installing $(2)@$(3) with npm"; \
+		rm -rf $(1); \
+		npm install --no-audit --no-fund --prefix $(1) $(2)@$(3) || \
+		{ echo "could not install $(2); retry with: npm install --no-audit --no-fund --prefix $(1) $(2)@$(3)"; exit 1; }; \
+	fi; \
+	echo "$(2) $(3) in $(1)"
+endef
+
+## ensure-claude: Claude Code (a native binary), for plugins/claude and the
+## claude e2e tests.
+ensure-claude:
+	$(call npm_tool,$(CLAUDE_DIR),@anthropic-ai/claude-code,$(CLAUDE_VERSION),claude)
+	@HOME=$$(mktemp -d) $(CLAUDE_DIR)/node_modules/.bin/claude --version >/dev/null || \
+		{ echo "$(CLAUDE_DIR)/node_modules/.bin/claude does not run; reinstall: rm -rf $(CLAUDE_DIR) && make ensure-claude"; exit 1; }
+
+## ensure-gemini: Gemini CLI (node >= 20), the ACP backend's reference agent.
+ensure-gemini:
+	$(call npm_tool,$(GEMINI_DIR),@google/gemini-cli,$(GEMINI_VERSION),gemini)
+
+## ensure-claude-code-acp: Zed's ACP adapter for Claude Code, the ACP
+## backend's second agent.
+ensure-claude-code-acp:
+	$(call npm_tool,$(CLAUDE_CODE_ACP_DIR),@zed-industries/claude-code-acp,$(CLAUDE_CODE_ACP_VERSION),claude-code-acp)
 
 ## bench: benchmarks against real processes; see docs/benchmarks.md.
 bench: ensure-redis

@@ -172,7 +172,32 @@ func (k DeliveryKind) String() string {
 type Delivery struct {
 	Kind   DeliveryKind
 	TurnID string
+	// SteerMode says, for DeliverySteered, how the input joined the turn
+	// ("" from plugins that predate it: read it as SteerNative).
+	SteerMode SteerMode
 }
+
+// SteerMode says how a session joins urgent input to a running turn. A CLI
+// whose protocol has no mid-turn input (ACP v1) has steering emulated by
+// its plugin, and the host is told which way, so that its logs and status
+// say what really happened.
+type SteerMode string
+
+// Steer modes.
+const (
+	// SteerNative: the CLI itself took the input into the running turn
+	// (codex turn/steer, a Claude Code stream-json user line).
+	SteerNative SteerMode = "native"
+	// SteerQueue: the input is prompted as a follow-up once the CLI's
+	// running prompt ends, within the same turn. The running work is not
+	// disturbed; the input waits for it.
+	SteerQueue SteerMode = "queue"
+	// SteerRestart: the running prompt is cancelled and prompted again
+	// with the input merged in, within the same turn. The input is acted
+	// on at once; the cancelled prompt's partial work stays in the CLI's
+	// history.
+	SteerRestart SteerMode = "restart"
+)
 
 // CloseMode says how a session is closed.
 type CloseMode int
@@ -234,6 +259,9 @@ type SessionReady struct {
 	// ContextLostReason is set when a ResumeID could not be resumed and a
 	// fresh session was started instead.
 	ContextLostReason string
+	// SteerMode is how the session steers urgent input; "" when it cannot
+	// steer (or from plugins that predate it).
+	SteerMode SteerMode
 }
 
 // ToolCall is the payload of EventToolCall.

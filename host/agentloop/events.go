@@ -27,6 +27,9 @@ type detail struct {
 	Fallback   bool       `json:"fallback,omitempty"`
 	Persistent bool       `json:"persistent,omitempty"`
 	Usage      *sdk.Usage `json:"usage,omitempty"`
+	SessionID  string     `json:"session_id,omitempty"`
+	SteerMode  string     `json:"steer_mode,omitempty"`
+	Resumed    bool       `json:"resumed,omitempty"`
 }
 
 // emit writes an event to the town and agent streams. Events are

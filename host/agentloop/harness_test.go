@@ -398,6 +398,8 @@ type fakeSession struct {
 	events   chan sdk.Event
 	isClosed bool
 	closed   chan sdk.CloseMode
+	// steerMode is what a steered receipt says.
+	steerMode sdk.SteerMode
 }
 
 func (s *fakeSession) Send(ctx context.Context, in sdk.Input) (sdk.Delivery, error) {
@@ -414,7 +416,7 @@ func (s *fakeSession) Send(ctx context.Context, in sdk.Input) (sdk.Delivery, err
 			s.current = fmt.Sprintf("turn-%d", s.turns)
 			d = sdk.Delivery{Kind: sdk.DeliveryStarted, TurnID: s.current}
 		case sdk.InputUrgent:
-			d = sdk.Delivery{Kind: sdk.DeliverySteered, TurnID: s.current}
+			d = sdk.Delivery{Kind: sdk.DeliverySteered, TurnID: s.current, SteerMode: s.steerMode}
 		case sdk.InputCancel:
 			d = sdk.Delivery{Kind: sdk.DeliveryCancelled, TurnID: s.current}
 		}

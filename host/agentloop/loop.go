@@ -119,9 +119,10 @@ type Loop struct {
 	registered      bool // the agent hash exists; without it no state is written
 	cliName, cliCmd string
 	choice          backend.Choice
-	session         *live        // the open backend session, nil before the first turn
-	running         *pendingTurn // the turn in progress
-	next            *pendingTurn // a turn an urgent message started while running ended
+	steerMode       sdk.SteerMode // the live session's, from its SessionReady
+	session         *live         // the open backend session, nil before the first turn
+	running         *pendingTurn  // the turn in progress
+	next            *pendingTurn  // a turn an urgent message started while running ended
 
 	round       int // turns attempted (completed or failed): counts toward MaxRounds
 	completed   int // turns completed
@@ -262,6 +263,14 @@ func (l *Loop) start(ctx context.Context) error {
 	l.emit(ctx, town.EventAgentStateChanged, "Runtime: "+l.choice.Backend+" backend: "+l.choice.Reason, detail{
 		Kind: "backend_selected", Backend: l.choice.Backend, Fallback: l.choice.Fallback, Persistent: l.choice.Persistent,
 	})
+	if l.registered {
+		if err := l.store.SetRuntime(ctx, l.id, town.Runtime{
+			Backend: l.choice.Backend, Persistent: l.choice.Persistent, Fallback: l.choice.Fallback,
+			Reason: l.choice.Reason, Worker: workerName(),
+		}); err != nil {
+			l.log.Warn("record the runtime", "error", err)
+		}
+	}
 	for _, w := range l.choice.Warnings { // e.g. a corrupt plugins.lock.json: the agent serves on, the town should know
 		l.say("⚠️ %s", w)
 		l.emit(ctx, town.EventAgentRuntimeError, w, detail{Kind: "plugin_dir_unusable"})

@@ -96,6 +96,44 @@ func TestUrgentMessageDuringATurnIsSteeredIntoIt(t *testing.T) {
 	h.stop()
 }
 
+// A session's runtime id and steer mode reach the agent's runtime record and
+// an event when it is ready, and an emulated steer says how it joined the
+// round, so status and the events never pass a queued prompt off as a
+// native steer.
+func TestSessionReadyAndAnEmulatedSteerAreRecordedAsTheyAre(t *testing.T) {
+	h := newHarness(t, harnessOptions{
+		caps:       []sdk.Capability{sdk.CapPersistent, sdk.CapSteer, sdk.CapInterrupt},
+		persistent: true,
+	})
+	h.send("port the module")
+	h.start()
+	s := h.session()
+	s.mu.Lock()
+	s.steerMode = sdk.SteerQueue
+	s.mu.Unlock()
+	s.emit(sdk.SessionReadyEvent(sdk.SessionReady{RuntimeSessionID: "sess-7", SteerMode: sdk.SteerQueue}))
+	in := h.nextTurn(s, nil, "port the module")
+	if ev := h.event("Runtime session ready on the fake backend: session sess-7, urgent messages steered (queue)"); ev != nil && ev.Scope != "tthost.session_ready" {
+		t.Errorf("session event scope %q", ev.Scope)
+	}
+	rt, err := h.store.Runtime(h.ctx, h.agent.ID)
+	h.must(err)
+	if rt == nil || rt.Backend != "fake" || !rt.Persistent || rt.SessionID != "sess-7" || rt.SteerMode != "queue" {
+		t.Errorf("runtime record %+v", rt)
+	}
+
+	mark := h.out.Len()
+	h.must(h.store.SendUrgent(h.ctx, town.NewTask(town.SupervisorID, h.agent.ID, "stop the release")))
+	h.wake.wake()
+	if st := h.next(s); st.in.Kind != sdk.InputUrgent {
+		t.Fatalf("input %s, want the urgent message steered", st.in.Kind)
+	}
+	h.waitOut(mark, "steered 1 urgent message(s) into the running turn (queued: prompted as soon as the CLI's running prompt ends")
+	s.end(in.turnID, sdk.StatusCompleted, "")
+	h.waitOut(mark, "✅ Round 1 completed")
+	h.stop()
+}
+
 func TestStopOrPauseInterruptsATurnAndRequeuesItsMessages(t *testing.T) {
 	for _, tc := range []struct {
 		cause turnCause

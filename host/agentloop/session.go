@@ -33,7 +33,7 @@ func (l *Loop) openSession(ctx context.Context) (*live, error) {
 		Workdir:   l.opts.TownDir,
 		Env:       l.cliEnv(),
 		ResumeID:  resume,
-		Options:   l.cfg.TTHost.Backends[l.choice.Backend],
+		Options:   l.cfg.BackendOptions(l.choice.Backend, l.cliName),
 		AgentID:   l.id,
 		AgentName: l.name,
 		LogDir:    filepath.Join(l.opts.TownDir, ".tt", "logs"),

@@ -81,8 +81,21 @@ func (l *Loop) steer(ctx context.Context, pt *pendingTurn, entries []town.Entry)
 	default:
 		pt.batch.entries = append(pt.batch.entries, b.entries...)
 		pt.batch.actionable = append(pt.batch.actionable, b.actionable...)
-		l.say("↪️ Round %d: steered %d urgent message(s) into the running turn", pt.display, len(b.actionable))
-		l.emit(ctx, town.EventAgentStateChanged, fmt.Sprintf("Steered %d urgent message(s) into round %d", len(b.actionable), pt.display),
-			detail{Kind: "steered", TurnID: pt.id, Round: pt.display})
+		how := steerHow(d.SteerMode)
+		l.say("↪️ Round %d: steered %d urgent message(s) into the running turn%s", pt.display, len(b.actionable), how)
+		l.emit(ctx, town.EventAgentStateChanged, fmt.Sprintf("Steered %d urgent message(s) into round %d%s", len(b.actionable), pt.display, how),
+			detail{Kind: "steered", TurnID: pt.id, Round: pt.display, SteerMode: string(d.SteerMode)})
 	}
+}
+
+// steerHow says, for the log, how an emulated steer joined the turn; a
+// native steer (or a plugin that does not say) needs no words.
+func steerHow(m sdk.SteerMode) string {
+	switch m {
+	case sdk.SteerQueue:
+		return " (queued: prompted as soon as the CLI's running prompt ends, within this round)"
+	case sdk.SteerRestart:
+		return " (restart: the CLI's running prompt was cancelled and prompted again with them)"
+	}
+	return ""
 }

@@ -314,6 +314,22 @@ func (l *Loop) sessionReady(ctx context.Context, ev sdk.Event) {
 			l.log.Warn("save runtime session id", "error", err)
 		}
 	}
+	l.steerMode = r.SteerMode
+	if l.registered {
+		if err := l.store.SetRuntimeSession(ctx, l.id, r.RuntimeSessionID, string(r.SteerMode)); err != nil {
+			l.log.Warn("record the runtime session", "error", err)
+		}
+	}
+	msg := fmt.Sprintf("Runtime session ready on the %s backend", l.choice.Backend)
+	if r.RuntimeSessionID != "" {
+		msg += ": session " + r.RuntimeSessionID
+	}
+	if r.SteerMode != "" {
+		msg += fmt.Sprintf(", urgent messages steered (%s)", r.SteerMode)
+	}
+	l.emit(ctx, town.EventAgentStateChanged, msg, detail{
+		Kind: "session_ready", Backend: l.choice.Backend, SessionID: r.RuntimeSessionID, SteerMode: string(r.SteerMode), Resumed: r.Resumed,
+	})
 }
 
 // settle gives every message of the turn its outcome.

@@ -173,6 +173,15 @@ func mustContain(t *testing.T, text string, want ...string) {
 	}
 }
 
+func mustNotContain(t *testing.T, text string, unwanted ...string) {
+	t.Helper()
+	for _, w := range unwanted {
+		if strings.Contains(text, w) {
+			t.Errorf("output contains %q:\n%s", w, text)
+		}
+	}
+}
+
 // agent registers an agent as tt spawn does, without a worker.
 func (tt *testTown) agent(name string) *town.Agent {
 	tt.t.Helper()

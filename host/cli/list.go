@@ -56,30 +56,53 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 
 // AgentRow is one agent as list and status show it (and --json prints it).
 type AgentRow struct {
-	ID                     string    `json:"id"`
-	ShortID                string    `json:"short_id"`
-	Name                   string    `json:"name"`
-	Nickname               string    `json:"nickname,omitempty"`
-	Label                  string    `json:"label"`
-	Role                   string    `json:"role,omitempty"`
-	State                  string    `json:"state"`
-	CLI                    string    `json:"cli"`
-	RoundsCompleted        uint64    `json:"rounds_completed"`
-	TasksCompleted         uint64    `json:"tasks_completed"`
-	Inbox                  int64     `json:"inbox"`
-	Urgent                 int64     `json:"urgent"`
-	InFlight               int64     `json:"in_flight"`
-	StopRequested          bool      `json:"stop_requested"`
-	CurrentTask            string    `json:"current_task,omitempty"`
-	CurrentTaskDescription string    `json:"current_task_description,omitempty"`
-	ParentAgentID          string    `json:"parent_agent_id,omitempty"`
-	CreatedAt              string    `json:"created_at,omitempty"`
-	LastHeartbeat          string    `json:"last_heartbeat,omitempty"`
-	LastActiveAt           string    `json:"last_active_at,omitempty"`
-	RuntimeSessionID       string    `json:"runtime_session_id,omitempty"`
-	Problems               []string  `json:"problems,omitempty"`
-	Activity               []string  `json:"activity,omitempty"`
-	heartbeat              time.Time // for the table's age column
+	ID                     string      `json:"id"`
+	ShortID                string      `json:"short_id"`
+	Name                   string      `json:"name"`
+	Nickname               string      `json:"nickname,omitempty"`
+	Label                  string      `json:"label"`
+	Role                   string      `json:"role,omitempty"`
+	State                  string      `json:"state"`
+	CLI                    string      `json:"cli"`
+	RoundsCompleted        uint64      `json:"rounds_completed"`
+	TasksCompleted         uint64      `json:"tasks_completed"`
+	Inbox                  int64       `json:"inbox"`
+	Urgent                 int64       `json:"urgent"`
+	InFlight               int64       `json:"in_flight"`
+	StopRequested          bool        `json:"stop_requested"`
+	CurrentTask            string      `json:"current_task,omitempty"`
+	CurrentTaskDescription string      `json:"current_task_description,omitempty"`
+	ParentAgentID          string      `json:"parent_agent_id,omitempty"`
+	CreatedAt              string      `json:"created_at,omitempty"`
+	LastHeartbeat          string      `json:"last_heartbeat,omitempty"`
+	LastActiveAt           string      `json:"last_active_at,omitempty"`
+	RuntimeSessionID       string      `json:"runtime_session_id,omitempty"`
+	Problems               []string    `json:"problems,omitempty"`
+	Activity               []string    `json:"activity,omitempty"`
+	Runtime                *RuntimeRow `json:"runtime,omitempty"`
+	heartbeat              time.Time   // for the table's age column
+}
+
+// RuntimeRow is what serves an agent (town.Runtime), as `status` shows it.
+type RuntimeRow struct {
+	Backend    string `json:"backend"`
+	Persistent bool   `json:"persistent"`
+	Fallback   bool   `json:"fallback,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	SessionID  string `json:"session_id,omitempty"`
+	SteerMode  string `json:"steer_mode,omitempty"`
+	Worker     string `json:"worker,omitempty"`
+	UpdatedAt  string `json:"updated_at,omitempty"`
+}
+
+func runtimeRow(r *town.Runtime) *RuntimeRow {
+	if r == nil {
+		return nil
+	}
+	return &RuntimeRow{
+		Backend: r.Backend, Persistent: r.Persistent, Fallback: r.Fallback, Reason: r.Reason,
+		SessionID: r.SessionID, SteerMode: r.SteerMode, Worker: r.Worker, UpdatedAt: jsonTime(r.UpdatedAt),
+	}
 }
 
 // agentRows reads every agent with its queue lengths (one pipelined round

@@ -55,6 +55,31 @@ func TestListAndStatusShowAgentsQueuesAndCurrentTask(t *testing.T) {
 	tt.run("status", "a", "b").fails(t, "at most one AGENT")
 }
 
+// status shows what serves an agent as its worker recorded it: the backend,
+// one-shot or persistent, how urgent messages are steered, and (--deep) why.
+func TestStatusShowsTheBackendSessionAndSteerMode(t *testing.T) {
+	tt := newTestTown(t)
+	w := tt.agent("gem")
+	mustNotContain(t, tt.run("status", "gem").ok(t), "Backend:")
+	if err := tt.store.SetRuntime(tt.ctx(), w.ID, town.Runtime{Backend: "acp", Persistent: true, Reason: "persistent session through the acp backend", Worker: "h:42"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tt.store.SetRuntimeSession(tt.ctx(), w.ID, "sess-9", "queue"); err != nil {
+		t.Fatal(err)
+	}
+	out := tt.run("status", "gem").ok(t)
+	mustContain(t, out, "acp (persistent session), worker h:42", "queue (a follow-up prompt")
+	mustNotContain(t, out, "through the acp backend")
+	mustContain(t, tt.run("status", "gem", "--deep").ok(t), "Chosen:", "persistent session through the acp backend")
+	var row AgentRow
+	if err := json.Unmarshal([]byte(tt.run("status", "gem", "--json").ok(t)), &row); err != nil {
+		t.Fatal(err)
+	}
+	if rt := row.Runtime; rt == nil || rt.Backend != "acp" || rt.SessionID != "sess-9" || rt.SteerMode != "queue" || !rt.Persistent {
+		t.Errorf("status --json runtime = %+v", row.Runtime)
+	}
+}
+
 func TestAgentReferencesResolveLikeTt(t *testing.T) {
 	tt := newTestTown(t)
 	a, err := tt.store.CreateAgent(tt.ctx(), town.AgentSpec{Name: "builder", CLI: "claude", Nickname: "Ada", RoleID: "backend"})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/host/townredis"
+	"github.com/tthost/tthost/sdk"
 )
 
 // StatusOptions are `tthost status`'s arguments.
@@ -48,7 +49,10 @@ func NewCmdStatus(f *Factory, runF func(context.Context, *StatusOptions) error) 
 		Long: `Without AGENT, status shows the town: its name, its Redis (password hidden),
 the backlog and task counts, and every agent as ` + "`tthost list`" + ` does.
 With AGENT (a name, nickname, label, short id or id), it shows that agent in
-detail; --deep adds its last 5 activity lines.`,
+detail: its state, queues, current task, the backend that serves it (one-shot
+or a persistent session), how urgent messages are steered into a running turn
+(native, queue or restart) and its runtime session id. --deep adds why that
+backend was chosen and the agent's last 5 activity lines.`,
 		Example: `  tthost status
   tthost status backend --deep
   tthost status --json`,
@@ -65,7 +69,7 @@ detail; --deep adds its last 5 activity lines.`,
 			return dispatch(cmd, opts, runF, statusRun)
 		},
 	}
-	cmd.Flags().BoolVar(&opts.Deep, "deep", false, "also show the agent's recent activity")
+	cmd.Flags().BoolVar(&opts.Deep, "deep", false, "also show why the backend was chosen and the agent's recent activity")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")
 	return cmd
 }
@@ -149,6 +153,11 @@ func agentStatusRun(ctx context.Context, opts *StatusOptions) error {
 		return err
 	}
 	r := rows[0]
+	rt, err := store.Runtime(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	r.Runtime = runtimeRow(rt)
 	if opts.Deep {
 		if r.Activity, err = store.Activity(ctx, a.ID, 5); err != nil {
 			return err
@@ -198,6 +207,31 @@ func agentStatusRun(ctx context.Context, opts *StatusOptions) error {
 	line("Created", ago(a.CreatedAt, now))
 	if a.ParentAgentID != "" {
 		line("Parent", a.ParentAgentID)
+	}
+	if rt := r.Runtime; rt != nil {
+		kind := "one-shot"
+		if rt.Persistent {
+			kind = "persistent session"
+		}
+		line("Backend", fmt.Sprintf("%s (%s), worker %s", rt.Backend, kind, rt.Worker))
+		if opts.Deep && rt.Reason != "" {
+			line("Chosen", rt.Reason)
+		}
+		steer := "no (urgent messages wait for the next round)"
+		switch rt.SteerMode {
+		case "":
+		case string(sdk.SteerNative):
+			steer = "native (into the running turn)"
+		case string(sdk.SteerQueue):
+			steer = "queue (a follow-up prompt when the running one ends, same round)"
+		case string(sdk.SteerRestart):
+			steer = "restart (the running prompt is cancelled and prompted again with them)"
+		default:
+			steer = rt.SteerMode
+		}
+		if rt.Persistent {
+			line("Steering", steer)
+		}
 	}
 	if a.RuntimeSessionID != "" {
 		line("Session", a.RuntimeSessionID)

@@ -108,6 +108,10 @@ type AgentCLI struct {
 	// Backend names the tthost backend plugin that serves this CLI ("" lets
 	// the host choose). A tthost extension: tt ignores the key.
 	Backend string `toml:"backend"`
+	// Options are backend options for this CLI only, [agent_clis.<name>.options]:
+	// they override [tthost.backends.<backend>] for agents of this CLI, e.g.
+	// steer_mode = "restart" for one ACP agent. A tthost extension.
+	Options map[string]string `toml:"options"`
 
 	extra map[string]any
 }
@@ -169,6 +173,22 @@ var presets = map[string]string{
 	"gemini":     "gemini",
 	"copilot":    "gh copilot",
 	"cursor":     "cursor",
+}
+
+// BackendOptions are the options a session of cli on backend gets:
+// [tthost.backends.<backend>], overridden key by key by
+// [agent_clis.<cli>.options]. The map is a copy; nil when there are none.
+func (c *Config) BackendOptions(backend, cli string) map[string]string {
+	shared, own := c.TTHost.Backends[backend], c.AgentCLIs[cli].Options
+	if len(shared) == 0 && len(own) == 0 {
+		return nil
+	}
+	out := maps.Clone(shared)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, own)
+	return out
 }
 
 // Presets returns tt's built-in CLIs, name to command line. The map is a

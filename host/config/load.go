@@ -190,7 +190,7 @@ var (
 	knownRedis = []string{"url", "use_socket", "socket_path", "host", "port", "persist", "aof_path",
 		"password", "tls_enabled", "tls_cert", "tls_key", "tls_ca_cert", "bind"}
 	knownAgent  = []string{"idle_timeout_secs", "persistent"}
-	knownCLI    = []string{"name", "command", "workdir", "env", "backend"}
+	knownCLI    = []string{"name", "command", "workdir", "env", "backend", "options"}
 	knownTTHost = []string{"plugin_dir", "safety_poll_secs", "heartbeat_secs", "stop_grace_secs", "redis_outage_secs",
 		"max_turn_messages", "max_turn_bytes", "turn_poll_ms", "redis_server", "notifications", "backends"}
 )

@@ -296,3 +296,54 @@ func TestLoadFillsAMissingCLINameFromItsKey(t *testing.T) {
 		t.Fatalf("agent_clis.mine = %+v, want %+v", got, want)
 	}
 }
+
+// Per-CLI backend options override the backend's shared ones key by key,
+// only for that CLI, and survive a save.
+func TestPerCLIOptionsOverrideTheBackendsAndRoundTrip(t *testing.T) {
+	dir := writeTown(t, `name = "t"
+[agent_clis.gemini]
+command = "gemini --acp"
+backend = "acp"
+[agent_clis.gemini.options]
+steer_mode = "restart"
+[agent_clis.qwen]
+command = "qwen --acp"
+backend = "acp"
+[tthost.backends.acp]
+steer_mode = "queue"
+approval_timeout_ms = "5000"
+`)
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cli  string
+		want map[string]string
+	}{
+		{"gemini", map[string]string{"steer_mode": "restart", "approval_timeout_ms": "5000"}},
+		{"qwen", map[string]string{"steer_mode": "queue", "approval_timeout_ms": "5000"}},
+	} {
+		if got := c.BackendOptions("acp", tc.cli); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("options of %s: %v, want %v", tc.cli, got, tc.want)
+		}
+	}
+	if got := c.BackendOptions("codex", "codex"); got != nil {
+		t.Errorf("a backend without options got %v", got)
+	}
+	got := c.BackendOptions("acp", "gemini")
+	got["steer_mode"] = "changed"
+	if c.AgentCLIs["gemini"].Options["steer_mode"] != "restart" || c.TTHost.Backends["acp"]["steer_mode"] != "queue" {
+		t.Error("BackendOptions returned the config's own map")
+	}
+	if err := c.Save(filepath.Join(dir, FileName)); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again.AgentCLIs["gemini"].Options, map[string]string{"steer_mode": "restart"}) {
+		t.Errorf("after a save: %v", again.AgentCLIs["gemini"].Options)
+	}
+}

@@ -112,6 +112,12 @@ func (c *Config) Encode() []byte {
 		for _, k := range slices.Sorted(maps.Keys(cli.Env)) {
 			w.kv(k, cli.Env[k])
 		}
+		if len(cli.Options) > 0 {
+			w.subHeader(append(path, "options")...)
+			for _, k := range slices.Sorted(maps.Keys(cli.Options)) {
+				w.kv(k, cli.Options[k])
+			}
+		}
 		w.extraTables(path, cli.extra)
 	}
 

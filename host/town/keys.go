@@ -88,6 +88,10 @@ func (k Keys) DeadLetter(id string) string {
 // writers push and a waiting worker BLPOPs.
 func (k Keys) Wake(id string) string { return k.prefix + "tthost:wake:" + canonicalOr(id) }
 
+// Runtime is the agent's runtime record (Store.Runtime): which backend
+// serves it, its live session and steer mode.
+func (k Keys) Runtime(id string) string { return k.prefix + "tthost:runtime:" + canonicalOr(id) }
+
 // AgentPattern and TaskPattern are SCAN patterns for the agent and task
 // hashes. Unlike tt, glob characters in the town name are escaped, so a town
 // named "a*" does not list the agents of "ab".

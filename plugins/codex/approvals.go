@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tthost/tthost/plugins/internal/jsonrpc"
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -66,7 +67,7 @@ func (s *session) policy(_ context.Context, r approvalRequest) (decision, error)
 			}
 			_ = json.Unmarshal(r.params, &p)
 			granted := any(map[string]any{})
-			if present(p.Permissions) {
+			if jsonrpc.Present(p.Permissions) {
 				granted = p.Permissions // everything asked, for this turn only
 			}
 			return decision{result: map[string]any{"permissions": granted, "scope": "turn"}, word: "approved"}, nil
@@ -91,7 +92,7 @@ func safeDecision(kind string) decision {
 }
 
 // request is the wire's server-request hook (on the reader goroutine).
-func (s *session) request(id json.RawMessage, method string, params json.RawMessage) {
+func (s *session) Request(id json.RawMessage, method string, params json.RawMessage) {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
@@ -111,13 +112,13 @@ func (s *session) answer(id json.RawMessage, method string, params json.RawMessa
 	}
 	// Best effort: a request is answered whatever its params hold.
 	_ = json.Unmarshal(params, &p)
-	a := sdk.Approval{RequestID: requestID(id)}
+	a := sdk.Approval{RequestID: jsonrpc.IDString(id)}
 	kind, known := approvalKinds[method]
 	if !known {
 		a.Kind, a.Decision, a.Description = method, "unsupported", "a request tthost does not answer"
 		s.reportApproval(p.TurnID, a)
 		msg := fmt.Sprintf("tthost does not support %s (the agent runs unattended)", method)
-		if err := s.rpc.replyError(id, -32601, msg); err != nil {
+		if err := s.rpc.ReplyError(id, -32601, msg); err != nil {
 			s.log.Warn("could not answer a codex request", "method", method, "error", err)
 		}
 		return
@@ -146,7 +147,7 @@ func (s *session) answer(id json.RawMessage, method string, params json.RawMessa
 		a.Description = firstOf(p.ServerName, "an MCP server") + ": " + p.Message
 	}
 	s.reportApproval(p.TurnID, a)
-	if err := s.rpc.reply(id, d.result); err != nil {
+	if err := s.rpc.Reply(id, d.result); err != nil {
 		s.log.Warn("could not answer a codex approval request", "method", method, "error", err)
 	}
 }
@@ -167,15 +168,6 @@ func (s *session) reportApproval(turnID string, a sdk.Approval) {
 		return
 	}
 	s.Emit(sdk.ApprovalEvent("", a))
-}
-
-// requestID renders a JSON-RPC id for people: a string without quotes.
-func requestID(id json.RawMessage) string {
-	var s string
-	if json.Unmarshal(id, &s) == nil {
-		return s
-	}
-	return string(id)
 }
 
 func firstOf(vals ...string) string {

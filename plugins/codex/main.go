@@ -25,9 +25,10 @@
 //     gracefully (stdin closed) or at once (turn interrupted, then
 //     SIGTERM and SIGKILL); nothing it started outlives the session.
 //
-// Files: jsonrpc.go is the wire (line decoding, requests with deadlines);
-// session.go the life cycle's hooks: start, handshake, the end; send.go
-// turns, steering and interrupts; notify.go the notifications;
+// Files: the wire (line decoding, requests with deadlines) is the shared
+// plugins/internal/jsonrpc; session.go the life cycle's hooks: start,
+// handshake, the end; send.go turns, steering and interrupts; notify.go
+// the notifications;
 // approvals.go the server requests; process.go the app-server's process
 // and stderr; launch.go the command line; options.go the options.
 // internal/fakeappserver is a scriptable stand-in for codex used by the

@@ -49,7 +49,7 @@ type item struct {
 	Tool   string `json:"tool"`
 }
 
-func (s *session) notification(method string, params json.RawMessage) {
+func (s *session) Notification(method string, params json.RawMessage) {
 	var err error
 	switch method {
 	case "item/agentMessage/delta":
@@ -68,7 +68,7 @@ func (s *session) notification(method string, params json.RawMessage) {
 		err = s.onError(params)
 	}
 	if err != nil {
-		s.invalid([]byte(fmt.Sprintf(`{"method":%q,"params":%s}`, method, params)), fmt.Errorf("%s: %v", method, err))
+		s.Invalid([]byte(fmt.Sprintf(`{"method":%q,"params":%s}`, method, params)), fmt.Errorf("%s: %v", method, err))
 	}
 }
 
@@ -179,7 +179,7 @@ func (s *session) onTurnStarted(params json.RawMessage) error {
 			defer s.bg.Done()
 			ctx, cancel := context.WithTimeout(s.life, interruptTimeout)
 			defer cancel()
-			if _, err := s.rpc.call(ctx, "turn/interrupt", map[string]any{"threadId": thread, "turnId": id}, nil); err != nil {
+			if _, err := s.rpc.Call(ctx, "turn/interrupt", map[string]any{"threadId": thread, "turnId": id}, nil); err != nil {
 				s.log.Warn("could not interrupt an orphan codex turn", "turn", id, "error", err)
 			}
 		}()
@@ -328,13 +328,13 @@ func (s *session) onError(params json.RawMessage) error {
 
 // invalid reports output that is not JSON-RPC. It is never fatal: one bad
 // line (a stray print, a truncated write) must not end an agent's session.
-func (s *session) invalid(text []byte, err error) {
+func (s *session) Invalid(text []byte, err error) {
 	s.Emit(sdk.ErrorEvent("", "invalid_output",
 		fmt.Sprintf("codex app-server wrote output that is not usable JSON-RPC (%v): %.200q", err, text), false))
 }
 
 // idle flushes the running turn's transcript: the reader has caught up.
-func (s *session) idle() {
+func (s *session) Idle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tthost/tthost/plugins/internal/jsonrpc"
 	"github.com/tthost/tthost/sdk/plugin"
 )
 
@@ -62,7 +63,7 @@ func (s *session) startTurn(ctx context.Context, pt *plugin.Turn, text string) e
 	s.mu.Lock()
 	s.starting = t
 	s.mu.Unlock()
-	_, err := s.rpc.call(ctx, "turn/start", params, func(raw json.RawMessage) {
+	_, err := s.rpc.Call(ctx, "turn/start", params, func(raw json.RawMessage) {
 		var res struct {
 			Turn struct {
 				ID string `json:"id"`
@@ -123,7 +124,7 @@ func (s *session) steer(ctx context.Context, pt *plugin.Turn, text string) error
 		return plugin.ErrTurnEnded
 	}
 	params := map[string]any{"threadId": s.threadID, "input": userInput(text), "expectedTurnId": t.id}
-	_, err := s.rpc.call(ctx, "turn/steer", params, nil)
+	_, err := s.rpc.Call(ctx, "turn/steer", params, nil)
 	if err == nil {
 		return nil
 	}
@@ -200,7 +201,7 @@ func (s *session) cancel(ctx context.Context, pt *plugin.Turn) error {
 }
 
 func (s *session) interrupt(ctx context.Context, t *turn) error {
-	_, err := s.rpc.call(ctx, "turn/interrupt", map[string]any{"threadId": s.threadID, "turnId": t.id}, nil)
+	_, err := s.rpc.Call(ctx, "turn/interrupt", map[string]any{"threadId": s.threadID, "turnId": t.id}, nil)
 	if err != nil && noActiveTurn(err) {
 		switch s.awaitActive(ctx, t) {
 		case turnBecameActive:
@@ -220,7 +221,7 @@ func (s *session) interrupt(ctx context.Context, t *turn) error {
 
 // noActiveTurn matches codex's "no active turn to steer/interrupt".
 func noActiveTurn(err error) bool {
-	var re *rpcError
+	var re *jsonrpc.Error
 	return errors.As(err, &re) && strings.Contains(re.Message, "no active turn")
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tthost/tthost/plugins/internal/buildinfo"
+	"github.com/tthost/tthost/plugins/internal/jsonrpc"
 	"github.com/tthost/tthost/plugins/internal/stderrtail"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/plugin"
@@ -30,7 +31,7 @@ const (
 // plugin.Session, which keeps the contract (turn ids, the order of events,
 // input before codex is ready, close), driven by codex's JSON-RPC.
 //
-// The reader goroutine (rpcClient.readLoop) turns the wire into events in
+// The reader goroutine (jsonrpc.Client.ReadLoop) turns the wire into events in
 // wire order; it never blocks on a write (server requests are answered
 // from goroutines of their own). The Driver's hooks only make requests and
 // wait. When the app-server's output ends, the reader reports the end
@@ -44,7 +45,7 @@ type session struct {
 	proc     *plugin.Process // nil when it could not start (spawnErr)
 	spawnErr error
 	stderr   *stderrtail.Tail
-	rpc      *rpcClient
+	rpc      *jsonrpc.Client
 
 	// closeBegun is closed when the first Close begins.
 	closeBegun <-chan struct{}
@@ -75,7 +76,7 @@ func openSession(cfg settings, events sdk.EventSink, tweak func(*session)) *sess
 	}
 	s.proc, s.spawnErr = startAppServer(cfg, s.stderr)
 	if s.proc != nil {
-		s.rpc = newRPCClient(stdin{s.proc}, cfg.requestTimeout, s.log)
+		s.rpc = jsonrpc.NewClient(stdin{s.proc}, jsonrpc.Options{Name: "codex app-server", Timeout: cfg.requestTimeout, Log: s.log})
 	}
 	s.Session = plugin.NewSession(events, plugin.Driver{
 		Start:     s.start,
@@ -104,7 +105,7 @@ func openSession(cfg settings, events sdk.EventSink, tweak func(*session)) *sess
 // read follows the app-server's output until it ends, then reports the
 // end: its exit, quoted from its stderr.
 func (s *session) read() {
-	s.rpc.readLoop(s.proc.Output(), s)
+	s.rpc.ReadLoop(s.proc.Output(), s)
 	s.endLife()
 	<-s.proc.Done()
 	s.bg.Wait()
@@ -164,10 +165,10 @@ func (s *session) handshake(ctx context.Context) (sdk.SessionReady, error) {
 			"optOutNotificationMethods": []string{"account/rateLimits/updated", "remoteControl/status/changed"},
 		},
 	}
-	if _, err := s.rpc.call(ctx, "initialize", init, nil); err != nil {
+	if _, err := s.rpc.Call(ctx, "initialize", init, nil); err != nil {
 		return sdk.SessionReady{}, err
 	}
-	if err := s.rpc.notify("initialized", nil); err != nil {
+	if err := s.rpc.Notify("initialized", nil); err != nil {
 		return sdk.SessionReady{}, fmt.Errorf("initialized: %w", err)
 	}
 	var lost string
@@ -176,7 +177,7 @@ func (s *session) handshake(ctx context.Context) (sdk.SessionReady, error) {
 		if err == nil {
 			return sdk.SessionReady{RuntimeSessionID: got, Resumed: true}, nil
 		}
-		if ctx.Err() != nil || errors.Is(err, errGone) {
+		if ctx.Err() != nil || errors.Is(err, jsonrpc.ErrGone) {
 			return sdk.SessionReady{}, err
 		}
 		// A thread codex cannot find ("no rollout found": another
@@ -212,7 +213,7 @@ func (s *session) openThread(ctx context.Context, method, resumeID string) (stri
 		// The history stays in codex; the host does not need it back.
 		params["excludeTurns"] = true
 	}
-	raw, err := s.rpc.call(ctx, method, params, nil)
+	raw, err := s.rpc.Call(ctx, method, params, nil)
 	if err != nil {
 		return "", err
 	}

@@ -68,6 +68,13 @@ type Driver struct {
 	// the host queues the input). See Turn.Answered for how the end of a
 	// steered turn is recognised.
 	Steer func(ctx context.Context, t *Turn, text string) error
+	// SteerMode is how Steer joins input to the turn, for SessionReady and
+	// every DeliverySteered (default sdk.SteerNative). A driver whose CLI
+	// cannot take input mid-turn emulates it: sdk.SteerQueue prompts the
+	// input once the CLI's running prompt ends, sdk.SteerRestart cancels
+	// that prompt and prompts again with the input merged; either way
+	// within the same turn, whose end then waits for the input's answer.
+	SteerMode sdk.SteerMode
 	// Cancel asks the CLI to stop the running turn t, and returns without
 	// waiting for the end, which the driver reports as usual (it ends
 	// interrupted, whatever the CLI says). It may race t's end: when the
@@ -155,6 +162,12 @@ func NewSession(events sdk.EventSink, d Driver) *Session {
 	if d.TurnPrefix == "" {
 		d.TurnPrefix = "t"
 	}
+	switch {
+	case d.Steer == nil:
+		d.SteerMode = ""
+	case d.SteerMode == "":
+		d.SteerMode = sdk.SteerNative
+	}
 	s := &Session{
 		events:     events,
 		d:          d,
@@ -225,6 +238,7 @@ func (s *Session) start() {
 
 func (s *Session) readyLocked(ready sdk.SessionReady) {
 	s.ready = true
+	ready.SteerMode = s.d.SteerMode
 	// Emitted even when closing: a host may keep the runtime session id.
 	s.emitLocked(sdk.SessionReadyEvent(ready))
 	s.flushEarlyLocked()
@@ -362,7 +376,7 @@ func (s *Session) steerLocked(ctx context.Context, t *Turn, in sdk.Input) (d sdk
 	s.settleLocked(t)
 	switch {
 	case err == nil:
-		return sdk.Delivery{Kind: sdk.DeliverySteered, TurnID: t.id}, nil, false
+		return sdk.Delivery{Kind: sdk.DeliverySteered, TurnID: t.id, SteerMode: s.d.SteerMode}, nil, false
 	case errors.Is(err, ErrTurnEnded):
 		// The CLI ended the turn first: wait for its end to be reported,
 		// then the input starts the next turn.

@@ -802,3 +802,47 @@ func TestACancelTooLateForTheCLIKeepsTheTurnsOutcome(t *testing.T) {
 		t.Errorf("the finished turn ended %+v, want completed", c)
 	}
 }
+
+// The steer mode a driver declares reaches the host twice: in SessionReady
+// (for status) and in every steered receipt (for the host's log). A driver
+// that cannot steer declares none, whatever it says.
+func TestSteerModeIsAnnouncedAndReceipted(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		steer bool
+		mode  sdk.SteerMode
+		want  sdk.SteerMode
+	}{
+		{"a native steer by default", true, "", sdk.SteerNative},
+		{"an emulated steer that queues", true, sdk.SteerQueue, sdk.SteerQueue},
+		{"an emulated steer that restarts", true, sdk.SteerRestart, sdk.SteerRestart},
+		{"no steer hook, no steer mode", false, sdk.SteerQueue, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := sdktest.NewRecorder(t)
+			f := newFakeCLI()
+			d := f.driver()
+			d.SteerMode = tc.mode
+			if tc.steer {
+				d.Steer = func(context.Context, *plugin.Turn, string) error { return nil }
+			}
+			s := plugin.NewSession(rec, d)
+			if got := rec.WaitReady(t).SteerMode; got != tc.want {
+				t.Errorf("SessionReady says steer mode %q, want %q", got, tc.want)
+			}
+			send(t, s, sdk.InputTurn, "first")
+			tr := recv(t, f.turns, "StartTurn")
+			dl, err := s.Send(context.Background(), sdk.Input{Kind: sdk.InputUrgent, Text: "urgent"})
+			switch {
+			case !tc.steer && !errors.Is(err, sdk.ErrTurnRunning):
+				t.Errorf("urgent input without a steer hook: %+v, %v; want ErrTurnRunning", dl, err)
+			case tc.steer && (err != nil || dl.Kind != sdk.DeliverySteered || dl.SteerMode != tc.want):
+				t.Errorf("urgent input: %+v, %v; want steered with mode %q", dl, err, tc.want)
+			}
+			tr.Complete(sdk.TurnCompleted{Status: sdk.StatusCompleted})
+			if err := s.Close(context.Background(), sdk.CloseGraceful); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -69,7 +69,7 @@ func InputToProto(in sdk.Input) *backendv1.Input {
 
 // DeliveryFromProto converts Send's answer; an unknown kind is an error.
 func DeliveryFromProto(p *backendv1.SendResponse) (sdk.Delivery, error) {
-	d := sdk.Delivery{TurnID: p.GetTurnId()}
+	d := sdk.Delivery{TurnID: p.GetTurnId(), SteerMode: SteerModeFromProto(p.GetSteerMode())}
 	switch p.GetDelivery() {
 	case backendv1.SendResponse_DELIVERY_STARTED:
 		d.Kind = sdk.DeliveryStarted
@@ -83,6 +83,20 @@ func DeliveryFromProto(p *backendv1.SendResponse) (sdk.Delivery, error) {
 		return sdk.Delivery{}, fmt.Errorf("unknown delivery kind %v", p.GetDelivery())
 	}
 	return d, nil
+}
+
+// SteerModeFromProto converts a steer mode; unset (or a newer mode this
+// SDK does not know) is "".
+func SteerModeFromProto(m backendv1.SteerMode) sdk.SteerMode {
+	switch m {
+	case backendv1.SteerMode_STEER_MODE_NATIVE:
+		return sdk.SteerNative
+	case backendv1.SteerMode_STEER_MODE_QUEUE:
+		return sdk.SteerQueue
+	case backendv1.SteerMode_STEER_MODE_RESTART:
+		return sdk.SteerRestart
+	}
+	return ""
 }
 
 // CloseModeToProto converts CloseSession's mode.
@@ -128,6 +142,7 @@ func EventFromProto(p *backendv1.Event) (sdk.Event, error) {
 		e.Kind = sdk.EventSessionReady
 		e.Ready = &sdk.SessionReady{
 			RuntimeSessionID: r.GetRuntimeSessionId(), Resumed: r.GetResumed(), ContextLostReason: r.GetContextLostReason(),
+			SteerMode: SteerModeFromProto(r.GetSteerMode()),
 		}
 	case *backendv1.Event_TurnStarted:
 		e.Kind = sdk.EventTurnStarted

@@ -61,6 +61,16 @@ func TestDeliveryRoundTrip(t *testing.T) {
 			t.Errorf("%v: got %+v, %v; want %+v", k, got, err, d)
 		}
 	}
+	for _, m := range []sdk.SteerMode{"", sdk.SteerNative, sdk.SteerQueue, sdk.SteerRestart} {
+		d := sdk.Delivery{Kind: sdk.DeliverySteered, TurnID: "t1", SteerMode: m}
+		got, err := convert.DeliveryFromProto(convert.DeliveryToProto(d))
+		if err != nil || got != d {
+			t.Errorf("steer mode %q: got %+v, %v; want %+v", m, got, err, d)
+		}
+	}
+	if got := convert.SteerModeFromProto(convert.SteerModeToProto("sideways")); got != "" {
+		t.Errorf("an unknown steer mode came back as %q, want unset", got)
+	}
 	if _, err := convert.DeliveryFromProto(convert.DeliveryToProto(sdk.Delivery{})); err == nil {
 		t.Error("a delivery without a kind was accepted")
 	}
@@ -81,7 +91,7 @@ func TestEventRoundTrip(t *testing.T) {
 		return e
 	}
 	events := []sdk.Event{
-		sdk.SessionReadyEvent(sdk.SessionReady{RuntimeSessionID: "th", Resumed: true, ContextLostReason: "x"}),
+		sdk.SessionReadyEvent(sdk.SessionReady{RuntimeSessionID: "th", Resumed: true, ContextLostReason: "x", SteerMode: sdk.SteerQueue}),
 		sdk.TurnStartedEvent("t1"),
 		sdk.DeltaEvent("t1", "hello"),
 		sdk.ToolCallEvent("t1", sdk.ToolCall{ID: "c", Kind: "command", Name: "ls", Status: "completed", ExitCode: sdk.IntPtr(2)}),

@@ -47,7 +47,20 @@ func DeliveryToProto(d sdk.Delivery) *backendv1.SendResponse {
 	case sdk.DeliveryNoTurn:
 		k = backendv1.SendResponse_DELIVERY_NO_TURN
 	}
-	return &backendv1.SendResponse{Delivery: k, TurnId: d.TurnID}
+	return &backendv1.SendResponse{Delivery: k, TurnId: d.TurnID, SteerMode: SteerModeToProto(d.SteerMode)}
+}
+
+// SteerModeToProto converts a steer mode; "" (or an unknown mode) is unset.
+func SteerModeToProto(m sdk.SteerMode) backendv1.SteerMode {
+	switch m {
+	case sdk.SteerNative:
+		return backendv1.SteerMode_STEER_MODE_NATIVE
+	case sdk.SteerQueue:
+		return backendv1.SteerMode_STEER_MODE_QUEUE
+	case sdk.SteerRestart:
+		return backendv1.SteerMode_STEER_MODE_RESTART
+	}
+	return backendv1.SteerMode_STEER_MODE_UNSPECIFIED
 }
 
 // TimeToProto converts an event time; the zero time is 0.
@@ -80,6 +93,7 @@ func EventToProto(e sdk.Event) *backendv1.Event {
 		r := deref(e.Ready)
 		p.Kind = &backendv1.Event_SessionReady{SessionReady: &backendv1.SessionReady{
 			RuntimeSessionId: r.RuntimeSessionID, Resumed: r.Resumed, ContextLostReason: r.ContextLostReason,
+			SteerMode: SteerModeToProto(r.SteerMode),
 		}}
 	case sdk.EventTurnStarted:
 		p.Kind = &backendv1.Event_TurnStarted{TurnStarted: &backendv1.TurnStarted{}}

@@ -42,6 +42,70 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SteerMode says how a session joins urgent input to a running turn. A CLI
+// whose protocol cannot take input mid-turn (ACP v1) has it emulated by the
+// plugin, and the host is told which way, so its logs and status say what
+// really happened.
+type SteerMode int32
+
+const (
+	SteerMode_STEER_MODE_UNSPECIFIED SteerMode = 0
+	// The CLI itself took the input into the running turn (codex turn/steer,
+	// Claude Code's stream-json input).
+	SteerMode_STEER_MODE_NATIVE SteerMode = 1
+	// The input is given to the CLI as a follow-up prompt when its running
+	// prompt ends, within the same turn: nothing of the running work is lost,
+	// the input waits for it.
+	SteerMode_STEER_MODE_QUEUE SteerMode = 2
+	// The running prompt is cancelled and prompted again with the input merged
+	// into it, within the same turn: the input is acted on at once, the
+	// cancelled prompt's partial work stays in the CLI's history.
+	SteerMode_STEER_MODE_RESTART SteerMode = 3
+)
+
+// Enum value maps for SteerMode.
+var (
+	SteerMode_name = map[int32]string{
+		0: "STEER_MODE_UNSPECIFIED",
+		1: "STEER_MODE_NATIVE",
+		2: "STEER_MODE_QUEUE",
+		3: "STEER_MODE_RESTART",
+	}
+	SteerMode_value = map[string]int32{
+		"STEER_MODE_UNSPECIFIED": 0,
+		"STEER_MODE_NATIVE":      1,
+		"STEER_MODE_QUEUE":       2,
+		"STEER_MODE_RESTART":     3,
+	}
+)
+
+func (x SteerMode) Enum() *SteerMode {
+	p := new(SteerMode)
+	*p = x
+	return p
+}
+
+func (x SteerMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SteerMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_tthost_backend_v1_backend_proto_enumTypes[0].Descriptor()
+}
+
+func (SteerMode) Type() protoreflect.EnumType {
+	return &file_tthost_backend_v1_backend_proto_enumTypes[0]
+}
+
+func (x SteerMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SteerMode.Descriptor instead.
+func (SteerMode) EnumDescriptor() ([]byte, []int) {
+	return file_tthost_backend_v1_backend_proto_rawDescGZIP(), []int{0}
+}
+
 type Input_Kind int32
 
 const (
@@ -82,11 +146,11 @@ func (x Input_Kind) String() string {
 }
 
 func (Input_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_tthost_backend_v1_backend_proto_enumTypes[0].Descriptor()
+	return file_tthost_backend_v1_backend_proto_enumTypes[1].Descriptor()
 }
 
 func (Input_Kind) Type() protoreflect.EnumType {
-	return &file_tthost_backend_v1_backend_proto_enumTypes[0]
+	return &file_tthost_backend_v1_backend_proto_enumTypes[1]
 }
 
 func (x Input_Kind) Number() protoreflect.EnumNumber {
@@ -141,11 +205,11 @@ func (x SendResponse_Delivery) String() string {
 }
 
 func (SendResponse_Delivery) Descriptor() protoreflect.EnumDescriptor {
-	return file_tthost_backend_v1_backend_proto_enumTypes[1].Descriptor()
+	return file_tthost_backend_v1_backend_proto_enumTypes[2].Descriptor()
 }
 
 func (SendResponse_Delivery) Type() protoreflect.EnumType {
-	return &file_tthost_backend_v1_backend_proto_enumTypes[1]
+	return &file_tthost_backend_v1_backend_proto_enumTypes[2]
 }
 
 func (x SendResponse_Delivery) Number() protoreflect.EnumNumber {
@@ -196,11 +260,11 @@ func (x TurnCompleted_Status) String() string {
 }
 
 func (TurnCompleted_Status) Descriptor() protoreflect.EnumDescriptor {
-	return file_tthost_backend_v1_backend_proto_enumTypes[2].Descriptor()
+	return file_tthost_backend_v1_backend_proto_enumTypes[3].Descriptor()
 }
 
 func (TurnCompleted_Status) Type() protoreflect.EnumType {
-	return &file_tthost_backend_v1_backend_proto_enumTypes[2]
+	return &file_tthost_backend_v1_backend_proto_enumTypes[3]
 }
 
 func (x TurnCompleted_Status) Number() protoreflect.EnumNumber {
@@ -245,11 +309,11 @@ func (x CloseSessionRequest_Mode) String() string {
 }
 
 func (CloseSessionRequest_Mode) Descriptor() protoreflect.EnumDescriptor {
-	return file_tthost_backend_v1_backend_proto_enumTypes[3].Descriptor()
+	return file_tthost_backend_v1_backend_proto_enumTypes[4].Descriptor()
 }
 
 func (CloseSessionRequest_Mode) Type() protoreflect.EnumType {
-	return &file_tthost_backend_v1_backend_proto_enumTypes[3]
+	return &file_tthost_backend_v1_backend_proto_enumTypes[4]
 }
 
 func (x CloseSessionRequest_Mode) Number() protoreflect.EnumNumber {
@@ -761,7 +825,10 @@ type SendResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Delivery SendResponse_Delivery  `protobuf:"varint,1,opt,name=delivery,proto3,enum=tthost.backend.v1.SendResponse_Delivery" json:"delivery,omitempty"`
 	// The turn the input went to. Every event of that turn carries this id.
-	TurnId        string `protobuf:"bytes,2,opt,name=turn_id,json=turnId,proto3" json:"turn_id,omitempty"`
+	TurnId string `protobuf:"bytes,2,opt,name=turn_id,json=turnId,proto3" json:"turn_id,omitempty"`
+	// For DELIVERY_STEERED: how the input joined the running turn. Unset from
+	// plugins older than this field (read it as STEER_MODE_NATIVE).
+	SteerMode     SteerMode `protobuf:"varint,3,opt,name=steer_mode,json=steerMode,proto3,enum=tthost.backend.v1.SteerMode" json:"steer_mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -808,6 +875,13 @@ func (x *SendResponse) GetTurnId() string {
 		return x.TurnId
 	}
 	return ""
+}
+
+func (x *SendResponse) GetSteerMode() SteerMode {
+	if x != nil {
+		return x.SteerMode
+	}
+	return SteerMode_STEER_MODE_UNSPECIFIED
 }
 
 type EventsRequest struct {
@@ -1122,8 +1196,11 @@ type SessionReady struct {
 	// Set when a resume_id was given but could not be resumed: why, in one
 	// line. A fresh session was started instead, without the earlier context.
 	ContextLostReason string `protobuf:"bytes,3,opt,name=context_lost_reason,json=contextLostReason,proto3" json:"context_lost_reason,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// How this session steers urgent input (unset for a session that cannot
+	// steer, and from plugins older than this field).
+	SteerMode     SteerMode `protobuf:"varint,4,opt,name=steer_mode,json=steerMode,proto3,enum=tthost.backend.v1.SteerMode" json:"steer_mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionReady) Reset() {
@@ -1175,6 +1252,13 @@ func (x *SessionReady) GetContextLostReason() string {
 		return x.ContextLostReason
 	}
 	return ""
+}
+
+func (x *SessionReady) GetSteerMode() SteerMode {
+	if x != nil {
+		return x.SteerMode
+	}
+	return SteerMode_STEER_MODE_UNSPECIFIED
 }
 
 // TurnStarted: the turn is running in the CLI.
@@ -1888,10 +1972,12 @@ const file_tthost_backend_v1_backend_proto_rawDesc = "" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_TURN\x10\x01\x12\x0f\n" +
 	"\vKIND_URGENT\x10\x02\x12\x0f\n" +
-	"\vKIND_CANCEL\x10\x03\"\xed\x01\n" +
+	"\vKIND_CANCEL\x10\x03\"\xaa\x02\n" +
 	"\fSendResponse\x12D\n" +
 	"\bdelivery\x18\x01 \x01(\x0e2(.tthost.backend.v1.SendResponse.DeliveryR\bdelivery\x12\x17\n" +
-	"\aturn_id\x18\x02 \x01(\tR\x06turnId\"~\n" +
+	"\aturn_id\x18\x02 \x01(\tR\x06turnId\x12;\n" +
+	"\n" +
+	"steer_mode\x18\x03 \x01(\x0e2\x1c.tthost.backend.v1.SteerModeR\tsteerMode\"~\n" +
 	"\bDelivery\x12\x18\n" +
 	"\x14DELIVERY_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10DELIVERY_STARTED\x10\x01\x12\x14\n" +
@@ -1919,11 +2005,13 @@ const file_tthost_backend_v1_backend_proto_rawDesc = "" +
 	"\x0eawaiting_input\x18\x11 \x01(\v2 .tthost.backend.v1.AwaitingInputH\x00R\rawaitingInput\x120\n" +
 	"\x05error\x18\x12 \x01(\v2\x18.tthost.backend.v1.ErrorH\x00R\x05error\x123\n" +
 	"\x06exited\x18\x13 \x01(\v2\x19.tthost.backend.v1.ExitedH\x00R\x06exitedB\x06\n" +
-	"\x04kind\"\x86\x01\n" +
+	"\x04kind\"\xc3\x01\n" +
 	"\fSessionReady\x12,\n" +
 	"\x12runtime_session_id\x18\x01 \x01(\tR\x10runtimeSessionId\x12\x18\n" +
 	"\aresumed\x18\x02 \x01(\bR\aresumed\x12.\n" +
-	"\x13context_lost_reason\x18\x03 \x01(\tR\x11contextLostReason\"\r\n" +
+	"\x13context_lost_reason\x18\x03 \x01(\tR\x11contextLostReason\x12;\n" +
+	"\n" +
+	"steer_mode\x18\x04 \x01(\x0e2\x1c.tthost.backend.v1.SteerModeR\tsteerMode\"\r\n" +
 	"\vTurnStarted\"$\n" +
 	"\x0eAssistantDelta\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\"\x8a\x01\n" +
@@ -1980,7 +2068,12 @@ const file_tthost_backend_v1_backend_proto_rawDesc = "" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rMODE_GRACEFUL\x10\x01\x12\x12\n" +
 	"\x0eMODE_IMMEDIATE\x10\x02\"\x16\n" +
-	"\x14CloseSessionResponse2\xae\x03\n" +
+	"\x14CloseSessionResponse*l\n" +
+	"\tSteerMode\x12\x1a\n" +
+	"\x16STEER_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11STEER_MODE_NATIVE\x10\x01\x12\x14\n" +
+	"\x10STEER_MODE_QUEUE\x10\x02\x12\x16\n" +
+	"\x12STEER_MODE_RESTART\x10\x032\xae\x03\n" +
 	"\aBackend\x12S\n" +
 	"\bDescribe\x12\".tthost.backend.v1.DescribeRequest\x1a#.tthost.backend.v1.DescribeResponse\x12\\\n" +
 	"\vOpenSession\x12%.tthost.backend.v1.OpenSessionRequest\x1a&.tthost.backend.v1.OpenSessionResponse\x12G\n" +
@@ -2000,72 +2093,75 @@ func file_tthost_backend_v1_backend_proto_rawDescGZIP() []byte {
 	return file_tthost_backend_v1_backend_proto_rawDescData
 }
 
-var file_tthost_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_tthost_backend_v1_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_tthost_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_tthost_backend_v1_backend_proto_goTypes = []any{
-	(Input_Kind)(0),               // 0: tthost.backend.v1.Input.Kind
-	(SendResponse_Delivery)(0),    // 1: tthost.backend.v1.SendResponse.Delivery
-	(TurnCompleted_Status)(0),     // 2: tthost.backend.v1.TurnCompleted.Status
-	(CloseSessionRequest_Mode)(0), // 3: tthost.backend.v1.CloseSessionRequest.Mode
-	(*DescribeRequest)(nil),       // 4: tthost.backend.v1.DescribeRequest
-	(*DescribeResponse)(nil),      // 5: tthost.backend.v1.DescribeResponse
-	(*CLI)(nil),                   // 6: tthost.backend.v1.CLI
-	(*OpenSessionRequest)(nil),    // 7: tthost.backend.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),   // 8: tthost.backend.v1.OpenSessionResponse
-	(*SendRequest)(nil),           // 9: tthost.backend.v1.SendRequest
-	(*Input)(nil),                 // 10: tthost.backend.v1.Input
-	(*SendResponse)(nil),          // 11: tthost.backend.v1.SendResponse
-	(*EventsRequest)(nil),         // 12: tthost.backend.v1.EventsRequest
-	(*Event)(nil),                 // 13: tthost.backend.v1.Event
-	(*SessionReady)(nil),          // 14: tthost.backend.v1.SessionReady
-	(*TurnStarted)(nil),           // 15: tthost.backend.v1.TurnStarted
-	(*AssistantDelta)(nil),        // 16: tthost.backend.v1.AssistantDelta
-	(*ToolCall)(nil),              // 17: tthost.backend.v1.ToolCall
-	(*Approval)(nil),              // 18: tthost.backend.v1.Approval
-	(*Usage)(nil),                 // 19: tthost.backend.v1.Usage
-	(*TurnCompleted)(nil),         // 20: tthost.backend.v1.TurnCompleted
-	(*AwaitingInput)(nil),         // 21: tthost.backend.v1.AwaitingInput
-	(*Error)(nil),                 // 22: tthost.backend.v1.Error
-	(*Exited)(nil),                // 23: tthost.backend.v1.Exited
-	(*CloseSessionRequest)(nil),   // 24: tthost.backend.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 25: tthost.backend.v1.CloseSessionResponse
-	nil,                           // 26: tthost.backend.v1.OpenSessionRequest.EnvEntry
-	nil,                           // 27: tthost.backend.v1.OpenSessionRequest.OptionsEntry
+	(SteerMode)(0),                // 0: tthost.backend.v1.SteerMode
+	(Input_Kind)(0),               // 1: tthost.backend.v1.Input.Kind
+	(SendResponse_Delivery)(0),    // 2: tthost.backend.v1.SendResponse.Delivery
+	(TurnCompleted_Status)(0),     // 3: tthost.backend.v1.TurnCompleted.Status
+	(CloseSessionRequest_Mode)(0), // 4: tthost.backend.v1.CloseSessionRequest.Mode
+	(*DescribeRequest)(nil),       // 5: tthost.backend.v1.DescribeRequest
+	(*DescribeResponse)(nil),      // 6: tthost.backend.v1.DescribeResponse
+	(*CLI)(nil),                   // 7: tthost.backend.v1.CLI
+	(*OpenSessionRequest)(nil),    // 8: tthost.backend.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),   // 9: tthost.backend.v1.OpenSessionResponse
+	(*SendRequest)(nil),           // 10: tthost.backend.v1.SendRequest
+	(*Input)(nil),                 // 11: tthost.backend.v1.Input
+	(*SendResponse)(nil),          // 12: tthost.backend.v1.SendResponse
+	(*EventsRequest)(nil),         // 13: tthost.backend.v1.EventsRequest
+	(*Event)(nil),                 // 14: tthost.backend.v1.Event
+	(*SessionReady)(nil),          // 15: tthost.backend.v1.SessionReady
+	(*TurnStarted)(nil),           // 16: tthost.backend.v1.TurnStarted
+	(*AssistantDelta)(nil),        // 17: tthost.backend.v1.AssistantDelta
+	(*ToolCall)(nil),              // 18: tthost.backend.v1.ToolCall
+	(*Approval)(nil),              // 19: tthost.backend.v1.Approval
+	(*Usage)(nil),                 // 20: tthost.backend.v1.Usage
+	(*TurnCompleted)(nil),         // 21: tthost.backend.v1.TurnCompleted
+	(*AwaitingInput)(nil),         // 22: tthost.backend.v1.AwaitingInput
+	(*Error)(nil),                 // 23: tthost.backend.v1.Error
+	(*Exited)(nil),                // 24: tthost.backend.v1.Exited
+	(*CloseSessionRequest)(nil),   // 25: tthost.backend.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 26: tthost.backend.v1.CloseSessionResponse
+	nil,                           // 27: tthost.backend.v1.OpenSessionRequest.EnvEntry
+	nil,                           // 28: tthost.backend.v1.OpenSessionRequest.OptionsEntry
 }
 var file_tthost_backend_v1_backend_proto_depIdxs = []int32{
-	6,  // 0: tthost.backend.v1.DescribeResponse.clis:type_name -> tthost.backend.v1.CLI
-	26, // 1: tthost.backend.v1.OpenSessionRequest.env:type_name -> tthost.backend.v1.OpenSessionRequest.EnvEntry
-	27, // 2: tthost.backend.v1.OpenSessionRequest.options:type_name -> tthost.backend.v1.OpenSessionRequest.OptionsEntry
-	10, // 3: tthost.backend.v1.SendRequest.input:type_name -> tthost.backend.v1.Input
-	0,  // 4: tthost.backend.v1.Input.kind:type_name -> tthost.backend.v1.Input.Kind
-	1,  // 5: tthost.backend.v1.SendResponse.delivery:type_name -> tthost.backend.v1.SendResponse.Delivery
-	14, // 6: tthost.backend.v1.Event.session_ready:type_name -> tthost.backend.v1.SessionReady
-	15, // 7: tthost.backend.v1.Event.turn_started:type_name -> tthost.backend.v1.TurnStarted
-	16, // 8: tthost.backend.v1.Event.assistant_delta:type_name -> tthost.backend.v1.AssistantDelta
-	17, // 9: tthost.backend.v1.Event.tool_call:type_name -> tthost.backend.v1.ToolCall
-	18, // 10: tthost.backend.v1.Event.approval:type_name -> tthost.backend.v1.Approval
-	19, // 11: tthost.backend.v1.Event.usage:type_name -> tthost.backend.v1.Usage
-	20, // 12: tthost.backend.v1.Event.turn_completed:type_name -> tthost.backend.v1.TurnCompleted
-	21, // 13: tthost.backend.v1.Event.awaiting_input:type_name -> tthost.backend.v1.AwaitingInput
-	22, // 14: tthost.backend.v1.Event.error:type_name -> tthost.backend.v1.Error
-	23, // 15: tthost.backend.v1.Event.exited:type_name -> tthost.backend.v1.Exited
-	2,  // 16: tthost.backend.v1.TurnCompleted.status:type_name -> tthost.backend.v1.TurnCompleted.Status
-	3,  // 17: tthost.backend.v1.CloseSessionRequest.mode:type_name -> tthost.backend.v1.CloseSessionRequest.Mode
-	4,  // 18: tthost.backend.v1.Backend.Describe:input_type -> tthost.backend.v1.DescribeRequest
-	7,  // 19: tthost.backend.v1.Backend.OpenSession:input_type -> tthost.backend.v1.OpenSessionRequest
-	9,  // 20: tthost.backend.v1.Backend.Send:input_type -> tthost.backend.v1.SendRequest
-	12, // 21: tthost.backend.v1.Backend.Events:input_type -> tthost.backend.v1.EventsRequest
-	24, // 22: tthost.backend.v1.Backend.CloseSession:input_type -> tthost.backend.v1.CloseSessionRequest
-	5,  // 23: tthost.backend.v1.Backend.Describe:output_type -> tthost.backend.v1.DescribeResponse
-	8,  // 24: tthost.backend.v1.Backend.OpenSession:output_type -> tthost.backend.v1.OpenSessionResponse
-	11, // 25: tthost.backend.v1.Backend.Send:output_type -> tthost.backend.v1.SendResponse
-	13, // 26: tthost.backend.v1.Backend.Events:output_type -> tthost.backend.v1.Event
-	25, // 27: tthost.backend.v1.Backend.CloseSession:output_type -> tthost.backend.v1.CloseSessionResponse
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	7,  // 0: tthost.backend.v1.DescribeResponse.clis:type_name -> tthost.backend.v1.CLI
+	27, // 1: tthost.backend.v1.OpenSessionRequest.env:type_name -> tthost.backend.v1.OpenSessionRequest.EnvEntry
+	28, // 2: tthost.backend.v1.OpenSessionRequest.options:type_name -> tthost.backend.v1.OpenSessionRequest.OptionsEntry
+	11, // 3: tthost.backend.v1.SendRequest.input:type_name -> tthost.backend.v1.Input
+	1,  // 4: tthost.backend.v1.Input.kind:type_name -> tthost.backend.v1.Input.Kind
+	2,  // 5: tthost.backend.v1.SendResponse.delivery:type_name -> tthost.backend.v1.SendResponse.Delivery
+	0,  // 6: tthost.backend.v1.SendResponse.steer_mode:type_name -> tthost.backend.v1.SteerMode
+	15, // 7: tthost.backend.v1.Event.session_ready:type_name -> tthost.backend.v1.SessionReady
+	16, // 8: tthost.backend.v1.Event.turn_started:type_name -> tthost.backend.v1.TurnStarted
+	17, // 9: tthost.backend.v1.Event.assistant_delta:type_name -> tthost.backend.v1.AssistantDelta
+	18, // 10: tthost.backend.v1.Event.tool_call:type_name -> tthost.backend.v1.ToolCall
+	19, // 11: tthost.backend.v1.Event.approval:type_name -> tthost.backend.v1.Approval
+	20, // 12: tthost.backend.v1.Event.usage:type_name -> tthost.backend.v1.Usage
+	21, // 13: tthost.backend.v1.Event.turn_completed:type_name -> tthost.backend.v1.TurnCompleted
+	22, // 14: tthost.backend.v1.Event.awaiting_input:type_name -> tthost.backend.v1.AwaitingInput
+	23, // 15: tthost.backend.v1.Event.error:type_name -> tthost.backend.v1.Error
+	24, // 16: tthost.backend.v1.Event.exited:type_name -> tthost.backend.v1.Exited
+	0,  // 17: tthost.backend.v1.SessionReady.steer_mode:type_name -> tthost.backend.v1.SteerMode
+	3,  // 18: tthost.backend.v1.TurnCompleted.status:type_name -> tthost.backend.v1.TurnCompleted.Status
+	4,  // 19: tthost.backend.v1.CloseSessionRequest.mode:type_name -> tthost.backend.v1.CloseSessionRequest.Mode
+	5,  // 20: tthost.backend.v1.Backend.Describe:input_type -> tthost.backend.v1.DescribeRequest
+	8,  // 21: tthost.backend.v1.Backend.OpenSession:input_type -> tthost.backend.v1.OpenSessionRequest
+	10, // 22: tthost.backend.v1.Backend.Send:input_type -> tthost.backend.v1.SendRequest
+	13, // 23: tthost.backend.v1.Backend.Events:input_type -> tthost.backend.v1.EventsRequest
+	25, // 24: tthost.backend.v1.Backend.CloseSession:input_type -> tthost.backend.v1.CloseSessionRequest
+	6,  // 25: tthost.backend.v1.Backend.Describe:output_type -> tthost.backend.v1.DescribeResponse
+	9,  // 26: tthost.backend.v1.Backend.OpenSession:output_type -> tthost.backend.v1.OpenSessionResponse
+	12, // 27: tthost.backend.v1.Backend.Send:output_type -> tthost.backend.v1.SendResponse
+	14, // 28: tthost.backend.v1.Backend.Events:output_type -> tthost.backend.v1.Event
+	26, // 29: tthost.backend.v1.Backend.CloseSession:output_type -> tthost.backend.v1.CloseSessionResponse
+	25, // [25:30] is the sub-list for method output_type
+	20, // [20:25] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_tthost_backend_v1_backend_proto_init() }
@@ -2093,7 +2189,7 @@ func file_tthost_backend_v1_backend_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tthost_backend_v1_backend_proto_rawDesc), len(file_tthost_backend_v1_backend_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
