@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,4 +229,67 @@ func TestRealClaudeApprovalDenied(t *testing.T) {
 	if len(calls) != 2 || calls[1].Tool.Status != "failed" {
 		t.Errorf("tool calls:\n%s", sdktest.Dump(calls))
 	}
+}
+
+// TestRealClaudeAPIRetry: an overloaded API is retried by claude, and each
+// retry reaches the host as a non-fatal api_retry Error of the turn.
+func TestRealClaudeAPIRetry(t *testing.T) {
+	procs := sdktest.TrackProcesses(t)
+	c := newRealClaude(t, func(req claudetest.Request) claudetest.Reply {
+		if req.Seq == 1 {
+			return claudetest.Reply{Status: 529, ErrorType: "overloaded_error"}
+		}
+		return claudetest.DefaultScript(req)
+	})
+	s, rec := c.open(t, procs, openOpts{})
+	id, comp, evs := runTurn(t, s, rec, "after an outage")
+	if comp.Status != sdk.StatusCompleted || sdktest.Output(evs, id) != "echo: after an outage" {
+		t.Fatalf("%+v %q", comp, sdktest.Output(evs, id))
+	}
+	retries := 0
+	for _, e := range sdktest.OfKind(evs, sdk.EventError, id) {
+		if e.Error.Code == "api_retry" && !e.Error.Fatal && strings.Contains(e.Error.Message, "529") {
+			retries++
+		}
+	}
+	if retries != 1 {
+		t.Errorf("%d api_retry errors:\n%s", retries, sdktest.Dump(evs))
+	}
+}
+
+// TestRealClaudeCostIsPerTurn: claude's total_cost_usd is the process's
+// running total; each turn's transcript says that turn's share.
+func TestRealClaudeCostIsPerTurn(t *testing.T) {
+	procs := sdktest.TrackProcesses(t)
+	c := newRealClaude(t, nil)
+	s, rec := c.open(t, procs, openOpts{})
+	dir := t.TempDir()
+	var costs []float64
+	for i, text := range []string{"one", "two"} {
+		path := filepath.Join(dir, text+".log")
+		id := send(t, s, sdk.Input{Text: text, TranscriptPath: path}, sdk.DeliveryStarted)
+		rec.WaitCompleted(t, id)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var delta, turn float64
+		if _, err := fmt.Sscanf(lineWith(string(b), "cost $"), "[claude turn success: cost $%f (this turn $%f)]", &delta, &turn); err != nil {
+			t.Fatalf("turn %d transcript %q: %v", i+1, b, err)
+		}
+		costs = append(costs, turn)
+	}
+	// Two alike turns cost about the same; a running total would double.
+	if costs[0] <= 0 || costs[1] > 1.5*costs[0] {
+		t.Errorf("turn costs %v: not per turn", costs)
+	}
+}
+
+func lineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
 }

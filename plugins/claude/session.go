@@ -115,9 +115,12 @@ func openSession(cfg settings, events sdk.EventSink, tweak func(*session)) *sess
 		}
 	}
 	s.Session = plugin.NewSession(events, plugin.Driver{
-		Start:      s.start,
-		StartTurn:  s.startTurn,
-		Steer:      s.steer,
+		Start:     s.start,
+		StartTurn: s.startTurn,
+		Steer:     s.steer,
+		// Claude itself takes a user line read mid-turn into the turn
+		// (folded at a tool boundary, or as its follow-up CLI turn).
+		SteerMode:  sdk.SteerNative,
 		Cancel:     s.cancel,
 		Stop:       s.stop,
 		TurnPrefix: "t",

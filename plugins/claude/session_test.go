@@ -35,6 +35,16 @@ func TestTurnEventsInOrder(t *testing.T) {
 	if got := strings.Join(kinds, " "); got != want {
 		t.Fatalf("events\n got %s\nwant %s\n%s", got, want, sdktest.Dump(evs))
 	}
+	// As root with bypass, the session says once that IS_SANDBOX is set.
+	notices := 0
+	for _, e := range evs {
+		if e.Kind == sdk.EventError && e.Error.Code == "root_sandbox" {
+			notices++
+		}
+	}
+	if want := map[bool]int{true: 1, false: 0}[os.Geteuid() == 0]; notices != want {
+		t.Errorf("%d root_sandbox notices, want %d", notices, want)
+	}
 	u := sdktest.OfKind(evs, sdk.EventUsage, id)[0].Usage
 	if u.InputTokens != 105 || u.CachedInputTokens != 5 || u.OutputTokens != 10 || u.TotalTokens != 115 {
 		t.Errorf("usage %+v", *u)
@@ -46,8 +56,12 @@ func TestSteerFoldedIntoTheTurn(t *testing.T) {
 	s, rec := open(t, procs, openOpts{})
 	id := send(t, s, sdk.Input{Text: "SLEEP_MS=2000 FOLD"}, sdk.DeliveryStarted)
 	rec.WaitOutput(t, id, "working")
-	if got := send(t, s, sdk.Input{Kind: sdk.InputUrgent, Text: "urgent bit"}, sdk.DeliverySteered); got != id {
-		t.Fatalf("steered into %s", got)
+	d, err := s.Send(waitCtx(t), sdk.Input{Kind: sdk.InputUrgent, Text: "urgent bit"})
+	if err != nil || d.Kind != sdk.DeliverySteered || d.TurnID != id || d.SteerMode != sdk.SteerNative {
+		t.Fatalf("steer: %+v, %v", d, err)
+	}
+	if m := rec.WaitReady(t).SteerMode; m != sdk.SteerNative {
+		t.Errorf("SessionReady.SteerMode %q", m)
 	}
 	c, evs := rec.WaitCompleted(t, id)
 	if c.Status != sdk.StatusCompleted || !strings.Contains(sdktest.Output(evs, id), "folded: urgent bit") {
