@@ -249,6 +249,7 @@ func TestRealClaudeAPIRetry(t *testing.T) {
 	retries := 0
 	for _, e := range sdktest.OfKind(evs, sdk.EventError, id) {
 		if e.Error.Code == "api_retry" && !e.Error.Fatal && strings.Contains(e.Error.Message, "529") {
+			t.Logf("api_retry: %s", e.Error.Message)
 			retries++
 		}
 	}
