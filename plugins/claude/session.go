@@ -209,8 +209,8 @@ func (s *session) spawn(ctx context.Context, id, sessionFlag string) error {
 	gen := s.gen
 	s.proc, s.sessionID, s.cost, s.startErr = p, id, 0, ""
 	s.taken, s.stale = nil, false
+	s.bg.Add(1) // under the lock that saw no Stop: Stop's Wait covers it
 	s.mu.Unlock()
-	s.bg.Add(1)
 	go s.read(p, gen)
 
 	ictx, cancel := context.WithTimeout(ctx, startTimeout)

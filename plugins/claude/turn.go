@@ -73,9 +73,13 @@ func (s *session) steer(_ context.Context, pt *plugin.Turn, text string) error {
 	id := newUUID()
 	s.mu.Lock()
 	t := s.cur
-	if t == nil || t.pt != pt || t.ended || t.cancelled || t.stalled {
+	if t == nil || t.pt != pt || t.ended {
 		s.mu.Unlock()
 		return plugin.ErrTurnEnded
+	}
+	if t.cancelled || t.stalled {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: the turn is being interrupted; send the input again once it has ended", sdk.ErrTurnRunning)
 	}
 	t.given++
 	s.lines[id] = &lineRec{t: t, steer: true}
@@ -114,7 +118,13 @@ func (s *session) cancel(ctx context.Context, pt *plugin.Turn) error {
 	}
 	// Claude drops a line it had queued on interrupt: if no result is left
 	// to end the turn, it ends here.
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		return nil // Stop ends the turn
+	}
 	s.bg.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.bg.Done()
 		settle := time.NewTimer(interruptSettle)
