@@ -146,6 +146,21 @@ func TestApprovals(t *testing.T) {
 	}
 }
 
+// TestOtherRequestsAreRefused: a request of claude's the backend does not
+// serve is answered with an error at once, so claude never waits on it.
+func TestOtherRequestsAreRefused(t *testing.T) {
+	procs := sdktest.TrackProcesses(t)
+	s, rec := open(t, procs, openOpts{})
+	_, c, evs := runTurn(t, s, rec, "OTHER_REQ")
+	if c.Summary != "answered: error" {
+		t.Errorf("claude was answered %q", c.Summary)
+	}
+	apps := sdktest.OfKind(evs, sdk.EventApproval, "")
+	if len(apps) != 1 || apps[0].Approval.Kind != "mcp_message" || apps[0].Approval.Decision != "unsupported" {
+		t.Errorf("approvals:\n%s", sdktest.Dump(evs))
+	}
+}
+
 func TestStallAnsweredByInterrupt(t *testing.T) {
 	procs := sdktest.TrackProcesses(t)
 	s, rec := open(t, procs, openOpts{options: map[string]string{optStallTimeout: "1"}})

@@ -22,6 +22,8 @@
 //   - MALFORMED: print a line that is not JSON, then answer normally.
 //   - FAIL: a result with is_error and errors ["fake failure"].
 //   - TOOL: a Bash tool_use "echo hi" and its tool_result first.
+//   - OTHER_REQ: send a control_request of a subtype tthost does not
+//     serve and answer "answered: <the response's subtype>".
 //   - ASK: ask can_use_tool for Bash "touch x" and answer "approval: allow"
 //     or "approval: deny" with what it was told.
 //
@@ -267,6 +269,19 @@ func runTurn(m msg, in chan msg) (queued []msg, hangNext bool) {
 			"content": []any{map[string]any{"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": map[string]any{"command": "echo hi"}}}}, "parent_tool_use_id": nil})
 		emit(map[string]any{"type": "user", "message": map[string]any{"role": "user",
 			"content": []any{map[string]any{"type": "tool_result", "tool_use_id": "toolu_1", "content": "hi"}}}, "parent_tool_use_id": nil})
+	case strings.Contains(text, "OTHER_REQ"):
+		emit(map[string]any{"type": "control_request", "request_id": "other_1", "request": map[string]any{"subtype": "mcp_message", "server_name": "x"}})
+		for x := range in {
+			if x.typ() != "control_response" {
+				continue
+			}
+			resp, _ := x["response"].(map[string]any)
+			sub, _ := resp["subtype"].(string)
+			say("answered: " + sub)
+			result("success", false, "answered: "+sub, nil)
+			return queued, false
+		}
+		os.Exit(0)
 	case strings.Contains(text, "ASK"):
 		emit(map[string]any{"type": "control_request", "request_id": "ask_1", "request": map[string]any{"subtype": "can_use_tool",
 			"tool_name": "Bash", "input": map[string]any{"command": "touch x"}, "tool_use_id": "toolu_ask"}})
