@@ -10,7 +10,7 @@ BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-PLUGINS := oneshot codex acp
+PLUGINS := oneshot codex claude acp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION) \
            -X github.com/tthost/tthost/plugins/internal/buildinfo.Version=$(VERSION)
@@ -85,7 +85,8 @@ faults: ensure-redis
 ## (docs/tutorial, a module of its own) and the example backend are built,
 ## installed into a private plugin directory with `tthost plugin install`,
 ## verified, and proved with `tthost plugin conformance`, as are the built-in
-## backends (codex against its fake app-server).
+## backends (codex, claude and acp against their fakes; their real CLIs are
+## proved by their packages' conformance tests under go test).
 conformance: build
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	export TTHOST_PLUGIN_DIR="$$tmp/plugins"; mkdir -m 700 "$$TTHOST_PLUGIN_DIR"; \
@@ -96,6 +97,7 @@ conformance: build
 	$(GO) build -o "$$tmp/src/tthost-backend-shellsession" github.com/tthost/tthost/sdk/examples/shellsession; \
 	$(GO) build -o "$$tmp/src/fake-codex-app-server" ./plugins/codex/internal/fakeappserver; \
 	$(GO) build -o "$$tmp/src/fake-acp-agent" ./plugins/acp/internal/fakeagent; \
+	$(GO) build -o "$$tmp/src/fake-claude" ./plugins/claude/internal/fakeclaude; \
 	tt plugin install "$$tmp/src/tthost-backend-mycli"; \
 	tt plugin install "$$tmp/src/tthost-backend-shellsession"; \
 	tt plugin list; \
@@ -109,6 +111,10 @@ conformance: build
 	tt plugin conformance codex --command "$$tmp/src/fake-codex-app-server" \
 		--env FAKE_CODEX_STATE="$$tmp/fake-codex-state" --long-prompt "SLEEP_MS=60000 ECHO=1" \
 		--fail-prompt FAIL=1 --echo none --steer-echo full --recall-prompt REMEMBER=1; \
+	mkdir "$$tmp/fake-claude-state"; \
+	tt plugin conformance claude --command "$$tmp/src/fake-claude" --env FAKE_CLAUDE_STATE="$$tmp/fake-claude-state" \
+		--long-prompt SLEEP_MS=60000 --fail-prompt FAIL --echo full --steer-prompt "SLEEP_MS=3000 FOLD" --steer-echo full \
+		--recall-prompt REMEMBER; \
 	mkdir "$$tmp/fake-acp-state"; \
 	tt plugin conformance acp --cli fake-acp --command "$$tmp/src/fake-acp-agent" \
 		--env FAKE_ACP_STATE="$$tmp/fake-acp-state" --long-prompt SLEEP_MS=60000 --fail-prompt FAIL \

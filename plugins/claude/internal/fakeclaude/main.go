@@ -24,6 +24,9 @@
 //   - TOOL: a Bash tool_use "echo hi" and its tool_result first.
 //   - OTHER_REQ: send a control_request of a subtype tthost does not
 //     serve and answer "answered: <the response's subtype>".
+//   - REMEMBER (with FAKE_CLAUDE_STATE): the answer also lists the
+//     session's earlier user texts, kept across processes, so a resume
+//     can be proved.
 //   - ASK: ask can_use_tool for Bash "touch x" and answer "approval: allow"
 //     or "approval: deny" with what it was told.
 //
@@ -139,7 +142,10 @@ func main() {
 		}
 	}
 	if state != "" && sid != "" {
-		os.WriteFile(filepath.Join(state, sid), nil, 0o644)
+		// Created when missing: a resumed session keeps its history.
+		if f, err := os.OpenFile(filepath.Join(state, sid), os.O_WRONLY|os.O_CREATE, 0o644); err == nil {
+			f.Close()
+		}
 	}
 	in := make(chan msg)
 	go func() {
@@ -308,6 +314,17 @@ func runTurn(m msg, in chan msg) (queued []msg, hangNext bool) {
 	answer := "handled: " + text
 	for _, f := range folded {
 		answer += "\nfolded: " + f
+	}
+	if state := os.Getenv("FAKE_CLAUDE_STATE"); state != "" && sid != "" {
+		path := filepath.Join(state, sid)
+		if strings.Contains(text, "REMEMBER") {
+			earlier, _ := os.ReadFile(path)
+			answer += "\nremembered: " + strings.ReplaceAll(strings.TrimSpace(string(earlier)), "\n", " | ")
+		}
+		if f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			f.WriteString(strings.ReplaceAll(text, "\n", " ") + "\n")
+			f.Close()
+		}
 	}
 	say(answer)
 	result("success", false, answer, nil)
