@@ -36,7 +36,7 @@ help:
 	@echo "make build   build bin/tthost and the built-in backend plugins"
 	@echo "make demo    run a town on the embedded default with a sample agent, one task end to end"
 	@echo "make test    go vet + go test -race in both modules (. and sdk/; installs redis-server and the real CLIs when missing)"
-	@echo "make check   quick: gofmt + go vet + the tests in both modules, leaving out real codex and the fault suite (no race detector; about 2½ minutes)"
+	@echo "make check   quick: gofmt + go vet + the tests in both modules, leaving out the real CLIs and the fault suite (no race detector; about 2½ minutes)"
 	@echo "make conformance  build, install and prove the example plugins with tthost plugin conformance"
 	@echo "make faults  the fault-injection suite: Redis killed, workers frozen, plugins killed, signals, 40 000 messages"
 	@echo "make bench   run the benchmarks (numbers in docs/benchmarks.md)"
@@ -60,15 +60,15 @@ test: ensure-redis ensure-clis vet
 	$(MAKE) --no-print-directory conformance
 
 ## check: the quick loop before a commit, beside `make test`: gofmt, go vet
-## and the tests, leaving out (never skipping) what takes the real codex CLI
-## (CHECK_LEAVE_OUT: the 170 MB download) and the fault-injection suite
+## and the tests, leaving out (never skipping) what takes the real CLIs
+## (CHECK_LEAVE_OUT: about 1 GB of npm downloads) and the fault-injection suite
 ## (host/faults: minutes of Redis kills and lease waits). It runs without the
 ## race detector, which makes these process-heavy tests about twice as slow;
-## `make test` (and CI) keep -race, run everything, and fail when codex is
+## `make test` (and CI) keep -race, run everything, and fail when a CLI is
 ## missing. Still needs redis-server. Packages mostly wait on processes, so it
 ## runs twice as many as CPUs.
 CHECK_PARALLEL ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
-CHECK_LEAVE_OUT := ^(TestRealCodex.*|TestCodexBackendWithRealCodex|TestTextTurn|TestToolCallTurn|TestInterruptSlowStream|TestResumeInNewProcessSendsHistory|TestStopLeavesNoProcess|TestCodexVersion|TestConfigIsStrictlyValid)$$
+CHECK_LEAVE_OUT := ^(TestRealCodex.*|TestRealClaude.*|TestRealGemini.*|TestRealACP.*|TestClaudeBackendWithRealClaude|TestACPBackendWithReal.*|TestCodexBackendWithRealCodex|TestTextTurn|TestToolCallTurn|TestInterruptSlowStream|TestResumeInNewProcessSendsHistory|TestStopLeavesNoProcess|TestCodexVersion|TestConfigIsStrictlyValid)$$
 check: ensure-redis vet
 	$(GO) test -count=1 -timeout 10m -p $(CHECK_PARALLEL) -skip '$(CHECK_LEAVE_OUT)' $$($(GO) list ./... | grep -v '/host/faults$$')
 	cd sdk && $(GO) test -count=1 -timeout 10m -p $(CHECK_PARALLEL) ./...
