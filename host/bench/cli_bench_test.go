@@ -18,6 +18,7 @@ import (
 	"github.com/tthost/tthost/host/config"
 	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/plugins/acp/acptest"
+	"github.com/tthost/tthost/plugins/claude/claudetest"
 	"github.com/tthost/tthost/sdk/plugin"
 )
 
@@ -39,8 +40,8 @@ type cliPath struct {
 	configure func(*config.Config)
 }
 
-// answerMark starts the mock model's answer (acptest.DefaultScript:
-// "echo: <first line>").
+// answerMark starts the mock model's answer (acptest's and claudetest's
+// DefaultScript: "echo: <first line>").
 const answerMark = "echo: "
 
 // measureMarker is the message text whose model request the mock holds
@@ -53,11 +54,9 @@ type gate struct {
 	ch   chan struct{}
 }
 
-func newGate(b *testing.B) *gate {
-	g := &gate{ch: make(chan struct{})}
-	b.Cleanup(g.release) // before the mock closes: it waits for its handlers
-	return g
-}
+// newGate returns a closed-later gate; release it before the mock that
+// waits on it closes (httptest waits for its handlers).
+func newGate() *gate { return &gate{ch: make(chan struct{})} }
 
 func (g *gate) release() { g.once.Do(func() { close(g.ch) }) }
 
@@ -77,13 +76,14 @@ func BenchmarkGeminiTurn(b *testing.B) {
 	}
 	for _, p := range paths {
 		b.Run(p.name, func(b *testing.B) {
-			g := newGate(b)
+			g := newGate()
 			mock := acptest.NewMockGemini(b, func(q acptest.Request) acptest.Reply {
 				if strings.Contains(q.LastUserText(), measureMarker) {
 					<-g.ch
 				}
 				return acptest.DefaultScript(q)
 			})
+			b.Cleanup(g.release) // runs before the mock's Close
 			home := geminiHome(b)
 			env := acptest.GeminiEnv(home, mock)
 			// Headless gemini refuses an untrusted workspace (exit 55).
@@ -98,6 +98,45 @@ func BenchmarkGeminiTurn(b *testing.B) {
 			if other := mock.Other(); len(other) > 0 {
 				b.Errorf("gemini sent requests the mock does not serve: %v", other)
 			}
+		})
+	}
+}
+
+// BenchmarkClaudeTurn: Claude Code 2.1.330 through `tthost agent-loop`,
+// persistent on the Claude backend (stream-json) vs one-shot (Tinytown's
+// preset `claude --print --dangerously-skip-permissions`, the prompt on
+// stdin), against claudetest's MockAnthropic. As root, claude refuses
+// --dangerously-skip-permissions without IS_SANDBOX=1: the Claude backend
+// sets it, and the benchmark gives it to the one-shot CLI as well.
+func BenchmarkClaudeTurn(b *testing.B) {
+	command := claudetest.Binary(b) + " --print --dangerously-skip-permissions"
+	paths := []cliPath{
+		{name: "claude-persistent", cli: "claude", configure: func(c *config.Config) {
+			c.Agent.Persistent = true
+			c.AgentCLIs["claude"] = config.AgentCLI{Name: "claude", Command: command}
+		}},
+		{name: "oneshot", cli: "claude", configure: func(c *config.Config) {
+			c.AgentCLIs["claude"] = config.AgentCLI{Name: "claude", Command: command}
+		}},
+	}
+	for _, p := range paths {
+		b.Run(p.name, func(b *testing.B) {
+			g := newGate()
+			mock := claudetest.NewMockAnthropic(b, func(q claudetest.Request) claudetest.Reply {
+				r := claudetest.DefaultScript(q)
+				if !q.IsSideRequest() && strings.Contains(q.LastUserText(), measureMarker) {
+					r.Hold = g.ch
+				}
+				return r
+			})
+			b.Cleanup(g.release)
+			env := append(claudetest.Env(claudetest.NewHome(b), mock), "IS_SANDBOX=1")
+			benchCLITurns(b, p, env, g, func(ctx context.Context) error {
+				_, err := mock.WaitRequest(ctx, func(q claudetest.Request) bool {
+					return !q.IsSideRequest() && strings.Contains(q.LastUserText(), measureMarker)
+				})
+				return err
+			})
 		})
 	}
 }
