@@ -153,7 +153,7 @@ func (m *MockGemini) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (m *MockGemini) serveStream(w http.ResponseWriter, r *http.Request, req Request) {
 	req.Seq = m.log.Add(func(seq int) Request { req.Seq = seq; return req })
-	reply, ok := m.runScript(req)
+	reply, ok := mockrec.RunScript(m.t, "acptest", req.Seq, m.script, req)
 	var outcome Outcome
 	if !ok || reply.Status != 0 {
 		status := reply.Status
@@ -168,16 +168,6 @@ func (m *MockGemini) serveStream(w http.ResponseWriter, r *http.Request, req Req
 		outcome = m.stream(r.Context(), w, req, reply)
 	}
 	m.log.Update(req.Seq, func(r *Request) { r.Outcome = outcome })
-}
-
-func (m *MockGemini) runScript(req Request) (reply Reply, ok bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			m.t.Errorf("acptest: script panicked on request %d: %v", req.Seq, p)
-			ok = false
-		}
-	}()
-	return m.script(req), true
 }
 
 // chunk is one GenerateContentResponse.
