@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/tthost/tthost/plugins/internal/approval"
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -74,12 +75,7 @@ func (s *session) onControlRequestLocked(l line) {
 		s.mu.Lock()
 		delete(s.asks, id)
 		if t != nil && s.cur == t && !t.ended {
-			timedOut := ""
-			if a.TimedOut {
-				timedOut = " (no decision in time)"
-			}
-			t.pt.Transcript().Note("approval %s `%s`: %s%s", a.Kind, a.Description, a.Decision, timedOut)
-			t.pt.Emit(sdk.ApprovalEvent("", a))
+			approval.OnTurn(t.pt, a)
 		} else {
 			s.Emit(sdk.ApprovalEvent("", a))
 		}

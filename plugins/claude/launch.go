@@ -60,13 +60,9 @@ var (
 // into a streaming session's. A command whose first word (after NAME=value
 // assignments) is not claude is run as given under sh -c.
 func deriveLaunch(command string) (launchSpec, error) {
-	words, err := shellwords.Split(command)
+	env, words, err := shellwords.SplitCommand(command)
 	if err != nil {
 		return launchSpec{}, err
-	}
-	var env []string
-	for len(words) > 0 && shellwords.IsAssignment(words[0]) {
-		env, words = append(env, words[0]), words[1:]
 	}
 	if len(words) == 0 || !isClaude(words[0]) {
 		return launchSpec{shell: command}, nil

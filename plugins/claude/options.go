@@ -2,14 +2,11 @@ package main
 
 import (
 	"fmt"
-	"maps"
 	"os"
-	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tthost/tthost/plugins/internal/sessioncfg"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/plugin"
 )
@@ -38,7 +35,6 @@ const (
 	// 10 minutes). While the model streams, or claude retries the API,
 	// lines keep coming, so only a real hang stays silent that long.
 	defaultStallTimeout = 660 * time.Second
-	maxTimeout          = 24 * time.Hour
 )
 
 var (
@@ -75,19 +71,11 @@ func validate(cfg sdk.SessionConfig) (settings, error) {
 	if err != nil {
 		return settings{}, fmt.Errorf("%w: command %q: %v", sdk.ErrInvalidConfig, cfg.Command, err)
 	}
-	if cfg.Workdir == "" {
-		return settings{}, fmt.Errorf("%w: workdir is empty: give the directory claude runs in", sdk.ErrInvalidConfig)
-	}
 	// Absolute: claude keeps its transcripts by working directory, so a
 	// resume needs the very same one.
-	workdir, err := filepath.Abs(cfg.Workdir)
+	workdir, err := sessioncfg.Workdir(cfg.Workdir, "claude")
 	if err != nil {
-		return settings{}, fmt.Errorf("%w: workdir %q: %v", sdk.ErrInvalidConfig, cfg.Workdir, err)
-	}
-	if fi, err := os.Stat(workdir); err != nil {
-		return settings{}, fmt.Errorf("%w: workdir: %v", sdk.ErrInvalidConfig, err)
-	} else if !fi.IsDir() {
-		return settings{}, fmt.Errorf("%w: workdir %s is not a directory", sdk.ErrInvalidConfig, workdir)
+		return settings{}, err
 	}
 	s := settings{launch: launch, workdir: workdir, resumeID: cfg.ResumeID, sessionEnv: cfg.Env, model: launch.model}
 	if err := s.applyOptions(cfg.Options); err != nil {
@@ -99,9 +87,7 @@ func validate(cfg sdk.SessionConfig) (settings, error) {
 	if _, err := s.process().Environ(); err != nil {
 		return settings{}, err
 	}
-	if cfg.LogDir != "" {
-		s.logPath = filepath.Join(cfg.LogDir, logName(cfg)+logFileSuffix)
-	}
+	s.logPath = sessioncfg.LogPath(cfg, logFileSuffix)
 	return s, nil
 }
 
@@ -130,50 +116,27 @@ func cliEnv(sandboxed bool) []string {
 func (s *settings) applyOptions(opts map[string]string) error {
 	s.permissionMode, s.toolApproval = permBypass, "allow"
 	s.approvalTimeout, s.stallTimeout = defaultApprovalTimeout, defaultStallTimeout
-	for _, k := range slices.Sorted(maps.Keys(opts)) {
-		v := opts[k]
-		var err error
+	return sessioncfg.Options(opts, optionKeys(), func(k, v string) (err error) {
 		switch k {
 		case optModel:
 			if v = strings.TrimSpace(v); v != "" {
 				s.model = v
 			}
 		case optPermissionMode:
-			s.permissionMode, err = oneOf(v, permissionModes)
+			s.permissionMode, err = sessioncfg.OneOf(v, permissionModes)
 		case optToolApproval:
-			s.toolApproval, err = oneOf(v, toolApprovals)
+			s.toolApproval, err = sessioncfg.OneOf(v, toolApprovals)
 		case optApprovalTimeout:
-			s.approvalTimeout, err = whole(v, time.Millisecond)
+			s.approvalTimeout, err = sessioncfg.Whole(v, time.Millisecond)
 		case optStallTimeout:
-			s.stallTimeout, err = whole(v, time.Second)
-		default:
-			return fmt.Errorf("%w: unknown option %q (known: %s)", sdk.ErrInvalidConfig, k, strings.Join(optionKeys(), ", "))
+			s.stallTimeout, err = sessioncfg.Whole(v, time.Second)
 		}
-		if err != nil {
-			return fmt.Errorf("%w: option %s: %v", sdk.ErrInvalidConfig, k, err)
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func optionKeys() []string {
 	return []string{optApprovalTimeout, optModel, optPermissionMode, optStallTimeout, optToolApproval}
-}
-
-func oneOf(v string, allowed []string) (string, error) {
-	if slices.Contains(allowed, v) {
-		return v, nil
-	}
-	return "", fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
-}
-
-// whole reads a positive whole number of units.
-func whole(v string, unit time.Duration) (time.Duration, error) {
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n <= 0 || n > int64(maxTimeout/unit) {
-		return 0, fmt.Errorf("%q is not a whole number between 1 and %d", v, maxTimeout/unit)
-	}
-	return time.Duration(n) * unit, nil
 }
 
 // args are the flags a session adds to the launch: permissions and the
@@ -204,21 +167,4 @@ func (s settings) process(sessionFlag ...string) plugin.ProcessConfig {
 		WriteTimeout: writeTimeout,
 		Grace:        exitGrace,
 	}
-}
-
-// logName names the session's stderr log after its agent.
-func logName(cfg sdk.SessionConfig) string {
-	name := cfg.AgentName
-	if name == "" {
-		name = cfg.AgentID
-	}
-	if name == "" {
-		name = "session"
-	}
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == 0 {
-			return '_'
-		}
-		return r
-	}, name)
 }

@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/tthost/tthost/sdk/plugin"
 
 	"github.com/tthost/tthost/plugins/internal/buildinfo"
+	"github.com/tthost/tthost/plugins/internal/sessioncfg"
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -68,21 +67,11 @@ func validate(cfg sdk.SessionConfig) (sessionSettings, error) {
 	if strings.TrimSpace(cfg.Command) == "" {
 		return sessionSettings{}, fmt.Errorf("%w: the command for CLI %q is empty: configure the CLI's command", sdk.ErrInvalidConfig, cfg.CLIName)
 	}
-	if cfg.Workdir == "" {
-		return sessionSettings{}, fmt.Errorf("%w: workdir is empty: give the directory the CLI runs in", sdk.ErrInvalidConfig)
-	}
 	// Absolute, so a later change of the plugin's own directory cannot move
 	// the CLI.
-	workdir, err := filepath.Abs(cfg.Workdir)
+	workdir, err := sessioncfg.Workdir(cfg.Workdir, "the CLI")
 	if err != nil {
-		return sessionSettings{}, fmt.Errorf("%w: workdir %q: %v", sdk.ErrInvalidConfig, cfg.Workdir, err)
-	}
-	fi, err := os.Stat(workdir)
-	if err != nil {
-		return sessionSettings{}, fmt.Errorf("%w: workdir: %v", sdk.ErrInvalidConfig, err)
-	}
-	if !fi.IsDir() {
-		return sessionSettings{}, fmt.Errorf("%w: workdir %s is not a directory", sdk.ErrInvalidConfig, workdir)
+		return sessionSettings{}, err
 	}
 	mode, err := parseOptions(cfg.Options)
 	if err != nil {

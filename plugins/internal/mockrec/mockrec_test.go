@@ -2,7 +2,9 @@ package mockrec
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,5 +59,36 @@ func TestForeign(t *testing.T) {
 		if _, foreign := Foreign(r, self); foreign != tt.foreign {
 			t.Errorf("%s %s: foreign %v", tt.method, tt.target, foreign)
 		}
+	}
+}
+
+func TestRunScriptTurnsAPanicIntoAFailure(t *testing.T) {
+	double := func(n int) int { return 2 * n }
+	if got, ok := RunScript(t, "x", 1, double, 21); !ok || got != 42 {
+		t.Errorf("RunScript(double, 21) = %d, %v; want 42, true", got, ok)
+	}
+	ft := &fakeTB{TB: t}
+	if _, ok := RunScript(ft, "xtest", 7, func(int) int { panic("boom") }, 0); ok {
+		t.Error("a panicking script's reply is ok")
+	}
+	if want := "xtest: script panicked on request 7: boom"; ft.failure != want {
+		t.Errorf("failure = %q, want %q", ft.failure, want)
+	}
+}
+
+// fakeTB records Errorf instead of failing.
+type fakeTB struct {
+	testing.TB
+	failure string
+}
+
+func (f *fakeTB) Errorf(format string, args ...any) { f.failure = fmt.Sprintf(format, args...) }
+
+func TestTicksAndLastLine(t *testing.T) {
+	if got := strings.Join(Ticks(3), ""); got != "tick 1 tick 2 tick 3 " {
+		t.Errorf("Ticks(3) = %q", got)
+	}
+	if got := LastLine("a\n  b c \n\n"); got != "b c" {
+		t.Errorf("LastLine = %q, want %q", got, "b c")
 	}
 }
