@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -198,7 +199,7 @@ func (t *benchTown) timedTurn(ctx context.Context, text, after string) (first, w
 		case town.EventAgentAssistantDelta:
 			// The model's text: a one-shot CLI's own notices on its
 			// output are deltas too, but not the answer.
-			if first == 0 && strings.Contains(en.Event.Message, answerMark) {
+			if first == 0 && strings.Contains(deltaText(en.Event), answerMark) {
 				first = time.Since(sent)
 			}
 		case town.EventAgentTurnCompleted:
@@ -217,6 +218,19 @@ func (t *benchTown) timedTurn(ctx context.Context, text, after string) (first, w
 		t.b.Fatalf("turn %q completed without the model's answer (%q) in an assistant delta", text, answerMark)
 	}
 	return first, whole, id
+}
+
+// deltaText is an assistant delta event's text: the whole batch from the
+// event's tthost detail (its message shows only the last line, and a
+// one-shot CLI's notices can follow the answer in one batch).
+func deltaText(ev *town.TownEvent) string {
+	var d struct {
+		Text string `json:"text"`
+	}
+	if raw, ok := ev.Extra["tthost"].(json.RawMessage); ok && json.Unmarshal(raw, &d) == nil && d.Text != "" {
+		return d.Text
+	}
+	return ev.Message
 }
 
 // sessionRSS sums VmRSS (MB) of the town's processes: "host" (tthost
