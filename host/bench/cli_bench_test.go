@@ -108,7 +108,7 @@ func BenchmarkGeminiTurn(b *testing.B) {
 // preset `claude --print --dangerously-skip-permissions`, the prompt on
 // stdin), against claudetest's MockAnthropic. As root, claude refuses
 // --dangerously-skip-permissions without IS_SANDBOX=1: the Claude backend
-// sets it, and the benchmark gives it to the one-shot CLI as well.
+// and the one-shot backend both set it.
 func BenchmarkClaudeTurn(b *testing.B) {
 	command := claudetest.Binary(b) + " --print --dangerously-skip-permissions"
 	paths := []cliPath{
@@ -131,7 +131,7 @@ func BenchmarkClaudeTurn(b *testing.B) {
 				return r
 			})
 			b.Cleanup(g.release)
-			env := append(claudetest.Env(claudetest.NewHome(b), mock), "IS_SANDBOX=1")
+			env := claudetest.Env(claudetest.NewHome(b), mock)
 			benchCLITurns(b, p, env, g, func(ctx context.Context) error {
 				_, err := mock.WaitRequest(ctx, func(q claudetest.Request) bool {
 					return !q.IsSideRequest() && strings.Contains(q.LastUserText(), measureMarker)

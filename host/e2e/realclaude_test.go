@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -307,5 +308,34 @@ func TestRealClaudeKilledCLIIsRestartedAndTheMessageDeliveredAgain(t *testing.T)
 	}
 	if msgs, _, _ := r.store.PeekInbox(context.Background(), a.ID, 10); len(msgs) != 0 {
 		t.Errorf("message(s) still queued after the round completed: %v (sent %s)", msgs, m.ID)
+	}
+}
+
+// Without persistent, Tinytown's claude preset runs one-shot through the
+// fallback, with the real claude; as root (CI's machines) the one-shot
+// backend gives it IS_SANDBOX=1 and says so, or claude would refuse
+// --dangerously-skip-permissions and fail every turn.
+func TestRealClaudeOneShotFallbackCompletesItsTurn(t *testing.T) {
+	r := realClaudeEnv(t, nil)
+	r.cfg.Agent.Persistent = false
+	r.saveConfig()
+	a := r.agent("plain")
+	r.send(a.ID, "ONESHOT_TEXT say hello")
+	p := r.agentLoop(a, 1)
+	if code := p.wait(t, claudeTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	if got := r.getAgent(a.ID); got.RoundsCompleted != 1 {
+		t.Fatalf("rounds %d, want 1:\n%s", got.RoundsCompleted, r.dumpEvents(a.ID))
+	}
+	if reqs := r.turnRequests("ONESHOT_TEXT"); len(reqs) != 1 {
+		t.Errorf("%d model requests for the turn, want 1", len(reqs))
+	}
+	dump := r.dumpEvents(a.ID)
+	if !strings.Contains(dump, "Runtime: oneshot backend") || !strings.Contains(dump, "Assistant delta: echo: # Agent: plain") {
+		t.Errorf("not a one-shot turn that reached the model and back:\n%s", dump)
+	}
+	if root := os.Geteuid() == 0; strings.Contains(dump, "IS_SANDBOX=1 was set for claude") != root {
+		t.Errorf("root %v, but the IS_SANDBOX notice is %s in:\n%s", root, map[bool]string{true: "missing", false: "present"}[root], dump)
 	}
 }

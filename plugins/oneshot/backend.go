@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/tthost/tthost/sdk/plugin"
@@ -59,7 +60,8 @@ type sessionSettings struct {
 	cliName string
 	command string
 	workdir string
-	env     map[string]string // SessionConfig.Env, checked
+	env     map[string]string // SessionConfig.Env, checked (and IS_SANDBOX, see rootSandbox)
+	notice  string            // said once per session: why the env was changed
 	prompt  promptMode        // resolved: never modeAuto
 }
 
@@ -82,11 +84,13 @@ func validate(cfg sdk.SessionConfig) (sessionSettings, error) {
 	if _, err := plugin.ChildEnv(cfg.Env); err != nil {
 		return sessionSettings{}, err
 	}
+	env, notice := rootSandbox(os.Geteuid(), cfg.Command, cfg.Env)
 	return sessionSettings{
 		cliName: cfg.CLIName,
 		command: cfg.Command,
 		workdir: workdir,
-		env:     cfg.Env,
+		env:     env,
+		notice:  notice,
 		prompt:  mode.resolve(cfg.CLIName),
 	}, nil
 }
