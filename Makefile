@@ -10,7 +10,7 @@ BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-PLUGINS := oneshot codex acp
+PLUGINS := oneshot codex claude acp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION) \
            -X github.com/tthost/tthost/plugins/internal/buildinfo.Version=$(VERSION)
@@ -36,7 +36,7 @@ help:
 	@echo "make build   build bin/tthost and the built-in backend plugins"
 	@echo "make demo    run a town on the embedded default with a sample agent, one task end to end"
 	@echo "make test    go vet + go test -race in both modules (. and sdk/; installs redis-server and the real CLIs when missing)"
-	@echo "make check   quick: gofmt + go vet + the tests in both modules, leaving out real codex and the fault suite (no race detector; about 2½ minutes)"
+	@echo "make check   quick: gofmt + go vet + the tests in both modules, leaving out the real CLIs and the fault suite (no race detector; about 2½ minutes)"
 	@echo "make conformance  build, install and prove the example plugins with tthost plugin conformance"
 	@echo "make faults  the fault-injection suite: Redis killed, workers frozen, plugins killed, signals, 40 000 messages"
 	@echo "make bench   run the benchmarks (numbers in docs/benchmarks.md)"
@@ -60,15 +60,15 @@ test: ensure-redis ensure-clis vet
 	$(MAKE) --no-print-directory conformance
 
 ## check: the quick loop before a commit, beside `make test`: gofmt, go vet
-## and the tests, leaving out (never skipping) what takes the real codex CLI
-## (CHECK_LEAVE_OUT: the 170 MB download) and the fault-injection suite
+## and the tests, leaving out (never skipping) what takes the real CLIs
+## (CHECK_LEAVE_OUT: about 1 GB of npm downloads) and the fault-injection suite
 ## (host/faults: minutes of Redis kills and lease waits). It runs without the
 ## race detector, which makes these process-heavy tests about twice as slow;
-## `make test` (and CI) keep -race, run everything, and fail when codex is
+## `make test` (and CI) keep -race, run everything, and fail when a CLI is
 ## missing. Still needs redis-server. Packages mostly wait on processes, so it
 ## runs twice as many as CPUs.
 CHECK_PARALLEL ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
-CHECK_LEAVE_OUT := ^(TestRealCodex.*|TestCodexBackendWithRealCodex|TestTextTurn|TestToolCallTurn|TestInterruptSlowStream|TestResumeInNewProcessSendsHistory|TestStopLeavesNoProcess|TestCodexVersion|TestConfigIsStrictlyValid)$$
+CHECK_LEAVE_OUT := ^(TestRealCodex.*|TestRealClaude.*|TestRealGemini.*|TestRealACP.*|TestClaudeBackendWithRealClaude|TestACPBackendWithReal.*|TestCodexBackendWithRealCodex|TestTextTurn|TestToolCallTurn|TestInterruptSlowStream|TestResumeInNewProcessSendsHistory|TestStopLeavesNoProcess|TestCodexVersion|TestConfigIsStrictlyValid)$$
 check: ensure-redis vet
 	$(GO) test -count=1 -timeout 10m -p $(CHECK_PARALLEL) -skip '$(CHECK_LEAVE_OUT)' $$($(GO) list ./... | grep -v '/host/faults$$')
 	cd sdk && $(GO) test -count=1 -timeout 10m -p $(CHECK_PARALLEL) ./...
@@ -85,7 +85,8 @@ faults: ensure-redis
 ## (docs/tutorial, a module of its own) and the example backend are built,
 ## installed into a private plugin directory with `tthost plugin install`,
 ## verified, and proved with `tthost plugin conformance`, as are the built-in
-## backends (codex against its fake app-server).
+## backends (codex, claude and acp against their fakes; their real CLIs are
+## proved by their packages' conformance tests under go test).
 conformance: build
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	export TTHOST_PLUGIN_DIR="$$tmp/plugins"; mkdir -m 700 "$$TTHOST_PLUGIN_DIR"; \
@@ -96,6 +97,7 @@ conformance: build
 	$(GO) build -o "$$tmp/src/tthost-backend-shellsession" github.com/tthost/tthost/sdk/examples/shellsession; \
 	$(GO) build -o "$$tmp/src/fake-codex-app-server" ./plugins/codex/internal/fakeappserver; \
 	$(GO) build -o "$$tmp/src/fake-acp-agent" ./plugins/acp/internal/fakeagent; \
+	$(GO) build -o "$$tmp/src/fake-claude" ./plugins/claude/internal/fakeclaude; \
 	tt plugin install "$$tmp/src/tthost-backend-mycli"; \
 	tt plugin install "$$tmp/src/tthost-backend-shellsession"; \
 	tt plugin list; \
@@ -109,6 +111,10 @@ conformance: build
 	tt plugin conformance codex --command "$$tmp/src/fake-codex-app-server" \
 		--env FAKE_CODEX_STATE="$$tmp/fake-codex-state" --long-prompt "SLEEP_MS=60000 ECHO=1" \
 		--fail-prompt FAIL=1 --echo none --steer-echo full --recall-prompt REMEMBER=1; \
+	mkdir "$$tmp/fake-claude-state"; \
+	tt plugin conformance claude --command "$$tmp/src/fake-claude" --env FAKE_CLAUDE_STATE="$$tmp/fake-claude-state" \
+		--long-prompt SLEEP_MS=60000 --fail-prompt FAIL --echo full --steer-prompt "SLEEP_MS=3000 FOLD" --steer-echo full \
+		--recall-prompt REMEMBER; \
 	mkdir "$$tmp/fake-acp-state"; \
 	tt plugin conformance acp --cli fake-acp --command "$$tmp/src/fake-acp-agent" \
 		--env FAKE_ACP_STATE="$$tmp/fake-acp-state" --long-prompt SLEEP_MS=60000 --fail-prompt FAIL \

@@ -9,7 +9,7 @@ require (
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/spf13/cobra v1.10.2
-	github.com/tthost/tthost/sdk v0.2.0
+	github.com/tthost/tthost/sdk v0.3.0
 	golang.org/x/sys v0.48.0
 )
 

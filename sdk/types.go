@@ -13,7 +13,7 @@ const ProtocolVersion = 1
 
 // Version is the SDK's own version, reported in Describe. The module is
 // tagged sdk/v<Version> (Go's form for a module in a subdirectory).
-const Version = "0.2.0"
+const Version = "0.3.0"
 
 // AnyCLI as a CLI name means "any CLI": the backend is a fallback that can
 // drive any command (the one-shot backend).

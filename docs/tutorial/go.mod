@@ -2,7 +2,7 @@ module example.com/tthost-backend-mycli
 
 go 1.26.0
 
-require github.com/tthost/tthost/sdk v0.2.0
+require github.com/tthost/tthost/sdk v0.3.0
 
 require (
 	github.com/fatih/color v1.13.0 // indirect

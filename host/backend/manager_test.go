@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -183,5 +184,24 @@ func TestTheBackendNamedInConfigServesTheCLI(t *testing.T) {
 	ch, err = m.Select(ctx, Want{CLI: "my-tool", Backend: "missing"})
 	if err != nil || ch.Backend != pluginstore.OneShot || !ch.Fallback || !strings.Contains(ch.Reason, `no backend plugin named "missing"`) {
 		t.Fatalf("choice %+v (%v); want the one-shot fallback naming the missing backend", ch, err)
+	}
+}
+
+// The persistent search tries the plugin named after the CLI first, so an
+// agent of claude does not start acp (which declares any CLI) to learn it
+// is not the one; the others keep their order.
+func TestNamedFirstTriesThePluginNamedAfterTheCLIFirst(t *testing.T) {
+	order := []string{"acp", "claude", "codex", "oneshot"}
+	for cli, want := range map[string][]string{
+		"claude": {"claude", "acp", "codex", "oneshot"},
+		"codex":  {"codex", "acp", "claude", "oneshot"},
+		"gemini": {"acp", "claude", "codex", "oneshot"},
+	} {
+		if got := namedFirst(order, cli); !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", cli, got, want)
+		}
+	}
+	if !slices.Equal(order, []string{"acp", "claude", "codex", "oneshot"}) {
+		t.Errorf("the manager's order was changed: %v", order)
 	}
 }

@@ -88,7 +88,7 @@ func (m *Manager) selectBackend(ctx context.Context, w Want) (Choice, error) {
 		notes = append(notes, err.Error())
 	}
 	if w.Persistent && w.Backend == "" {
-		for _, name := range m.order {
+		for _, name := range namedFirst(m.order, w.CLI) {
 			if name == pluginstore.OneShot {
 				continue
 			}
@@ -125,6 +125,26 @@ func (m *Manager) selectBackend(ctx context.Context, w Want) (Choice, error) {
 		ch.Reason += "; falling back to a one-shot subprocess per turn"
 	}
 	return ch, nil
+}
+
+// namedFirst orders plugins for a persistent search: the one named after
+// the CLI (claude for claude) first, the rest as found. Each plugin tried
+// is started to learn what it serves, so trying the likeliest first spares
+// an agent of claude starting every other plugin (acp declares any CLI,
+// but persistent only for the ones it names).
+func namedFirst(order []string, cli string) []string {
+	out := make([]string, 0, len(order))
+	for _, name := range order {
+		if name == cli {
+			out = append(out, name)
+		}
+	}
+	for _, name := range order {
+		if name != cli {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // errNotServed: the plugin runs but does not serve the CLI as wanted.

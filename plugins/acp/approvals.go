@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/tthost/tthost/plugins/internal/approval"
 	"github.com/tthost/tthost/plugins/internal/jsonrpc"
 	"github.com/tthost/tthost/sdk"
 )
@@ -168,12 +169,7 @@ func (s *session) reportApproval(t *turn, a sdk.Approval) {
 		t = s.running
 	}
 	if t != nil && !t.ended {
-		timedOut := ""
-		if a.TimedOut {
-			timedOut = " (no decision in time)"
-		}
-		t.pt.Transcript().Note("approval %s `%s`: %s%s", a.Kind, a.Description, a.Decision, timedOut)
-		t.pt.Emit(sdk.ApprovalEvent("", a))
+		approval.OnTurn(t.pt, a)
 		return
 	}
 	s.Emit(sdk.ApprovalEvent("", a))

@@ -34,7 +34,7 @@ func claudeACPRoot(euid int, env map[string]string) (set bool, note string) {
 			"claude-code-acp then starts Claude Code with --allow-dangerously-skip-permissions, which Claude Code refuses as root "+
 			"unless IS_SANDBOX is 1, and the session cannot start; set IS_SANDBOX to 1 or remove it from the config", v)
 	}
-	return true, "tthost runs as root: IS_SANDBOX=1 was set for claude-code-acp, which otherwise may start Claude Code with " +
-		"--allow-dangerously-skip-permissions, which Claude Code refuses as root; " +
-		"Claude Code's tools still ask before they run, answered by the option permission"
+	return true, "tthost runs as root: IS_SANDBOX=1 was set for claude-code-acp, whose Claude Code refuses " +
+		"--allow-dangerously-skip-permissions as root otherwise; " +
+		"Claude Code's tools still ask before they run (answered by the option permission)"
 }

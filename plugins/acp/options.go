@@ -2,14 +2,13 @@ package main
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tthost/tthost/plugins/internal/sessioncfg"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/plugin"
 )
@@ -47,7 +46,6 @@ const (
 	defaultRequestTimeout = 60 * time.Second // gemini takes 2-3 s to initialize, more on a busy machine
 	defaultApproval       = 30 * time.Second
 	defaultStall          = 10 * time.Minute
-	maxTimeout            = 24 * time.Hour
 	logFileSuffix         = ".acp.log"
 )
 
@@ -87,19 +85,11 @@ func validate(cfg sdk.SessionConfig) (settings, error) {
 	if strings.TrimSpace(cfg.Command) == "" {
 		return settings{}, fmt.Errorf("%w: the command for CLI %q is empty: configure the ACP agent's command (e.g. `gemini --acp`, `claude-code-acp`)", sdk.ErrInvalidConfig, cfg.CLIName)
 	}
-	if cfg.Workdir == "" {
-		return settings{}, fmt.Errorf("%w: workdir is empty: give the directory the agent runs in", sdk.ErrInvalidConfig)
-	}
 	// Absolute: ACP requires an absolute cwd in session/new and
 	// session/load.
-	workdir, err := filepath.Abs(cfg.Workdir)
+	workdir, err := sessioncfg.Workdir(cfg.Workdir, "the agent")
 	if err != nil {
-		return settings{}, fmt.Errorf("%w: workdir %q: %v", sdk.ErrInvalidConfig, cfg.Workdir, err)
-	}
-	if fi, err := os.Stat(workdir); err != nil {
-		return settings{}, fmt.Errorf("%w: workdir: %v", sdk.ErrInvalidConfig, err)
-	} else if !fi.IsDir() {
-		return settings{}, fmt.Errorf("%w: workdir %s is not a directory", sdk.ErrInvalidConfig, workdir)
+		return settings{}, err
 	}
 	argv, agent := agentCommand(cfg.CLIName, cfg.Command)
 	s := settings{cliName: cfg.CLIName, argv: argv, gemini: agent == agentGemini, claudeACP: agent == agentClaudeACP,
@@ -122,9 +112,7 @@ func validate(cfg sdk.SessionConfig) (settings, error) {
 	if _, err := s.process().Environ(); err != nil {
 		return settings{}, err
 	}
-	if cfg.LogDir != "" {
-		s.logPath = filepath.Join(cfg.LogDir, logName(cfg)+logFileSuffix)
-	}
+	s.logPath = sessioncfg.LogPath(cfg, logFileSuffix)
 	return s, nil
 }
 
@@ -179,49 +167,27 @@ func isClaudeACP(word string) bool {
 func (s *settings) applyOptions(opts map[string]string) error {
 	s.steerMode, s.permission = steerQueue, permAllow
 	s.approvalTimeout, s.requestTimeout, s.stallTimeout = defaultApproval, defaultRequestTimeout, defaultStall
-	for _, k := range slices.Sorted(maps.Keys(opts)) {
-		v := opts[k]
-		var err error
+	return sessioncfg.Options(opts, optionKeys(), func(k, v string) (err error) {
 		switch k {
 		case optSteerMode:
-			s.steerMode, err = oneOf(v, steerModes)
+			s.steerMode, err = sessioncfg.OneOf(v, steerModes)
 		case optAuthMethod:
 			s.authMethod = strings.TrimSpace(v)
 		case optPermission:
-			s.permission, err = oneOf(v, permissions)
+			s.permission, err = sessioncfg.OneOf(v, permissions)
 		case optApprovalTimeout:
-			s.approvalTimeout, err = millis(v)
+			s.approvalTimeout, err = sessioncfg.Whole(v, time.Millisecond)
 		case optRequestTimeout:
-			s.requestTimeout, err = millis(v)
+			s.requestTimeout, err = sessioncfg.Whole(v, time.Millisecond)
 		case optStallTimeout:
-			s.stallTimeout, err = millis(v)
-		default:
-			return fmt.Errorf("%w: unknown option %q (known: %s)", sdk.ErrInvalidConfig, k, strings.Join(optionKeys(), ", "))
+			s.stallTimeout, err = sessioncfg.Whole(v, time.Millisecond)
 		}
-		if err != nil {
-			return fmt.Errorf("%w: option %s: %v", sdk.ErrInvalidConfig, k, err)
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func optionKeys() []string {
 	return []string{optApprovalTimeout, optAuthMethod, optPermission, optRequestTimeout, optStallTimeout, optSteerMode}
-}
-
-func oneOf(v string, allowed []string) (string, error) {
-	if slices.Contains(allowed, v) {
-		return v, nil
-	}
-	return "", fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
-}
-
-func millis(v string) (time.Duration, error) {
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n <= 0 || time.Duration(n)*time.Millisecond > maxTimeout {
-		return 0, fmt.Errorf("%q is not a whole number of milliseconds between 1 and %d", v, maxTimeout.Milliseconds())
-	}
-	return time.Duration(n) * time.Millisecond, nil
 }
 
 // process is how the agent is started (startAgent adds its stderr).
@@ -245,21 +211,4 @@ func (s settings) getenv(key string) string {
 		return v
 	}
 	return os.Getenv(key)
-}
-
-// logName names the session's stderr log after its agent.
-func logName(cfg sdk.SessionConfig) string {
-	name := cfg.AgentName
-	if name == "" {
-		name = cfg.AgentID
-	}
-	if name == "" {
-		name = "session"
-	}
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == 0 {
-			return '_'
-		}
-		return r
-	}, name)
 }

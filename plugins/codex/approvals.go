@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tthost/tthost/plugins/internal/approval"
 	"github.com/tthost/tthost/plugins/internal/jsonrpc"
 	"github.com/tthost/tthost/sdk"
 )
@@ -159,12 +160,7 @@ func (s *session) reportApproval(turnID string, a sdk.Approval) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t := s.turnLocked(turnID); t != nil {
-		timedOut := ""
-		if a.TimedOut {
-			timedOut = " (no decision in time)"
-		}
-		t.pt.Transcript().Note("approval %s `%s`: %s%s", a.Kind, a.Description, a.Decision, timedOut)
-		t.pt.Emit(sdk.ApprovalEvent("", a))
+		approval.OnTurn(t.pt, a)
 		return
 	}
 	s.Emit(sdk.ApprovalEvent("", a))

@@ -38,13 +38,9 @@ type launchSpec struct {
 // is run as given under `sh -c`: it is expected to speak the app-server
 // protocol itself (a wrapper script, a test fake).
 func deriveLaunch(command string) (launchSpec, error) {
-	words, err := shellwords.Split(command)
+	env, words, err := shellwords.SplitCommand(command)
 	if err != nil {
 		return launchSpec{}, err
-	}
-	var env []string
-	for len(words) > 0 && shellwords.IsAssignment(words[0]) {
-		env, words = append(env, words[0]), words[1:]
 	}
 	if len(words) == 0 || filepath.Base(words[0]) != "codex" {
 		return launchSpec{argv: []string{"sh", "-c", command}}, nil

@@ -2,14 +2,11 @@ package main
 
 import (
 	"fmt"
-	"maps"
-	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tthost/tthost/plugins/internal/sessioncfg"
 	"github.com/tthost/tthost/sdk/plugin"
 
 	"github.com/tthost/tthost/sdk"
@@ -45,7 +42,6 @@ const (
 	defaultReview         = "accept"
 	defaultGrant          = "grant"
 	defaultTimeout        = 30 * time.Second
-	maxTimeout            = 24 * time.Hour
 )
 
 // The CLIs this backend serves, and the model overrides Tinytown's
@@ -95,19 +91,11 @@ func validate(cfg sdk.SessionConfig) (settings, error) {
 	if err != nil {
 		return settings{}, fmt.Errorf("%w: command %q: %v", sdk.ErrInvalidConfig, cfg.Command, err)
 	}
-	if cfg.Workdir == "" {
-		return settings{}, fmt.Errorf("%w: workdir is empty: give the directory codex runs in", sdk.ErrInvalidConfig)
-	}
 	// Absolute: codex takes it as thread and turn cwd, and a later change
 	// of the plugin's own directory must not move it.
-	workdir, err := filepath.Abs(cfg.Workdir)
+	workdir, err := sessioncfg.Workdir(cfg.Workdir, "codex")
 	if err != nil {
-		return settings{}, fmt.Errorf("%w: workdir %q: %v", sdk.ErrInvalidConfig, cfg.Workdir, err)
-	}
-	if fi, err := os.Stat(workdir); err != nil {
-		return settings{}, fmt.Errorf("%w: workdir: %v", sdk.ErrInvalidConfig, err)
-	} else if !fi.IsDir() {
-		return settings{}, fmt.Errorf("%w: workdir %s is not a directory", sdk.ErrInvalidConfig, workdir)
+		return settings{}, err
 	}
 	s := settings{cliName: cfg.CLIName, launch: launch, workdir: workdir, resumeID: cfg.ResumeID}
 	if err := s.applyOptions(cfg.Options); err != nil {
@@ -118,9 +106,7 @@ func validate(cfg sdk.SessionConfig) (settings, error) {
 	if s.env, err = s.process().Environ(); err != nil {
 		return settings{}, err
 	}
-	if cfg.LogDir != "" {
-		s.logPath = filepath.Join(cfg.LogDir, logName(cfg)+logFileSuffix)
-	}
+	s.logPath = sessioncfg.LogPath(cfg, logFileSuffix)
 	return s, nil
 }
 
@@ -132,26 +118,24 @@ func (s *settings) applyOptions(opts map[string]string) error {
 	if s.cliName == cliCodexMini {
 		s.model, s.effort = miniModel, miniEffort
 	}
-	for _, k := range slices.Sorted(maps.Keys(opts)) {
-		v := opts[k]
-		var err error
+	return sessioncfg.Options(opts, optionKeys(), func(k, v string) (err error) {
 		switch k {
 		case optCodexHome:
 			s.codexHome, err = codexHome(v, s.workdir)
 		case optApprovalPolicy:
-			s.approvalPolicy, err = oneOf(v, approvalPolicies)
+			s.approvalPolicy, err = sessioncfg.OneOf(v, approvalPolicies)
 		case optSandbox:
-			s.sandbox, err = oneOf(v, sandboxModes)
+			s.sandbox, err = sessioncfg.OneOf(v, sandboxModes)
 		case optCommandApproval:
-			s.commandDecision, err = oneOf(v, reviewDecisions)
+			s.commandDecision, err = sessioncfg.OneOf(v, reviewDecisions)
 		case optFileChangeApproval:
-			s.fileDecision, err = oneOf(v, reviewDecisions)
+			s.fileDecision, err = sessioncfg.OneOf(v, reviewDecisions)
 		case optPermissionsApproval:
-			s.permissions, err = oneOf(v, grantDecisions)
+			s.permissions, err = sessioncfg.OneOf(v, grantDecisions)
 		case optApprovalTimeout:
-			s.approvalTimeout, err = millis(v)
+			s.approvalTimeout, err = sessioncfg.Whole(v, time.Millisecond)
 		case optRequestTimeout:
-			s.requestTimeout, err = millis(v)
+			s.requestTimeout, err = sessioncfg.Whole(v, time.Millisecond)
 		case optModel:
 			if v = strings.TrimSpace(v); v != "" {
 				s.model = v
@@ -160,34 +144,14 @@ func (s *settings) applyOptions(opts map[string]string) error {
 			if v = strings.TrimSpace(v); v != "" {
 				s.effort = v
 			}
-		default:
-			return fmt.Errorf("%w: unknown option %q (known: %s)", sdk.ErrInvalidConfig, k, strings.Join(optionKeys(), ", "))
 		}
-		if err != nil {
-			return fmt.Errorf("%w: option %s: %v", sdk.ErrInvalidConfig, k, err)
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func optionKeys() []string {
 	return []string{optApprovalPolicy, optApprovalTimeout, optCodexHome, optCommandApproval, optEffort,
 		optFileChangeApproval, optModel, optPermissionsApproval, optRequestTimeout, optSandbox}
-}
-
-func oneOf(v string, allowed []string) (string, error) {
-	if slices.Contains(allowed, v) {
-		return v, nil
-	}
-	return "", fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
-}
-
-func millis(v string) (time.Duration, error) {
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n <= 0 || time.Duration(n)*time.Millisecond > maxTimeout {
-		return 0, fmt.Errorf("%q is not a whole number of milliseconds between 1 and %d", v, maxTimeout.Milliseconds())
-	}
-	return time.Duration(n) * time.Millisecond, nil
 }
 
 // codexHome resolves a codex_home option; a relative path is taken from the
@@ -233,23 +197,6 @@ func appServerEnv(fromCommand []string, codexHome string) []string {
 		env = append(env, "CODEX_HOME="+codexHome)
 	}
 	return env
-}
-
-// logName names the session's stderr log after its agent.
-func logName(cfg sdk.SessionConfig) string {
-	name := cfg.AgentName
-	if name == "" {
-		name = cfg.AgentID
-	}
-	if name == "" {
-		name = "session"
-	}
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == 0 {
-			return '_'
-		}
-		return r
-	}, name)
 }
 
 // sandboxPolicy is turn/start's sandboxPolicy: a camelCase tagged object,

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/tthost/tthost/sdk/plugin"
 
 	"github.com/tthost/tthost/plugins/internal/buildinfo"
+	"github.com/tthost/tthost/plugins/internal/sessioncfg"
 	"github.com/tthost/tthost/sdk"
 )
 
@@ -60,7 +60,8 @@ type sessionSettings struct {
 	cliName string
 	command string
 	workdir string
-	env     map[string]string // SessionConfig.Env, checked
+	env     map[string]string // SessionConfig.Env, checked (and IS_SANDBOX, see rootSandbox)
+	notice  string            // said once per session: why the env was changed
 	prompt  promptMode        // resolved: never modeAuto
 }
 
@@ -68,21 +69,11 @@ func validate(cfg sdk.SessionConfig) (sessionSettings, error) {
 	if strings.TrimSpace(cfg.Command) == "" {
 		return sessionSettings{}, fmt.Errorf("%w: the command for CLI %q is empty: configure the CLI's command", sdk.ErrInvalidConfig, cfg.CLIName)
 	}
-	if cfg.Workdir == "" {
-		return sessionSettings{}, fmt.Errorf("%w: workdir is empty: give the directory the CLI runs in", sdk.ErrInvalidConfig)
-	}
 	// Absolute, so a later change of the plugin's own directory cannot move
 	// the CLI.
-	workdir, err := filepath.Abs(cfg.Workdir)
+	workdir, err := sessioncfg.Workdir(cfg.Workdir, "the CLI")
 	if err != nil {
-		return sessionSettings{}, fmt.Errorf("%w: workdir %q: %v", sdk.ErrInvalidConfig, cfg.Workdir, err)
-	}
-	fi, err := os.Stat(workdir)
-	if err != nil {
-		return sessionSettings{}, fmt.Errorf("%w: workdir: %v", sdk.ErrInvalidConfig, err)
-	}
-	if !fi.IsDir() {
-		return sessionSettings{}, fmt.Errorf("%w: workdir %s is not a directory", sdk.ErrInvalidConfig, workdir)
+		return sessionSettings{}, err
 	}
 	mode, err := parseOptions(cfg.Options)
 	if err != nil {
@@ -93,11 +84,13 @@ func validate(cfg sdk.SessionConfig) (sessionSettings, error) {
 	if _, err := plugin.ChildEnv(cfg.Env); err != nil {
 		return sessionSettings{}, err
 	}
+	env, notice := rootSandbox(os.Geteuid(), cfg.Command, cfg.Env)
 	return sessionSettings{
 		cliName: cfg.CLIName,
 		command: cfg.Command,
 		workdir: workdir,
-		env:     cfg.Env,
+		env:     env,
+		notice:  notice,
 		prompt:  mode.resolve(cfg.CLIName),
 	}, nil
 }

@@ -44,6 +44,10 @@ func newSession(cfg sdk.SessionConfig, events sdk.EventSink) (*session, error) {
 		Stop:   s.stop,
 	})
 	s.closeStarted = s.CloseBegun()
+	if settings.notice != "" {
+		// After SessionReady (Emit before it is held back until then).
+		s.Emit(sdk.ErrorEvent("", "root_sandbox", settings.notice, false))
+	}
 	return s, nil
 }
 

@@ -19,10 +19,11 @@ func Binaries(t testing.TB) string {
 	tt := sdktest.Build(t, "github.com/tthost/tthost/cmd/tthost", "bin/tthost")
 	sdktest.Build(t, "github.com/tthost/tthost/plugins/oneshot", "bin/tthost-backend-oneshot")
 	sdktest.Build(t, "github.com/tthost/tthost/plugins/codex", "bin/tthost-backend-codex")
+	sdktest.Build(t, "github.com/tthost/tthost/plugins/claude", "bin/tthost-backend-claude")
 	sdktest.Build(t, "github.com/tthost/tthost/plugins/acp", "bin/tthost-backend-acp")
 	dir := filepath.Dir(tt)
 	manifestOnce.Do(func() {
-		sdktest.WriteChecksums(t, dir, "tthost-plugins.sha256", "tthost-backend-oneshot", "tthost-backend-codex", "tthost-backend-acp")
+		sdktest.WriteChecksums(t, dir, "tthost-plugins.sha256", "tthost-backend-oneshot", "tthost-backend-codex", "tthost-backend-claude", "tthost-backend-acp")
 	})
 	return dir
 }

@@ -1,10 +1,10 @@
 package acptest
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tthost/tthost/plugins/internal/modroot"
 )
 
 // The releases the project pins and the Makefile installs.
@@ -29,28 +29,9 @@ func ClaudeCodeACPBinary(t testing.TB) string {
 
 func tool(t testing.TB, dir, bin, version, target string) string {
 	t.Helper()
-	root, err := moduleRoot()
+	p, err := modroot.Tool("", filepath.Join(".tools", dir, "node_modules", ".bin", bin))
 	if err != nil {
-		t.Fatalf("module root: %v", err)
-	}
-	p := filepath.Join(root, ".tools", dir, "node_modules", ".bin", bin)
-	if fi, err := os.Stat(p); err != nil || fi.IsDir() {
-		t.Fatalf("%s %s is not installed at %s (%v): run `%s` in the module root (needs Node.js >= 20 and npm)", bin, version, p, err, target)
+		t.Fatalf("%s %s is not installed (%v): run `%s` in the module root (needs Node.js >= 20 and npm)", bin, version, err, target)
 	}
 	return p
-}
-
-func moduleRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		if filepath.Dir(dir) == dir {
-			return "", fmt.Errorf("no go.mod in %s or any parent", wd)
-		}
-	}
 }

@@ -7,11 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tthost/tthost/plugins/internal/mockrec"
 )
 
 // MockGemini is a Gemini API server on 127.0.0.1 for gemini-cli to talk
@@ -25,15 +26,14 @@ type MockGemini struct {
 	t      testing.TB
 	srv    *httptest.Server
 	script Script
+	// log holds the streamGenerateContent requests and, as Other, the
+	// requests the mock does not serve; utility the generateContent and
+	// countTokens requests (numbered apart).
+	log     *mockrec.Log[Request]
+	utility *mockrec.Log[Request]
 
 	closeOnce sync.Once
 	closing   chan struct{}
-
-	mu      sync.Mutex
-	reqs    []Request     // streamGenerateContent requests
-	utility []Request     // generateContent and countTokens requests
-	other   []string      // "METHOD /path" of requests the mock does not serve
-	changed chan struct{} // closed and replaced whenever reqs changes
 }
 
 // Script decides the reply to a streamGenerateContent request. It is
@@ -79,7 +79,7 @@ func NewMockGemini(t testing.TB, script Script) *MockGemini {
 	if script == nil {
 		script = DefaultScript
 	}
-	m := &MockGemini{t: t, script: script, closing: make(chan struct{}), changed: make(chan struct{})}
+	m := &MockGemini{t: t, script: script, log: mockrec.NewLog[Request](), utility: mockrec.NewLog[Request](), closing: make(chan struct{})}
 	m.srv = httptest.NewServer(http.HandlerFunc(m.serveHTTP))
 	t.Cleanup(m.Close)
 	return m
@@ -97,57 +97,22 @@ func (m *MockGemini) Close() {
 }
 
 // Requests returns every streamGenerateContent request so far, in order.
-func (m *MockGemini) Requests() []Request {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.reqs)
-}
+func (m *MockGemini) Requests() []Request { return m.log.All() }
 
 // Utility returns the generateContent and countTokens requests.
-func (m *MockGemini) Utility() []Request {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.utility)
-}
+func (m *MockGemini) Utility() []Request { return m.utility.All() }
 
 // Other returns "METHOD /path" of each request the mock did not serve.
-func (m *MockGemini) Other() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.other)
-}
+func (m *MockGemini) Other() []string { return m.log.Other() }
 
 // WaitRequest waits until a recorded request satisfies pred (evaluated
 // again whenever a request arrives or an answer ends) and returns it.
 func (m *MockGemini) WaitRequest(ctx context.Context, pred func(Request) bool) (Request, error) {
-	for {
-		m.mu.Lock()
-		reqs, changed := slices.Clone(m.reqs), m.changed
-		m.mu.Unlock()
-		for _, r := range reqs {
-			if pred(r) {
-				return r, nil
-			}
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return Request{}, fmt.Errorf("waiting for a model request (%d so far): %w", len(reqs), context.Cause(ctx))
-		}
-	}
-}
-
-func (m *MockGemini) notifyLocked() {
-	close(m.changed)
-	m.changed = make(chan struct{})
+	return m.log.Wait(ctx, pred)
 }
 
 func (m *MockGemini) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodConnect || !m.isSelf(r.Host) {
-		target := r.Host
-		if r.URL.IsAbs() {
-			target = r.URL.String()
-		}
+	if target, foreign := mockrec.Foreign(r, m.srv.URL); foreign {
 		m.t.Errorf("acptest: gemini tried to reach %s %s outside the mock; the proxy guard refused it (gemini must run offline)", r.Method, target)
 		http.Error(w, "acptest: offline test, no outside connections", http.StatusForbidden)
 		return
@@ -172,10 +137,7 @@ func (m *MockGemini) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case "generateContent", "countTokens":
 		_ = parseRequest(body, &req)
 		req.Outcome = OutcomeCompleted
-		m.mu.Lock()
-		req.Seq = len(m.utility) + 1
-		m.utility = append(m.utility, req)
-		m.mu.Unlock()
+		m.utility.Add(func(seq int) Request { req.Seq = seq; return req })
 		w.Header().Set("Content-Type", "application/json")
 		if action == "countTokens" {
 			fmt.Fprintf(w, `{"totalTokens":%d}`, len(body)/4+1)
@@ -184,26 +146,14 @@ func (m *MockGemini) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// The router's classifier: a simple prompt.
 		_ = json.NewEncoder(w).Encode(chunk([]map[string]any{{"text": `{"complexity_reasoning":"mock","complexity_score":10}`}}, "STOP", 10, 5))
 	default:
-		m.mu.Lock()
-		m.other = append(m.other, r.Method+" "+r.URL.Path)
-		m.mu.Unlock()
+		m.log.AddOther(r.Method + " " + r.URL.Path)
 		http.NotFound(w, r)
 	}
 }
 
-func (m *MockGemini) isSelf(host string) bool {
-	self := strings.TrimPrefix(m.srv.URL, "http://")
-	_, port, _ := strings.Cut(self, ":")
-	return host == self || host == "localhost:"+port
-}
-
 func (m *MockGemini) serveStream(w http.ResponseWriter, r *http.Request, req Request) {
-	m.mu.Lock()
-	req.Seq = len(m.reqs) + 1
-	m.reqs = append(m.reqs, req)
-	m.notifyLocked()
-	m.mu.Unlock()
-	reply, ok := m.runScript(req)
+	req.Seq = m.log.Add(func(seq int) Request { req.Seq = seq; return req })
+	reply, ok := mockrec.RunScript(m.t, "acptest", req.Seq, m.script, req)
 	var outcome Outcome
 	if !ok || reply.Status != 0 {
 		status := reply.Status
@@ -217,20 +167,7 @@ func (m *MockGemini) serveStream(w http.ResponseWriter, r *http.Request, req Req
 	} else {
 		outcome = m.stream(r.Context(), w, req, reply)
 	}
-	m.mu.Lock()
-	m.reqs[req.Seq-1].Outcome = outcome
-	m.notifyLocked()
-	m.mu.Unlock()
-}
-
-func (m *MockGemini) runScript(req Request) (reply Reply, ok bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			m.t.Errorf("acptest: script panicked on request %d: %v", req.Seq, p)
-			ok = false
-		}
-	}()
-	return m.script(req), true
+	m.log.Update(req.Seq, func(r *Request) { r.Outcome = outcome })
 }
 
 // chunk is one GenerateContentResponse.

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tthost/tthost/plugins/internal/mockrec"
 )
 
 // Request is one request the mock received, parsed.
@@ -205,9 +207,5 @@ func DefaultScript(req Request) Reply {
 
 // SlowReply streams n deltas "tick 1 ", "tick 2 ", ... every apart.
 func SlowReply(n int, every time.Duration) Reply {
-	deltas := make([]string, n)
-	for i := range deltas {
-		deltas[i] = fmt.Sprintf("tick %d ", i+1)
-	}
-	return Reply{Deltas: deltas, Interval: every}
+	return Reply{Deltas: mockrec.Ticks(n), Interval: every}
 }

@@ -1,8 +1,6 @@
 package claudetest
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,19 +34,9 @@ func Binary(t testing.TB) string {
 }
 
 func findBinary() (string, error) {
-	if p := os.Getenv(BinEnv); p != "" {
-		if err := checkExecutable(p); err != nil {
-			return "", fmt.Errorf("%s=%s: %w", BinEnv, p, err)
-		}
-		return p, nil
-	}
-	root, err := modroot.Find()
-	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(root, ".tools", "claude", "node_modules", ".bin", "claude")
-	if err := checkExecutable(p); err != nil {
-		return "", fmt.Errorf("no claude binary at %s: %w", p, err)
+	p, err := modroot.Tool(BinEnv, filepath.Join(".tools", "claude", "node_modules", ".bin", "claude"))
+	if err != nil || os.Getenv(BinEnv) != "" {
+		return p, err
 	}
 	// The native binary itself, not the link: its path names the package
 	// in process listings, and nothing depends on the link's directory.
@@ -56,15 +44,4 @@ func findBinary() (string, error) {
 		p = real
 	}
 	return p, nil
-}
-
-func checkExecutable(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return errors.New("not an executable file")
-	}
-	return nil
 }

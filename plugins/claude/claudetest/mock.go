@@ -169,7 +169,7 @@ func (m *MockAnthropic) serveMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", perr.Error())
 		return
 	}
-	reply, ok := m.runScript(req)
+	reply, ok := mockrec.RunScript(m.t, "claudetest", req.Seq, m.script, req)
 	if ok && reply.Status == 0 {
 		u := usageOf(req, reply)
 		m.log.Update(req.Seq, func(r *Request) { r.Usage = u })
@@ -192,17 +192,6 @@ func (m *MockAnthropic) serveMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setOutcome(m.stream(r.Context(), w, req, reply))
-}
-
-// runScript calls the script, turning a panic into a test failure.
-func (m *MockAnthropic) runScript(req Request) (reply Reply, ok bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			m.t.Errorf("claudetest: script panicked on request %d: %v", req.Seq, p)
-			ok = false
-		}
-	}()
-	return m.script(req), true
 }
 
 func writeError(w http.ResponseWriter, status int, typ, msg string) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tthost/tthost/plugins/internal/mockrec"
 )
 
 // Words in the last user text that DefaultScript reacts to.
@@ -52,7 +54,7 @@ func DefaultScript(req Request) Reply {
 	switch {
 	case strings.Contains(last, MarkToolCall):
 		if len(results) > 0 {
-			return Reply{Text: "tool output: " + lastLine(results[len(results)-1].Text)}
+			return Reply{Text: "tool output: " + mockrec.LastLine(results[len(results)-1].Text)}
 		}
 		return Reply{ToolUse: &ToolUse{Name: "Bash", Input: `{"command":"echo hi","description":"Say hi"}`}}
 	case strings.Contains(last, MarkSteerTool):
@@ -82,15 +84,5 @@ func DefaultScript(req Request) Reply {
 
 // SlowReply streams n deltas "tick 1 ", "tick 2 ", ... every apart.
 func SlowReply(n int, every time.Duration) Reply {
-	deltas := make([]string, n)
-	for i := range deltas {
-		deltas[i] = fmt.Sprintf("tick %d ", i+1)
-	}
-	return Reply{Deltas: deltas, Interval: every}
-}
-
-// lastLine returns the last non-blank line of s, trimmed.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
+	return Reply{Deltas: mockrec.Ticks(n), Interval: every}
 }

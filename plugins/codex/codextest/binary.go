@@ -2,7 +2,6 @@ package codextest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -47,44 +46,17 @@ func CodexBinary(t testing.TB) string {
 }
 
 func findCodexBinary() (string, error) {
-	if p := os.Getenv(BinEnv); p != "" {
-		if err := checkExecutable(p); err != nil {
-			return "", fmt.Errorf("%s=%s: %w", BinEnv, p, err)
-		}
-		return p, nil
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
+	if os.Getenv(BinEnv) != "" {
+		return modroot.Tool(BinEnv)
 	}
 	rel, err := nativeBinaryPath()
 	if err != nil {
 		return "", err
 	}
-	modules := filepath.Join(root, ".tools", "codex", "node_modules")
+	modules := filepath.Join(".tools", "codex", "node_modules")
 	// npm hoists the platform package next to @openai/codex; an older
 	// layout nests it inside.
-	candidates := []string{
-		filepath.Join(modules, rel),
-		filepath.Join(modules, "@openai", "codex", "node_modules", rel),
-	}
-	for _, p := range candidates {
-		if checkExecutable(p) == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("no codex binary at %s", candidates[0])
-}
-
-func checkExecutable(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return errors.New("not an executable file")
-	}
-	return nil
+	return modroot.Tool(BinEnv, filepath.Join(modules, rel), filepath.Join(modules, "@openai", "codex", "node_modules", rel))
 }
 
 // nativeBinaryPath is where @openai/codex's platform package keeps the

@@ -154,7 +154,7 @@ func (m *MockModel) serveResponses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	reply, ok := m.runScript(req)
+	reply, ok := mockrec.RunScript(m.t, "codextest", req.Seq, m.script, req)
 	if !ok || reply.Status != 0 {
 		status := reply.Status
 		if !ok {
@@ -167,17 +167,6 @@ func (m *MockModel) serveResponses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.setOutcome(req.Seq, m.stream(r.Context(), w, req, reply))
-}
-
-// runScript calls the script, turning a panic into a test failure.
-func (m *MockModel) runScript(req Request) (reply Reply, ok bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			m.t.Errorf("codextest: script panicked on request %d: %v", req.Seq, p)
-			ok = false
-		}
-	}()
-	return m.script(req), true
 }
 
 // stream sends reply as the Responses API's Server-Sent Events.

@@ -1,9 +1,10 @@
 package codextest
 
 import (
-	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tthost/tthost/plugins/internal/mockrec"
 )
 
 // Words in the last user message that DefaultScript reacts to.
@@ -42,7 +43,7 @@ func DefaultScript(req Request) Reply {
 	case strings.Contains(last, MarkToolCall):
 		for _, it := range req.sinceLastUser() {
 			if it.Type == "function_call_output" {
-				return Reply{Text: "tool output: " + lastLine(it.Output)}
+				return Reply{Text: "tool output: " + mockrec.LastLine(it.Output)}
 			}
 		}
 		return Reply{Call: &FunctionCall{Name: "exec_command", Arguments: `{"cmd":"echo hi"}`}}
@@ -59,15 +60,5 @@ func DefaultScript(req Request) Reply {
 
 // SlowReply streams n deltas "tick 1 ", "tick 2 ", ... every apart.
 func SlowReply(n int, every time.Duration) Reply {
-	deltas := make([]string, n)
-	for i := range deltas {
-		deltas[i] = fmt.Sprintf("tick %d ", i+1)
-	}
-	return Reply{Deltas: deltas, Interval: every}
-}
-
-// lastLine returns the last non-blank line of s, trimmed.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
+	return Reply{Deltas: mockrec.Ticks(n), Interval: every}
 }

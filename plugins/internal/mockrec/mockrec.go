@@ -1,10 +1,13 @@
 // Package mockrec is the recording core the mock model servers of the
 // plugins' test helpers share (plugins/codex/codextest's MockModel,
-// plugins/claude/claudetest's MockAnthropic): a numbered log of the
-// requests a mock received that tests wait on as events (never with
-// sleeps), the paths it did not serve, and the proxy guard that tells a
-// request for the mock itself from one a CLI tried to send elsewhere
-// through it.
+// plugins/claude/claudetest's MockAnthropic, plugins/acp/acptest's
+// MockGemini): a numbered log of the requests a mock received that tests
+// wait on as events (never with sleeps), the paths it did not serve, and
+// the proxy guard that tells a request for the mock itself from one a CLI
+// tried to send elsewhere through it. It also holds the little their
+// scripts do alike (RunScript, Ticks, LastLine); what a request holds and
+// how a reply is streamed differ with each model API and stay in each
+// mock.
 package mockrec
 
 import (

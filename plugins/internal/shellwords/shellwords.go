@@ -16,6 +16,20 @@ func IsAssignment(word string) bool { return assignment.MatchString(word) }
 
 var assignment = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
 
+// SplitCommand splits a command line (Split) into the NAME=value
+// assignments written before the command (env) and the command's own words
+// (words: the program, then its arguments; empty when there is none).
+func SplitCommand(s string) (env, words []string, err error) {
+	words, err = Split(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	for len(words) > 0 && IsAssignment(words[0]) {
+		env, words = append(env, words[0]), words[1:]
+	}
+	return env, words, nil
+}
+
 // Split splits a command line into words the way sh does for simple
 // commands: blanks separate words; single quotes keep everything; double
 // quotes keep everything except \" \\ \$ \` and line continuations; a

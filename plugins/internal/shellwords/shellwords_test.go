@@ -37,3 +37,25 @@ func TestSplit(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitCommand(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in         string
+		env, words []string
+	}{
+		{"codex exec", nil, []string{"codex", "exec"}},
+		{"A=1 B='x y' claude -p C=2", []string{"A=1", "B=x y"}, []string{"claude", "-p", "C=2"}},
+		{"A=1", []string{"A=1"}, nil},
+		{"", nil, nil},
+	}
+	for _, tt := range tests {
+		env, words, err := SplitCommand(tt.in)
+		if err != nil || !slices.Equal(env, tt.env) || !slices.Equal(words, tt.words) {
+			t.Errorf("SplitCommand(%q) = %q, %q, %v; want %q, %q", tt.in, env, words, err, tt.env, tt.words)
+		}
+	}
+	if _, _, err := SplitCommand(`'open`); err == nil {
+		t.Error("SplitCommand of an unterminated quote: no error")
+	}
+}

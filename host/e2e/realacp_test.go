@@ -1,0 +1,471 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tthost/tthost/host/config"
+	"github.com/tthost/tthost/host/town"
+	"github.com/tthost/tthost/plugins/acp/acptest"
+	"github.com/tthost/tthost/sdk/plugin"
+)
+
+// realGemini is a town whose `gemini` CLI is the real Gemini CLI (0.61.0,
+// installed by `make ensure-gemini`) with [agent] persistent = true, so
+// tthost's ACP backend serves it (`gemini --acp`, one process and one ACP
+// session per agent) through `tthost agent-loop`, fully offline against
+// acptest's MockGemini on 127.0.0.1. The CLI command is Tinytown's preset
+// `gemini` with the binary's path; the backend adds --acp. Gemini's
+// environment (an empty scratch HOME, a dummy key, the mock's URL, the
+// proxy guard) is the worker's, which the plugin and gemini inherit.
+type realGemini struct {
+	*env
+	mock *acptest.MockGemini
+	home string
+}
+
+// geminiTimeout bounds one step with gemini: it takes a few seconds to
+// start, more under -race on a small shared machine.
+const geminiTimeout = 120 * time.Second
+
+// geminiResumeTimeout bounds a step that loads a saved session: the
+// backend's minute guard makes a load within the minute the session was
+// written wait for the minute to turn (up to a minute more).
+const geminiResumeTimeout = geminiTimeout + 70*time.Second
+
+func realGeminiEnv(t *testing.T, script acptest.Script, options map[string]string) *realGemini {
+	t.Helper()
+	e := newEnv(t)
+	bin := acptest.GeminiBinary(t)
+	mock := acptest.NewMockGemini(t, script)
+	t.Cleanup(func() {
+		if other := mock.Other(); len(other) > 0 {
+			t.Errorf("gemini sent requests the mock does not serve: %v", other)
+		}
+	})
+	home := acptest.NewGeminiHome(t)
+	e.cfg.DefaultCLI = "gemini"
+	e.cfg.Agent.Persistent = true
+	e.cfg.AgentCLIs["gemini"] = config.AgentCLI{Name: "gemini", Command: bin, Env: map[string]string{}, Options: options}
+	e.saveConfig()
+	genv := acptest.GeminiEnv(home, mock)
+	for _, k := range slices.Sorted(maps.Keys(genv)) {
+		e.extraEnv = append(e.extraEnv, k+"="+genv[k])
+	}
+	return &realGemini{env: e, mock: mock, home: home}
+}
+
+func (r *realGemini) agent(name string) *town.Agent {
+	r.t.Helper()
+	a, err := r.store.CreateAgent(r.ctx(), town.AgentSpec{Name: name, CLI: "gemini"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return a
+}
+
+// modelRequests are the mock's streamGenerateContent requests whose last
+// user text holds marker.
+func (r *realGemini) modelRequests(marker string) []acptest.Request {
+	var out []acptest.Request
+	for _, q := range r.mock.Requests() {
+		if strings.Contains(q.LastUserText(), marker) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// waitRound waits for the agent's "Round n completed" event.
+func (e *env) waitRound(agentID string, n int, timeout time.Duration) {
+	e.t.Helper()
+	prefix := fmt.Sprintf("Round %d completed", n)
+	e.waitEvent(agentID, timeout, prefix, func(ev *town.TownEvent) bool {
+		return ev.Type == town.EventAgentTurnCompleted && strings.HasPrefix(ev.Message, prefix)
+	})
+}
+
+// countEvents counts the agent's events whose message holds s.
+func (e *env) countEvents(agentID, s string) int {
+	e.t.Helper()
+	entries, err := e.store.ReadEvents(context.Background(), e.store.Keys().EventsAgent(agentID), "", 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, en := range entries {
+		if en.Event != nil && strings.Contains(en.Event.Message, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// cliLeaders are the CLI processes the backend plugins started, among the
+// test's processes: sdk/plugin.StartProcess gives each CLI a process group
+// of its own and a TTHOST_PROCESS_TAG, so a group leader carrying a tag is
+// a CLI (gemini, whose `sh -c exec` leaves gemini itself the leader). No
+// process is recognised by its name.
+func (e *env) cliLeaders() []int {
+	var out []int
+	for _, pid := range e.procs.Alive() {
+		environ, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+		if err != nil || !bytes.Contains(append([]byte{0}, environ...), []byte("\x00"+plugin.ProcessTagEnv+"=")) {
+			continue
+		}
+		if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+			out = append(out, pid)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// oneCLI returns the only CLI process alive, or fails.
+func (e *env) oneCLI() int {
+	e.t.Helper()
+	leaders := e.cliLeaders()
+	if len(leaders) != 1 {
+		e.t.Fatalf("%d CLI processes alive, want 1: %v", len(leaders), leaders)
+	}
+	return leaders[0]
+}
+
+// statusRuntime runs `tthost status <agent> --json` and returns what it
+// says serves the agent.
+func (e *env) statusRuntime(name string) (sessionID string, rt map[string]any) {
+	e.t.Helper()
+	p := e.tthost("", "status", name, "--json")
+	if code := p.wait(e.t, long); code != 0 {
+		e.t.Fatalf("tthost status exited %d:\n%s", code, p.out.String())
+	}
+	var row struct {
+		RuntimeSessionID string         `json:"runtime_session_id"`
+		Runtime          map[string]any `json:"runtime"`
+	}
+	if err := json.Unmarshal([]byte(p.out.String()), &row); err != nil {
+		e.t.Fatalf("tthost status --json: %v\n%s", err, p.out.String())
+	}
+	return row.RuntimeSessionID, row.Runtime
+}
+
+func TestRealGeminiACPTwoTurnsInOneProcess(t *testing.T) {
+	r := realGeminiEnv(t, nil, nil)
+	a := r.agent("coder")
+	r.send(a.ID, "FIRST_TEXT say hello")
+	p := r.agentLoop(a, 3)
+	r.waitRound(a.ID, 1, geminiTimeout)
+	pid := r.oneCLI()
+	r.send(a.ID, "SECOND TOOL_CALL please run something")
+	r.waitRound(a.ID, 2, geminiTimeout)
+	if got := r.oneCLI(); got != pid {
+		t.Errorf("the second turn ran in CLI process %d, the first in %d", got, pid)
+	}
+	// What serves the agent, as the worker recorded it and status shows it.
+	sid, rt := r.statusRuntime(a.Name)
+	if rt == nil || rt["backend"] != "acp" || rt["persistent"] != true || rt["steer_mode"] != "queue" || sid == "" || rt["session_id"] != sid {
+		t.Errorf("tthost status: runtime_session_id %q, runtime %v; want acp, persistent, steer mode queue, the saved session", sid, rt)
+	}
+	if err := r.store.RequestStop(r.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, geminiTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	dump := r.dumpEvents(a.ID)
+	if reqs := r.modelRequests("FIRST_TEXT"); len(reqs) != 1 {
+		t.Errorf("%d model requests for the first turn, want 1", len(reqs))
+	}
+	if !strings.Contains(dump, "Assistant delta: echo: # Agent: coder") {
+		t.Errorf("the model's answer did not reach the event stream:\n%s", dump)
+	}
+	// The tool turn ran a real shell command, and its result went back to
+	// the model in the same chat as the first turn: one ACP session.
+	if !strings.Contains(dump, "agent_tool_call") || !strings.Contains(dump, "echo hi") {
+		t.Errorf("no tool call event for the shell command:\n%s", dump)
+	}
+	second := r.modelRequests("SECOND")
+	if len(second) != 2 || len(second[1].ResponsesSinceLastUser()) == 0 {
+		t.Errorf("the tool turn made %d model requests, want 2 (the call, then its result)", len(second))
+	}
+	for _, q := range second {
+		if !strings.Contains(strings.Join(q.UserTexts(), "\n"), "FIRST_TEXT") {
+			t.Errorf("the second turn's request %d does not carry the first turn: not one session", q.Seq)
+		}
+	}
+	if n := r.countEvents(a.ID, "Runtime session ready on the acp backend"); n != 1 {
+		t.Errorf("%d session_ready events, want 1 (one session for both turns)", n)
+	}
+	got := r.getAgent(a.ID)
+	if got.RoundsCompleted != 2 || got.RuntimeSessionID != sid || got.State != town.StateStopped {
+		t.Errorf("rounds %d runtime_session_id %q (status said %q) state %s", got.RoundsCompleted, got.RuntimeSessionID, sid, got.State)
+	}
+	rec, err := r.store.Runtime(r.ctx(), a.ID)
+	if err != nil || rec == nil || rec.Backend != "acp" || !rec.Persistent || rec.Fallback || rec.SessionID != sid || rec.SteerMode != "queue" {
+		t.Errorf("runtime record %+v (%v)", rec, err)
+	}
+}
+
+// steerScript answers SLOW_STREAM with a stream of n ticks, so that a
+// queued steer waits for a prompt that ends by itself.
+func steerScript(n int) acptest.Script {
+	return func(q acptest.Request) acptest.Reply {
+		if last := q.LastUserText(); strings.Contains(last, acptest.MarkSlowStream) && !strings.Contains(last, acptest.MarkUrgent) {
+			return acptest.SlowReply(n, acptest.SlowInterval)
+		}
+		return acptest.DefaultScript(q)
+	}
+}
+
+// steerDuringLongTurn runs one round whose prompt streams slowly, sends an
+// urgent message once the first tick reached the event stream, and waits
+// for the worker to finish the round.
+func (r *realGemini) steerDuringLongTurn(name string) *town.Agent {
+	r.t.Helper()
+	a := r.agent(name)
+	r.send(a.ID, "LONG_ANSWER SLOW_STREAM")
+	p := r.agentLoop(a, 1)
+	r.waitEvent(a.ID, geminiTimeout, "a tick of the long answer", func(ev *town.TownEvent) bool {
+		return ev.Type == town.EventAgentAssistantDelta && strings.Contains(ev.Message, "tick")
+	})
+	if err := r.store.SendUrgent(r.ctx(), town.NewQuery(town.SupervisorID, a.ID, "URGENT_CHANGE of plans")); err != nil {
+		r.t.Fatal(err)
+	}
+	if code := p.wait(r.t, geminiTimeout); code != 0 {
+		r.t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	got := r.getAgent(a.ID)
+	if got.RoundsCompleted != 1 {
+		r.t.Errorf("rounds %d, want 1: a steer adds no round", got.RoundsCompleted)
+	}
+	if n := r.inboxLen(a.ID) + r.inFlightLen(a.ID); n != 0 {
+		r.t.Errorf("%d message(s) left; the steered message is settled with its round", n)
+	}
+	if n, err := r.store.UrgentLen(r.ctx(), a.ID); err != nil || n != 0 {
+		r.t.Errorf("%d urgent message(s) left (%v)", n, err)
+	}
+	if n := r.countEvents(a.ID, "Round 1 completed"); n != 1 {
+		r.t.Errorf("%d 'Round 1 completed' events, want 1", n)
+	}
+	return a
+}
+
+// urgentAnswer is MockGemini's answer to a prompt holding the steered
+// query (the host renders it as an [URGENT] item).
+const urgentAnswer = "Assistant delta: urgent: 1. [URGENT] from supervisor: question: URGENT_CHANGE of plans"
+
+func TestRealGeminiACPUrgentMessageIsQueuedIntoTheRound(t *testing.T) {
+	// 100 ticks 50 ms apart: 5 s, long enough to steer into, short enough
+	// that the queued prompt follows soon.
+	r := realGeminiEnv(t, steerScript(100), nil)
+	a := r.steerDuringLongTurn("queued")
+	slow := r.modelRequests("LONG_ANSWER")
+	urgent := r.modelRequests("URGENT_CHANGE")
+	if len(slow) != 1 || len(urgent) != 1 {
+		t.Fatalf("model requests: %d for the long prompt, %d for the urgent one; want 1 and 1", len(slow), len(urgent))
+	}
+	// Queue: the running prompt ran to its end, then the urgent text was
+	// prompted on its own, in the same session.
+	if slow[0].Outcome != acptest.OutcomeCompleted || urgent[0].Seq < slow[0].Seq {
+		t.Errorf("the long prompt ended %s (request %d), the urgent one is request %d: want completed, then the urgent one", slow[0].Outcome, slow[0].Seq, urgent[0].Seq)
+	}
+	last := urgent[0].LastUserText()
+	if strings.Contains(last, "LONG_ANSWER") || !strings.Contains(strings.Join(urgent[0].UserTexts(), "\n"), "LONG_ANSWER") {
+		t.Errorf("the queued prompt must be the urgent text alone, after the long prompt in the same chat: %q", urgent[0].UserTexts())
+	}
+	dump := r.dumpEvents(a.ID)
+	if !strings.Contains(dump, "Steered 1 urgent message(s) into round 1 (queued:") {
+		t.Errorf("no queued steer event:\n%s", dump)
+	}
+	if !strings.Contains(dump, urgentAnswer) {
+		t.Errorf("the answer to the urgent message did not reach the event stream:\n%s", dump)
+	}
+}
+
+func TestRealGeminiACPUrgentMessageRestartsThePromptWhenConfigured(t *testing.T) {
+	r := realGeminiEnv(t, nil, map[string]string{"steer_mode": "restart"})
+	a := r.steerDuringLongTurn("restarted")
+	slow := r.modelRequests("LONG_ANSWER")
+	if len(slow) != 2 {
+		t.Fatalf("%d model requests carry the long prompt, want 2 (the cancelled one, then the merged one)", len(slow))
+	}
+	// Restart: the running prompt was cancelled (gemini dropped the
+	// stream) and prompted again with the urgent text merged in.
+	if slow[0].Outcome != acptest.OutcomeDisconnected {
+		t.Errorf("the running prompt ended %s, want disconnected (cancelled)", slow[0].Outcome)
+	}
+	if merged := slow[1].LastUserText(); !strings.Contains(merged, "URGENT_CHANGE") {
+		t.Errorf("the restarted prompt does not merge the urgent text: %q", merged)
+	}
+	if n := len(r.modelRequests("URGENT_CHANGE")); n != 1 {
+		t.Errorf("%d model requests carry the urgent text, want 1", n)
+	}
+	dump := r.dumpEvents(a.ID)
+	if !strings.Contains(dump, "Steered 1 urgent message(s) into round 1 (restart:") {
+		t.Errorf("no restart steer event:\n%s", dump)
+	}
+	if !strings.Contains(dump, urgentAnswer) {
+		t.Errorf("the answer to the merged prompt did not reach the event stream:\n%s", dump)
+	}
+	if !strings.Contains(dump, "urgent messages steered (restart)") {
+		t.Errorf("the session_ready event does not say restart:\n%s", dump)
+	}
+	if rec, err := r.store.Runtime(r.ctx(), a.ID); err != nil || rec == nil || rec.SteerMode != "restart" {
+		t.Errorf("runtime record %+v (%v); want steer mode restart from [agent_clis.gemini.options]", rec, err)
+	}
+}
+
+func TestRealGeminiACPStopInterruptsALongTurnAndRequeues(t *testing.T) {
+	r := realGeminiEnv(t, nil, nil)
+	a := r.agent("stopped")
+	m := r.send(a.ID, "ENDLESS SLOW_STREAM")
+	p := r.agentLoop(a, 5)
+	r.waitEvent(a.ID, geminiTimeout, "a tick of the long answer", func(ev *town.TownEvent) bool {
+		return ev.Type == town.EventAgentAssistantDelta && strings.Contains(ev.Message, "tick")
+	})
+	stopAt := time.Now()
+	if err := r.store.RequestStop(r.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, geminiTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	t.Logf("stop request to agent-loop exit (gemini over ACP): %v", time.Since(stopAt).Round(time.Millisecond))
+	msgs, _, _ := r.store.PeekInbox(context.Background(), a.ID, 10)
+	if len(msgs) != 1 || msgs[0].ID != m.ID {
+		t.Errorf("the interrupted message is not back in the inbox, once: %v", msgs)
+	}
+	if n := r.inFlightLen(a.ID); n != 0 {
+		t.Errorf("%d message(s) left in flight", n)
+	}
+	if !strings.Contains(r.dumpEvents(a.ID), "Round 1 interrupted (stop)") {
+		t.Errorf("no interrupted turn event:\n%s", r.dumpEvents(a.ID))
+	}
+	if got := r.getAgent(a.ID); got.RoundsCompleted != 0 || got.State != town.StateStopped {
+		t.Errorf("rounds %d state %s; want 0, stopped", got.RoundsCompleted, got.State)
+	}
+	if reqs := r.modelRequests("ENDLESS"); len(reqs) != 1 || reqs[0].Outcome == acptest.OutcomeCompleted {
+		t.Errorf("the long prompt: %d request(s), want 1 cut short", len(reqs))
+	}
+	if left := r.waitOnlyRedis(10 * time.Second); len(left) > 0 {
+		t.Errorf("processes left after the stop: %q", left)
+	}
+}
+
+func TestRealGeminiACPNewWorkerResumesTheSessionWithItsHistory(t *testing.T) {
+	r := realGeminiEnv(t, nil, nil)
+	a := r.agent("memory")
+	r.send(a.ID, "ORIGINAL_FACT the sky is green")
+	p := r.agentLoop(a, 1)
+	if code := p.wait(t, geminiTimeout); code != 0 {
+		t.Fatalf("first worker exit %d:\n%s", code, p.out.String())
+	}
+	saved := r.getAgent(a.ID).RuntimeSessionID
+	if saved == "" {
+		t.Fatal("no runtime_session_id saved")
+	}
+	r.send(a.ID, "REMEMBER what was said")
+	p2 := r.agentLoop(a, 1)
+	// gemini's session was written within this minute, most likely: the
+	// backend's load waits for the minute to turn.
+	if code := p2.wait(t, geminiResumeTimeout); code != 0 {
+		t.Fatalf("second worker exit %d:\n%s", code, p2.out.String())
+	}
+	reqs := r.modelRequests("REMEMBER")
+	if len(reqs) != 1 {
+		t.Fatalf("%d model requests for the resumed turn, want 1", len(reqs))
+	}
+	if !strings.Contains(strings.Join(reqs[0].UserTexts(), "\n"), "ORIGINAL_FACT") {
+		t.Errorf("the resumed session did not carry its history to the model: %q", reqs[0].UserTexts())
+	}
+	if !strings.Contains(p2.out.String(), "Resuming the saved runtime session "+saved) {
+		t.Errorf("the second worker did not say it resumed:\n%s", p2.out.String())
+	}
+	dump := r.dumpEvents(a.ID)
+	if strings.Contains(dump, "could not be resumed") {
+		t.Errorf("the saved session was not loaded:\n%s", dump)
+	}
+	if !strings.Contains(dump, "I remember: ") {
+		t.Errorf("the model's answer did not reach the event stream:\n%s", dump)
+	}
+	got := r.getAgent(a.ID)
+	if got.RuntimeSessionID != saved || got.RoundsCompleted != 2 {
+		t.Errorf("runtime_session_id %q (saved %q) rounds %d, want the same session, 2 rounds", got.RuntimeSessionID, saved, got.RoundsCompleted)
+	}
+	if n := r.countEvents(a.ID, "Runtime session ready on the acp backend: session "+saved); n != 2 {
+		t.Errorf("%d session_ready events name session %s, want 2 (opened, then loaded)", n, saved)
+	}
+}
+
+func TestRealGeminiACPKilledCLIIsRestartedAndTheMessageDeliveredAgain(t *testing.T) {
+	// The first attempt streams for 20 s (killed long before); the second
+	// is answered at once.
+	var attempts atomic.Int32
+	script := func(q acptest.Request) acptest.Reply {
+		if strings.Contains(q.LastUserText(), "SURVIVE") && attempts.Add(1) == 1 {
+			return acptest.SlowReply(acptest.SlowDeltas, acptest.SlowInterval)
+		}
+		return acptest.DefaultScript(q)
+	}
+	r := realGeminiEnv(t, script, nil)
+	a := r.agent("crashy")
+	m := r.send(a.ID, "SURVIVE the crash")
+	p := r.agentLoop(a, 1)
+	r.waitEvent(a.ID, geminiTimeout, "a tick of the first attempt", func(ev *town.TownEvent) bool {
+		return ev.Type == town.EventAgentAssistantDelta && strings.Contains(ev.Message, "tick")
+	})
+	first := r.oneCLI()
+	if err := syscall.Kill(-first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed gemini's process group %d (found by its process tag)", first)
+	if code := p.wait(t, geminiResumeTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	reqs := r.modelRequests("SURVIVE")
+	if len(reqs) != 2 || reqs[0].Outcome == acptest.OutcomeCompleted || reqs[1].Outcome != acptest.OutcomeCompleted {
+		var outcomes []acptest.Outcome
+		for _, q := range reqs {
+			outcomes = append(outcomes, q.Outcome)
+		}
+		t.Fatalf("model requests for the message: %v; want 2: the killed one, then the delivered one", outcomes)
+	}
+	dump := r.dumpEvents(a.ID)
+	if n := r.countEvents(a.ID, "Round 1 completed"); n != 1 {
+		t.Errorf("%d 'Round 1 completed' events, want 1:\n%s", n, dump)
+	}
+	if !strings.Contains(dump, "Assistant delta: echo: # Agent: crashy") {
+		t.Errorf("the delivered message's answer is not in the event stream:\n%s", dump)
+	}
+	if !strings.Contains(dump, "re-queued") {
+		t.Errorf("the lost turn is not reported with its message re-queued:\n%s", dump)
+	}
+	if n := r.countEvents(a.ID, "Runtime session ready on the acp backend"); n != 2 {
+		t.Errorf("%d session_ready events, want 2 (the killed gemini, then its replacement)", n)
+	}
+	got := r.getAgent(a.ID)
+	if got.RoundsCompleted != 1 || got.State != town.StateStopped {
+		t.Errorf("rounds %d state %s; want 1, stopped", got.RoundsCompleted, got.State)
+	}
+	if n := r.inboxLen(a.ID) + r.inFlightLen(a.ID); n != 0 {
+		t.Errorf("%d message(s) left; the message was delivered once more and settled", n)
+	}
+	if dl, err := r.store.DeadLetters(r.ctx(), a.ID); err != nil || len(dl) != 0 {
+		t.Errorf("dead letters %v (%v)", dl, err)
+	}
+	if msgs, _, _ := r.store.PeekInbox(context.Background(), a.ID, 10); slices.ContainsFunc(msgs, func(x *town.Message) bool { return x.ID == m.ID }) {
+		t.Errorf("the message is still queued after its round completed")
+	}
+}

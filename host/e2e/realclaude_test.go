@@ -1,0 +1,341 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tthost/tthost/host/config"
+	"github.com/tthost/tthost/host/town"
+	"github.com/tthost/tthost/plugins/claude/claudetest"
+)
+
+// realClaude is a town whose `claude` CLI is the real Claude Code
+// (2.1.330, installed by `make ensure-claude`) with [agent] persistent =
+// true, so tthost's Claude backend serves it (one `claude -p
+// --input-format stream-json --output-format stream-json` per agent)
+// through `tthost agent-loop`, fully offline against claudetest's
+// MockAnthropic on 127.0.0.1. The CLI command is Tinytown's preset
+// (`claude --print --dangerously-skip-permissions`) with the binary's
+// path. Claude's environment (an empty scratch HOME, the mock's URL, a
+// dummy key, the proxy guard) is the worker's, which the plugin and
+// claude inherit; as root the backend adds IS_SANDBOX=1 itself.
+type realClaude struct {
+	*env
+	mock *claudetest.MockAnthropic
+}
+
+// claudeTimeout bounds one step with claude (it starts in about a second,
+// more under -race on a small shared machine).
+const claudeTimeout = 120 * time.Second
+
+func realClaudeEnv(t *testing.T, script claudetest.Script) *realClaude {
+	t.Helper()
+	e := newEnv(t)
+	bin := claudetest.Binary(t)
+	mock := claudetest.NewMockAnthropic(t, script)
+	home := claudetest.NewHome(t)
+	e.cfg.DefaultCLI = "claude"
+	e.cfg.Agent.Persistent = true
+	e.cfg.AgentCLIs["claude"] = config.AgentCLI{Name: "claude", Command: bin + " --print --dangerously-skip-permissions", Env: map[string]string{}}
+	e.saveConfig()
+	e.extraEnv = append(e.extraEnv, claudetest.Env(home, mock)...)
+	return &realClaude{env: e, mock: mock}
+}
+
+func (r *realClaude) agent(name string) *town.Agent {
+	r.t.Helper()
+	a, err := r.store.CreateAgent(r.ctx(), town.AgentSpec{Name: name, CLI: "claude"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return a
+}
+
+// turnRequests are the mock's requests of the agent's turns (not claude's
+// side requests) whose last user text holds marker.
+func (r *realClaude) turnRequests(marker string) []claudetest.Request {
+	var out []claudetest.Request
+	for _, q := range r.mock.TurnRequests() {
+		if strings.Contains(q.LastUserText(), marker) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+func TestRealClaudeTwoTurnsInOneProcess(t *testing.T) {
+	r := realClaudeEnv(t, nil)
+	a := r.agent("coder")
+	r.send(a.ID, "FIRST_TEXT say hello")
+	p := r.agentLoop(a, 3)
+	r.waitRound(a.ID, 1, claudeTimeout)
+	pid := r.oneCLI()
+	r.send(a.ID, "SECOND TOOL_CALL please run something")
+	r.waitRound(a.ID, 2, claudeTimeout)
+	if got := r.oneCLI(); got != pid {
+		t.Errorf("the second turn ran in CLI process %d, the first in %d", got, pid)
+	}
+	sid, rt := r.statusRuntime(a.Name)
+	if rt == nil || rt["backend"] != "claude" || rt["persistent"] != true || rt["steer_mode"] != "native" || sid == "" || rt["session_id"] != sid {
+		t.Errorf("tthost status: runtime_session_id %q, runtime %v; want claude, persistent, steer mode native, the saved session", sid, rt)
+	}
+	if err := r.store.RequestStop(r.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, claudeTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	dump := r.dumpEvents(a.ID)
+	if reqs := r.turnRequests("FIRST_TEXT"); len(reqs) != 1 {
+		t.Errorf("%d model requests for the first turn, want 1", len(reqs))
+	}
+	if !strings.Contains(dump, "Assistant delta: echo: # Agent: coder") {
+		t.Errorf("the model's answer did not reach the event stream:\n%s", dump)
+	}
+	if !strings.Contains(dump, "agent_tool_call") || !strings.Contains(dump, "echo hi") || !strings.Contains(dump, "tool output: hi") {
+		t.Errorf("the tool turn did not run `echo hi` and answer with its output:\n%s", dump)
+	}
+	second := r.turnRequests("SECOND")
+	if len(second) != 2 || len(second[1].ToolResults()) == 0 {
+		t.Errorf("the tool turn made %d model requests, want 2 (the call, then its result)", len(second))
+	}
+	for _, q := range second {
+		if !q.Contains("FIRST_TEXT") {
+			t.Errorf("the second turn's request %d does not carry the first turn: not one session", q.Seq)
+		}
+	}
+	if n := r.countEvents(a.ID, "Runtime session ready on the claude backend"); n != 1 {
+		t.Errorf("%d session_ready events, want 1 (one session for both turns)", n)
+	}
+	got := r.getAgent(a.ID)
+	if got.RoundsCompleted != 2 || got.RuntimeSessionID != sid || got.State != town.StateStopped {
+		t.Errorf("rounds %d runtime_session_id %q (status said %q) state %s", got.RoundsCompleted, got.RuntimeSessionID, sid, got.State)
+	}
+}
+
+func TestRealClaudeUrgentMessageIsSteeredIntoTheTurnAtAToolBoundary(t *testing.T) {
+	r := realClaudeEnv(t, nil)
+	a := r.agent("steered")
+	// STEER_TOOL: the model calls `sleep 3`; the urgent message arrives
+	// while it runs, and claude folds it into the tool result's request.
+	r.send(a.ID, "LONG_WORK "+claudetest.MarkSteerTool)
+	p := r.agentLoop(a, 1)
+	r.waitEventType(a.ID, town.EventAgentToolCall, claudeTimeout)
+	if err := r.store.SendUrgent(r.ctx(), town.NewQuery(town.SupervisorID, a.ID, "URGENT_CHANGE of plans")); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, claudeTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	reqs := r.turnRequests("LONG_WORK")
+	if len(reqs) != 2 {
+		t.Fatalf("%d model requests for the turn, want 2 (the tool call, then its result)", len(reqs))
+	}
+	// Native: the urgent text reached the model in the same turn's next
+	// request, beside the tool's result, not as a turn of its own.
+	steers := reqs[1].Steers()
+	if len(steers) != 1 || !strings.Contains(steers[0], "URGENT_CHANGE of plans") || len(reqs[1].ToolResults()) == 0 {
+		t.Errorf("the request after the tool: steers %q, %d tool results; want the urgent text beside the result", steers, len(reqs[1].ToolResults()))
+	}
+	if n := len(r.turnRequests("URGENT_CHANGE")); n != 0 {
+		t.Errorf("%d requests prompt the urgent text as a turn of its own", n)
+	}
+	dump := r.dumpEvents(a.ID)
+	if !strings.Contains(dump, "Steered 1 urgent message(s) into round 1\n") {
+		t.Errorf("no native steer event (one that says neither queued nor restart):\n%s", dump)
+	}
+	if !strings.Contains(dump, "Assistant delta: steered: ") {
+		t.Errorf("the model's answer to the steered text did not reach the event stream:\n%s", dump)
+	}
+	if strings.Contains(dump, "steer_queued") {
+		t.Errorf("the steer was queued, not folded in:\n%s", dump)
+	}
+	got := r.getAgent(a.ID)
+	if got.RoundsCompleted != 1 {
+		t.Errorf("rounds %d, want 1: a steer adds no round", got.RoundsCompleted)
+	}
+	if n := r.inboxLen(a.ID) + r.inFlightLen(a.ID); n != 0 {
+		t.Errorf("%d message(s) left; the steered message is settled with its round", n)
+	}
+	if n, err := r.store.UrgentLen(r.ctx(), a.ID); err != nil || n != 0 {
+		t.Errorf("%d urgent message(s) left (%v)", n, err)
+	}
+	if n := r.countEvents(a.ID, "Round 1 completed"); n != 1 {
+		t.Errorf("%d 'Round 1 completed' events, want 1", n)
+	}
+}
+
+func TestRealClaudeStopInterruptsALongTurnAndRequeues(t *testing.T) {
+	r := realClaudeEnv(t, nil)
+	a := r.agent("stopped")
+	m := r.send(a.ID, "ENDLESS SLOW_STREAM")
+	p := r.agentLoop(a, 5)
+	r.waitEvent(a.ID, claudeTimeout, "a tick of the long answer", func(ev *town.TownEvent) bool {
+		return ev.Type == town.EventAgentAssistantDelta && strings.Contains(ev.Message, "tick")
+	})
+	stopAt := time.Now()
+	if err := r.store.RequestStop(r.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, claudeTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	t.Logf("stop request to agent-loop exit (Claude Code): %v", time.Since(stopAt).Round(time.Millisecond))
+	msgs, _, _ := r.store.PeekInbox(context.Background(), a.ID, 10)
+	if len(msgs) != 1 || msgs[0].ID != m.ID {
+		t.Errorf("the interrupted message is not back in the inbox, once: %v", msgs)
+	}
+	if n := r.inFlightLen(a.ID); n != 0 {
+		t.Errorf("%d message(s) left in flight", n)
+	}
+	if !strings.Contains(r.dumpEvents(a.ID), "Round 1 interrupted (stop)") {
+		t.Errorf("no interrupted turn event:\n%s", r.dumpEvents(a.ID))
+	}
+	if got := r.getAgent(a.ID); got.RoundsCompleted != 0 || got.State != town.StateStopped {
+		t.Errorf("rounds %d state %s; want 0, stopped", got.RoundsCompleted, got.State)
+	}
+	if reqs := r.turnRequests("ENDLESS"); len(reqs) != 1 || reqs[0].Outcome == claudetest.OutcomeCompleted {
+		t.Errorf("the long prompt: %d request(s), want 1 cut short", len(reqs))
+	}
+	if left := r.waitOnlyRedis(10 * time.Second); len(left) > 0 {
+		t.Errorf("processes left after the stop: %q", left)
+	}
+}
+
+func TestRealClaudeNewWorkerResumesTheSessionWithItsHistory(t *testing.T) {
+	r := realClaudeEnv(t, nil)
+	a := r.agent("memory")
+	r.send(a.ID, "ORIGINAL_FACT the sky is green")
+	p := r.agentLoop(a, 1)
+	if code := p.wait(t, claudeTimeout); code != 0 {
+		t.Fatalf("first worker exit %d:\n%s", code, p.out.String())
+	}
+	saved := r.getAgent(a.ID).RuntimeSessionID
+	if saved == "" {
+		t.Fatal("no runtime_session_id saved")
+	}
+	r.send(a.ID, "REMEMBER what was said")
+	p2 := r.agentLoop(a, 1)
+	if code := p2.wait(t, claudeTimeout); code != 0 {
+		t.Fatalf("second worker exit %d:\n%s", code, p2.out.String())
+	}
+	reqs := r.turnRequests("REMEMBER")
+	if len(reqs) != 1 {
+		t.Fatalf("%d model requests for the resumed turn, want 1", len(reqs))
+	}
+	if !reqs[0].Contains("ORIGINAL_FACT") {
+		t.Errorf("the resumed session did not carry its history to the model: %q", reqs[0].UserTexts())
+	}
+	if !strings.Contains(p2.out.String(), "Resuming the saved runtime session "+saved) {
+		t.Errorf("the second worker did not say it resumed:\n%s", p2.out.String())
+	}
+	dump := r.dumpEvents(a.ID)
+	if strings.Contains(dump, "could not be resumed") {
+		t.Errorf("the saved session was not resumed:\n%s", dump)
+	}
+	if !strings.Contains(dump, "Round 1 completed: I remember: # Agent: memory") {
+		t.Errorf("the model's answer did not reach the event stream:\n%s", dump)
+	}
+	got := r.getAgent(a.ID)
+	if got.RuntimeSessionID != saved || got.RoundsCompleted != 2 {
+		t.Errorf("runtime_session_id %q (saved %q) rounds %d, want the same session, 2 rounds", got.RuntimeSessionID, saved, got.RoundsCompleted)
+	}
+	if n := r.countEvents(a.ID, "Runtime session ready on the claude backend: session "+saved); n != 2 {
+		t.Errorf("%d session_ready events name session %s, want 2 (started, then resumed)", n, saved)
+	}
+}
+
+func TestRealClaudeKilledCLIIsRestartedAndTheMessageDeliveredAgain(t *testing.T) {
+	// The first attempt streams for 10 s (killed long before); the second
+	// is answered at once.
+	var attempts atomic.Int32
+	script := func(q claudetest.Request) claudetest.Reply {
+		if !q.IsSideRequest() && strings.Contains(q.LastUserText(), "SURVIVE") && attempts.Add(1) == 1 {
+			return claudetest.SlowReply(claudetest.SlowDeltas, claudetest.SlowInterval)
+		}
+		return claudetest.DefaultScript(q)
+	}
+	r := realClaudeEnv(t, script)
+	a := r.agent("crashy")
+	m := r.send(a.ID, "SURVIVE the crash")
+	p := r.agentLoop(a, 1)
+	r.waitEvent(a.ID, claudeTimeout, "a tick of the first attempt", func(ev *town.TownEvent) bool {
+		return ev.Type == town.EventAgentAssistantDelta && strings.Contains(ev.Message, "tick")
+	})
+	first := r.oneCLI()
+	if err := syscall.Kill(-first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed claude's process group %d (found by its process tag)", first)
+	if code := p.wait(t, claudeTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	reqs := r.turnRequests("SURVIVE")
+	if len(reqs) != 2 || reqs[0].Outcome == claudetest.OutcomeCompleted || reqs[1].Outcome != claudetest.OutcomeCompleted {
+		var outcomes []claudetest.Outcome
+		for _, q := range reqs {
+			outcomes = append(outcomes, q.Outcome)
+		}
+		t.Fatalf("model requests for the message: %v; want 2: the killed one, then the delivered one", outcomes)
+	}
+	dump := r.dumpEvents(a.ID)
+	if n := r.countEvents(a.ID, "Round 1 completed"); n != 1 {
+		t.Errorf("%d 'Round 1 completed' events, want 1:\n%s", n, dump)
+	}
+	if !strings.Contains(dump, "Assistant delta: echo: # Agent: crashy") {
+		t.Errorf("the delivered message's answer is not in the event stream:\n%s", dump)
+	}
+	if !strings.Contains(dump, "re-queued") {
+		t.Errorf("the lost turn is not reported with its message re-queued:\n%s", dump)
+	}
+	if n := r.countEvents(a.ID, "Runtime session ready on the claude backend"); n != 2 {
+		t.Errorf("%d session_ready events, want 2 (the killed claude, then its replacement)", n)
+	}
+	got := r.getAgent(a.ID)
+	if got.RoundsCompleted != 1 || got.State != town.StateStopped {
+		t.Errorf("rounds %d state %s; want 1, stopped", got.RoundsCompleted, got.State)
+	}
+	if n := r.inboxLen(a.ID) + r.inFlightLen(a.ID); n != 0 {
+		t.Errorf("%d message(s) left; the message was delivered once more and settled", n)
+	}
+	if dl, err := r.store.DeadLetters(r.ctx(), a.ID); err != nil || len(dl) != 0 {
+		t.Errorf("dead letters %v (%v)", dl, err)
+	}
+	if msgs, _, _ := r.store.PeekInbox(context.Background(), a.ID, 10); len(msgs) != 0 {
+		t.Errorf("message(s) still queued after the round completed: %v (sent %s)", msgs, m.ID)
+	}
+}
+
+// Without persistent, Tinytown's claude preset runs one-shot through the
+// fallback, with the real claude; as root (CI's machines) the one-shot
+// backend gives it IS_SANDBOX=1 and says so, or claude would refuse
+// --dangerously-skip-permissions and fail every turn.
+func TestRealClaudeOneShotFallbackCompletesItsTurn(t *testing.T) {
+	r := realClaudeEnv(t, nil)
+	r.cfg.Agent.Persistent = false
+	r.saveConfig()
+	a := r.agent("plain")
+	r.send(a.ID, "ONESHOT_TEXT say hello")
+	p := r.agentLoop(a, 1)
+	if code := p.wait(t, claudeTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	if got := r.getAgent(a.ID); got.RoundsCompleted != 1 {
+		t.Fatalf("rounds %d, want 1:\n%s", got.RoundsCompleted, r.dumpEvents(a.ID))
+	}
+	if reqs := r.turnRequests("ONESHOT_TEXT"); len(reqs) != 1 {
+		t.Errorf("%d model requests for the turn, want 1", len(reqs))
+	}
+	dump := r.dumpEvents(a.ID)
+	if !strings.Contains(dump, "Runtime: oneshot backend") || !strings.Contains(dump, "Assistant delta: echo: # Agent: plain") {
+		t.Errorf("not a one-shot turn that reached the model and back:\n%s", dump)
+	}
+	if root := os.Geteuid() == 0; strings.Contains(dump, "IS_SANDBOX=1 was set for claude") != root {
+		t.Errorf("root %v, but the IS_SANDBOX notice is %s in:\n%s", root, map[bool]string{true: "missing", false: "present"}[root], dump)
+	}
+}
