@@ -283,32 +283,7 @@ func TestRealClaudeKilledCLIIsRestartedAndTheMessageDeliveredAgain(t *testing.T)
 		}
 		t.Fatalf("model requests for the message: %v; want 2: the killed one, then the delivered one", outcomes)
 	}
-	dump := r.dumpEvents(a.ID)
-	if n := r.countEvents(a.ID, "Round 1 completed"); n != 1 {
-		t.Errorf("%d 'Round 1 completed' events, want 1:\n%s", n, dump)
-	}
-	if !strings.Contains(dump, "Assistant delta: echo: # Agent: crashy") {
-		t.Errorf("the delivered message's answer is not in the event stream:\n%s", dump)
-	}
-	if !strings.Contains(dump, "re-queued") {
-		t.Errorf("the lost turn is not reported with its message re-queued:\n%s", dump)
-	}
-	if n := r.countEvents(a.ID, "Runtime session ready on the claude backend"); n != 2 {
-		t.Errorf("%d session_ready events, want 2 (the killed claude, then its replacement)", n)
-	}
-	got := r.getAgent(a.ID)
-	if got.RoundsCompleted != 1 || got.State != town.StateStopped {
-		t.Errorf("rounds %d state %s; want 1, stopped", got.RoundsCompleted, got.State)
-	}
-	if n := r.inboxLen(a.ID) + r.inFlightLen(a.ID); n != 0 {
-		t.Errorf("%d message(s) left; the message was delivered once more and settled", n)
-	}
-	if dl, err := r.store.DeadLetters(r.ctx(), a.ID); err != nil || len(dl) != 0 {
-		t.Errorf("dead letters %v (%v)", dl, err)
-	}
-	if msgs, _, _ := r.store.PeekInbox(context.Background(), a.ID, 10); len(msgs) != 0 {
-		t.Errorf("message(s) still queued after the round completed: %v (sent %s)", msgs, m.ID)
-	}
+	r.deliveredOnceMore(a, m, "claude")
 }
 
 // Without persistent, Tinytown's claude preset runs one-shot through the

@@ -1,0 +1,131 @@
+package e2e
+
+// Helpers the real-CLI end-to-end tests (realacp_test.go,
+// realclaude_test.go) share: rounds and events of an agent, the CLI
+// process a persistent backend keeps, what `tthost status` says, and what
+// a lost turn must leave behind.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tthost/tthost/host/town"
+	"github.com/tthost/tthost/sdk/plugin"
+)
+
+// waitRound waits for the agent's "Round n completed" event.
+func (e *env) waitRound(agentID string, n int, timeout time.Duration) {
+	e.t.Helper()
+	prefix := fmt.Sprintf("Round %d completed", n)
+	e.waitEvent(agentID, timeout, prefix, func(ev *town.TownEvent) bool {
+		return ev.Type == town.EventAgentTurnCompleted && strings.HasPrefix(ev.Message, prefix)
+	})
+}
+
+// countEvents counts the agent's events whose message holds s.
+func (e *env) countEvents(agentID, s string) int {
+	e.t.Helper()
+	entries, err := e.store.ReadEvents(context.Background(), e.store.Keys().EventsAgent(agentID), "", 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, en := range entries {
+		if en.Event != nil && strings.Contains(en.Event.Message, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// cliLeaders are the CLI processes the backend plugins started, among the
+// test's processes: sdk/plugin.StartProcess gives each CLI a process group
+// of its own and a TTHOST_PROCESS_TAG, so a group leader carrying a tag is
+// a CLI (gemini, whose `sh -c exec` leaves gemini itself the leader). No
+// process is recognised by its name.
+func (e *env) cliLeaders() []int {
+	var out []int
+	for _, pid := range e.procs.Alive() {
+		environ, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+		if err != nil || !bytes.Contains(append([]byte{0}, environ...), []byte("\x00"+plugin.ProcessTagEnv+"=")) {
+			continue
+		}
+		if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+			out = append(out, pid)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// oneCLI returns the only CLI process alive, or fails.
+func (e *env) oneCLI() int {
+	e.t.Helper()
+	leaders := e.cliLeaders()
+	if len(leaders) != 1 {
+		e.t.Fatalf("%d CLI processes alive, want 1: %v", len(leaders), leaders)
+	}
+	return leaders[0]
+}
+
+// statusRuntime runs `tthost status <agent> --json` and returns what it
+// says serves the agent.
+func (e *env) statusRuntime(name string) (sessionID string, rt map[string]any) {
+	e.t.Helper()
+	p := e.tthost("", "status", name, "--json")
+	if code := p.wait(e.t, long); code != 0 {
+		e.t.Fatalf("tthost status exited %d:\n%s", code, p.out.String())
+	}
+	var row struct {
+		RuntimeSessionID string         `json:"runtime_session_id"`
+		Runtime          map[string]any `json:"runtime"`
+	}
+	if err := json.Unmarshal([]byte(p.out.String()), &row); err != nil {
+		e.t.Fatalf("tthost status --json: %v\n%s", err, p.out.String())
+	}
+	return row.RuntimeSessionID, row.Runtime
+}
+
+// deliveredOnceMore checks a message whose CLI was killed mid-turn (the
+// agent "crashy", one round): the lost turn was reported and its message
+// re-queued, a new session (the second session_ready on backend) ran it
+// to one completed round, and nothing is left queued, in flight or dead.
+func (e *env) deliveredOnceMore(a *town.Agent, m *town.Message, backend string) {
+	t := e.t
+	t.Helper()
+	dump := e.dumpEvents(a.ID)
+	if n := e.countEvents(a.ID, "Round 1 completed"); n != 1 {
+		t.Errorf("%d 'Round 1 completed' events, want 1:\n%s", n, dump)
+	}
+	if !strings.Contains(dump, "Assistant delta: echo: # Agent: "+a.Name) {
+		t.Errorf("the delivered message's answer is not in the event stream:\n%s", dump)
+	}
+	if !strings.Contains(dump, "re-queued") {
+		t.Errorf("the lost turn is not reported with its message re-queued:\n%s", dump)
+	}
+	if n := e.countEvents(a.ID, "Runtime session ready on the "+backend+" backend"); n != 2 {
+		t.Errorf("%d session_ready events, want 2 (the killed CLI's session, then its replacement)", n)
+	}
+	got := e.getAgent(a.ID)
+	if got.RoundsCompleted != 1 || got.State != town.StateStopped {
+		t.Errorf("rounds %d state %s; want 1, stopped", got.RoundsCompleted, got.State)
+	}
+	if n := e.inboxLen(a.ID) + e.inFlightLen(a.ID); n != 0 {
+		t.Errorf("%d message(s) left; the message was delivered once more and settled", n)
+	}
+	if dl, err := e.store.DeadLetters(e.ctx(), a.ID); err != nil || len(dl) != 0 {
+		t.Errorf("dead letters %v (%v)", dl, err)
+	}
+	if msgs, _, _ := e.store.PeekInbox(context.Background(), a.ID, 10); slices.ContainsFunc(msgs, func(x *town.Message) bool { return x.ID == m.ID }) {
+		t.Errorf("message %s is still queued after its round completed", m.ID)
+	}
+}
