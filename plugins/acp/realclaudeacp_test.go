@@ -50,24 +50,10 @@ func (r *claudeACPRig) open(t *testing.T, workdir, resumeID string, options map[
 	t.Helper()
 	env := acptest.ClaudeCodeACPEnv(r.home, r.mock)
 	env[sdktest.MarkerEnv] = r.procs.Marker()
-	st, err := validate(sdk.SessionConfig{
+	return openReal(t, sdk.SessionConfig{
 		CLIName: "claude-acp", Command: r.bin, Workdir: workdir, Env: env, ResumeID: resumeID, Options: options,
 		AgentName: "real", LogDir: filepath.Join(workdir, "logs"),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := newSlowRecorder(t)
-	s := openSession(st, rec, nil)
-	t.Cleanup(func() {
-		if err := s.Close(context.Background(), sdk.CloseImmediate); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	if ready := waitReadyLong(t, rec); ready.RuntimeSessionID == "" {
-		t.Fatalf("SessionReady without a session id:\n%s", sdktest.Dump(rec.Events()))
-	}
-	return s, rec
 }
 
 // rootNotices counts the root_sandbox notices in evs: one per session

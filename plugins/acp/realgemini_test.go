@@ -47,10 +47,17 @@ func (r *geminiRig) open(t *testing.T, workdir, resumeID string, options map[str
 	t.Helper()
 	env := acptest.GeminiEnv(r.home, r.mock)
 	env[sdktest.MarkerEnv] = r.procs.Marker()
-	st, err := validate(sdk.SessionConfig{
+	return openReal(t, sdk.SessionConfig{
 		CLIName: "gemini", Command: r.gemini, Workdir: workdir, Env: env, ResumeID: resumeID, Options: options,
 		AgentName: "real", LogDir: filepath.Join(workdir, "logs"),
 	})
+}
+
+// openReal opens a session on a real agent, waits until it is ready with a
+// session id, and closes it at cleanup.
+func openReal(t *testing.T, cfg sdk.SessionConfig) (*session, *slowRecorder) {
+	t.Helper()
+	st, err := validate(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +68,7 @@ func (r *geminiRig) open(t *testing.T, workdir, resumeID string, options map[str
 			t.Errorf("Close: %v", err)
 		}
 	})
-	ready := waitReadyLong(t, rec)
-	if ready.RuntimeSessionID == "" {
+	if ready := waitReadyLong(t, rec); ready.RuntimeSessionID == "" {
 		t.Fatalf("SessionReady without a session id:\n%s", sdktest.Dump(rec.Events()))
 	}
 	return s, rec
