@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"maps"
 	"slices"
 	"strings"
@@ -249,38 +248,9 @@ func TestRealGeminiACPUrgentMessageRestartsThePromptWhenConfigured(t *testing.T)
 
 func TestRealGeminiACPStopInterruptsALongTurnAndRequeues(t *testing.T) {
 	r := realGeminiEnv(t, nil, nil)
-	a := r.agent("stopped")
-	m := r.send(a.ID, "ENDLESS SLOW_STREAM")
-	p := r.agentLoop(a, 5)
-	r.waitEvent(a.ID, geminiTimeout, "a tick of the long answer", func(ev *town.TownEvent) bool {
-		return ev.Type == town.EventAgentAssistantDelta && strings.Contains(ev.Message, "tick")
-	})
-	stopAt := time.Now()
-	if err := r.store.RequestStop(r.ctx(), a.ID); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.wait(t, geminiTimeout); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, p.out.String())
-	}
-	t.Logf("stop request to agent-loop exit (gemini over ACP): %v", time.Since(stopAt).Round(time.Millisecond))
-	msgs, _, _ := r.store.PeekInbox(context.Background(), a.ID, 10)
-	if len(msgs) != 1 || msgs[0].ID != m.ID {
-		t.Errorf("the interrupted message is not back in the inbox, once: %v", msgs)
-	}
-	if n := r.inFlightLen(a.ID); n != 0 {
-		t.Errorf("%d message(s) left in flight", n)
-	}
-	if !strings.Contains(r.dumpEvents(a.ID), "Round 1 interrupted (stop)") {
-		t.Errorf("no interrupted turn event:\n%s", r.dumpEvents(a.ID))
-	}
-	if got := r.getAgent(a.ID); got.RoundsCompleted != 0 || got.State != town.StateStopped {
-		t.Errorf("rounds %d state %s; want 0, stopped", got.RoundsCompleted, got.State)
-	}
+	r.stopDuringALongTurn(r.agent("stopped"), geminiTimeout, "gemini over ACP")
 	if reqs := r.modelRequests("ENDLESS"); len(reqs) != 1 || reqs[0].Outcome == acptest.OutcomeCompleted {
 		t.Errorf("the long prompt: %d request(s), want 1 cut short", len(reqs))
-	}
-	if left := r.waitOnlyRedis(10 * time.Second); len(left) > 0 {
-		t.Errorf("processes left after the stop: %q", left)
 	}
 }
 

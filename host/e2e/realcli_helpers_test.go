@@ -129,3 +129,42 @@ func (e *env) deliveredOnceMore(a *town.Agent, m *town.Message, backend string) 
 		t.Errorf("message %s is still queued after its round completed", m.ID)
 	}
 }
+
+// stopDuringALongTurn sends an endless streamed answer (ENDLESS
+// SLOW_STREAM), stops it once its first tick is in the event stream, and
+// checks that the worker exited with the message back in the inbox once,
+// nothing in flight, the round reported interrupted, and no process left
+// but Redis. The caller checks its mock's requests.
+func (e *env) stopDuringALongTurn(a *town.Agent, timeout time.Duration, cli string) {
+	t := e.t
+	t.Helper()
+	m := e.send(a.ID, "ENDLESS SLOW_STREAM")
+	p := e.agentLoop(a, 5)
+	e.waitEvent(a.ID, timeout, "a tick of the long answer", func(ev *town.TownEvent) bool {
+		return ev.Type == town.EventAgentAssistantDelta && strings.Contains(ev.Message, "tick")
+	})
+	stopAt := time.Now()
+	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, timeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	t.Logf("stop request to agent-loop exit (%s): %v", cli, time.Since(stopAt).Round(time.Millisecond))
+	msgs, _, _ := e.store.PeekInbox(context.Background(), a.ID, 10)
+	if len(msgs) != 1 || msgs[0].ID != m.ID {
+		t.Errorf("the interrupted message is not back in the inbox, once: %v", msgs)
+	}
+	if n := e.inFlightLen(a.ID); n != 0 {
+		t.Errorf("%d message(s) left in flight", n)
+	}
+	if !strings.Contains(e.dumpEvents(a.ID), "Round 1 interrupted (stop)") {
+		t.Errorf("no interrupted turn event:\n%s", e.dumpEvents(a.ID))
+	}
+	if got := e.getAgent(a.ID); got.RoundsCompleted != 0 || got.State != town.StateStopped {
+		t.Errorf("rounds %d state %s; want 0, stopped", got.RoundsCompleted, got.State)
+	}
+	if left := e.waitOnlyRedis(10 * time.Second); len(left) > 0 {
+		t.Errorf("processes left after the stop: %q", left)
+	}
+}
