@@ -143,16 +143,7 @@ ensure-redis:
 ## ensure-codex: the codex tests run the real Codex CLI (offline, against a
 ## mock model); npm installs the pinned release into .tools/codex.
 ensure-codex:
-	@if [ ! -x $(CODEX_DIR)/node_modules/.bin/codex ]; then \
-		if ! command -v npm >/dev/null 2>&1; then \
-			echo "npm not found: the codex tests need @openai/codex@$(CODEX_VERSION) from npm;" \
-				"install Node.js and npm (Debian: apt-get install nodejs npm)"; \
-			exit 1; \
-		fi; \
-		echo "codex not found in $(CODEX_DIR): installing @openai/codex@$(CODEX_VERSION) with npm (about 170 MB)"; \
-		npm install --no-audit --no-fund --prefix $(CODEX_DIR) @openai/codex@$(CODEX_VERSION) || \
-		{ echo "could not install codex; retry with: npm install --no-audit --no-fund --prefix $(CODEX_DIR) @openai/codex@$(CODEX_VERSION)"; exit 1; }; \
-	fi
+	$(call npm_tool,$(CODEX_DIR),@openai/codex,$(CODEX_VERSION),codex)
 	@# A throwaway CODEX_HOME: even --version writes into it (default ~/.codex).
 	@mkdir -p .tools/codex-home; home=$$(mktemp -d "$(CURDIR)/.tools/codex-home/v.XXXXXX"); \
 	version=$$(CODEX_HOME=$$home $(CODEX_DIR)/node_modules/.bin/codex --version); rc=$$?; rm -rf "$$home"; \
@@ -186,8 +177,9 @@ endef
 ## claude e2e tests.
 ensure-claude:
 	$(call npm_tool,$(CLAUDE_DIR),@anthropic-ai/claude-code,$(CLAUDE_VERSION),claude)
-	@HOME=$$(mktemp -d) $(CLAUDE_DIR)/node_modules/.bin/claude --version >/dev/null || \
-		{ echo "$(CLAUDE_DIR)/node_modules/.bin/claude does not run; reinstall: rm -rf $(CLAUDE_DIR) && make ensure-claude"; exit 1; }
+	@# A throwaway HOME: claude writes its config there even for --version.
+	@home=$$(mktemp -d); HOME=$$home $(CLAUDE_DIR)/node_modules/.bin/claude --version >/dev/null; rc=$$?; rm -rf "$$home"; \
+	[ $$rc = 0 ] || { echo "$(CLAUDE_DIR)/node_modules/.bin/claude does not run; reinstall: rm -rf $(CLAUDE_DIR) && make ensure-claude"; exit 1; }
 
 ## ensure-gemini: Gemini CLI (node >= 20), the ACP backend's reference agent.
 ensure-gemini:
