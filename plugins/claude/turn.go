@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/plugin"
 )
@@ -39,7 +41,7 @@ type turn struct {
 // startTurn gives the turn's text to claude as a user line.
 func (s *session) startTurn(_ context.Context, pt *plugin.Turn, text string) error {
 	t := &turn{pt: pt, given: 1, done: make(chan struct{}), streamed: map[string]bool{}, tools: map[string]sdk.ToolCall{}}
-	id := newUUID()
+	id := uuid.NewString()
 	s.mu.Lock()
 	if s.proc == nil || s.stopping {
 		s.mu.Unlock()
@@ -70,7 +72,7 @@ func (s *session) startTurn(_ context.Context, pt *plugin.Turn, text string) err
 // was queued). A turn whose end is already settled gets ErrTurnEnded, and
 // the Session starts the next turn with the input.
 func (s *session) steer(_ context.Context, pt *plugin.Turn, text string) error {
-	id := newUUID()
+	id := uuid.NewString()
 	s.mu.Lock()
 	t := s.cur
 	if t == nil || t.pt != pt || t.ended {
