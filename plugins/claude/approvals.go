@@ -47,10 +47,7 @@ func (s *session) onControlRequestLocked(l line) {
 	}
 	ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.approvalTimeout)
 	s.asks[id] = cancel
-	var t *turn
-	if rt := s.runningLocked(); rt != nil {
-		t = rt
-	}
+	t := s.runningLocked() // nil: the approval is the session's
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()

@@ -279,7 +279,7 @@ func (s *session) onResultLocked(l line) {
 	}
 	switch {
 	case t.stalled:
-		s.stalledResultLocked(t)
+		s.endStalledLocked(t, s.stallMsg()) // claude answered the interrupt with a result
 	case t.cancelled:
 		s.endLocked(t, sdk.TurnCompleted{Status: sdk.StatusInterrupted, Summary: "interrupted"}, true)
 	default:

@@ -46,12 +46,11 @@ var (
 		"--output-format": true, "--input-format": true, "--permission-mode": true, "--session-id": true,
 		"--resume": true, "-r": true, "--permission-prompt-tool": true,
 	}
-	// droppedFlags are the backend's own or one-shot only; not reported.
+	// droppedFlags, like droppedValueFlags, are the backend's own or
+	// one-shot only; not reported.
 	droppedFlags = map[string]bool{
 		"-p": true, "--print": true, "--verbose": true, "--dangerously-skip-permissions": true,
 		"--include-partial-messages": true, "--replay-user-messages": true, "-c": true, "--continue": true,
-		"--output-format": true, "--input-format": true, "--permission-mode": true, "--session-id": true,
-		"--resume": true, "-r": true, "--permission-prompt-tool": true,
 	}
 )
 
@@ -93,7 +92,7 @@ func deriveLaunch(command string) (launchSpec, error) {
 			spec.keep = append(spec.keep, name+"="+value)
 		case keptBoolFlags[name] && !inline:
 			spec.keep = append(spec.keep, name)
-		case droppedFlags[name]:
+		case droppedFlags[name] || droppedValueFlags[name]:
 		default:
 			spec.ignored = append(spec.ignored, w)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tthost/tthost/plugins/internal/stderrtail"
@@ -157,7 +157,7 @@ func (s *session) start(ctx context.Context) (sdk.SessionReady, error) {
 		lost = fmt.Sprintf("claude could not resume session %s (%v); a new session was started without the earlier conversation", id, err)
 		s.log.Warn("context lost", "reason", lost)
 	}
-	id := newUUID()
+	id := uuid.NewString()
 	if err := s.spawn(ctx, id, "--session-id="+id); err != nil {
 		return sdk.SessionReady{}, err
 	}
@@ -358,15 +358,6 @@ func (s *session) write(b []byte) error {
 	}
 	_, err := p.Write(b)
 	return err
-}
-
-// newUUID returns a random (version 4) UUID: a session id for claude.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // compactJSON renders raw JSON on one line, bounded, for descriptions.

@@ -304,7 +304,6 @@ func FuzzDecodeLine(f *testing.F) {
 		if l.Message != nil {
 			for _, b := range l.Message.Content {
 				_ = toolCall(b)
-				_ = b.resultText()
 			}
 		}
 		if l.Request != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/plugin"
 )
@@ -39,7 +41,7 @@ type turn struct {
 // startTurn gives the turn's text to claude as a user line.
 func (s *session) startTurn(_ context.Context, pt *plugin.Turn, text string) error {
 	t := &turn{pt: pt, given: 1, done: make(chan struct{}), streamed: map[string]bool{}, tools: map[string]sdk.ToolCall{}}
-	id := newUUID()
+	id := uuid.NewString()
 	s.mu.Lock()
 	if s.proc == nil || s.stopping {
 		s.mu.Unlock()
@@ -70,7 +72,7 @@ func (s *session) startTurn(_ context.Context, pt *plugin.Turn, text string) err
 // was queued). A turn whose end is already settled gets ErrTurnEnded, and
 // the Session starts the next turn with the input.
 func (s *session) steer(_ context.Context, pt *plugin.Turn, text string) error {
-	id := newUUID()
+	id := uuid.NewString()
 	s.mu.Lock()
 	t := s.cur
 	if t == nil || t.pt != pt || t.ended {
@@ -195,7 +197,6 @@ func (s *session) stalled(t *turn, gen int) {
 	s.bg.Add(1)
 	s.mu.Unlock()
 	defer s.bg.Done()
-	msg := fmt.Sprintf("claude printed nothing for %v during the turn; it was interrupted", s.cfg.stallTimeout)
 	s.log.Warn("turn stalled", "timeout", s.cfg.stallTimeout)
 	ctx, cancel := context.WithTimeout(s.stopCtx, controlTimeout)
 	_, err := s.control(ctx, p, gen, "interrupt")
@@ -210,7 +211,7 @@ func (s *session) stalled(t *turn, gen int) {
 		case <-s.stopCtx.Done():
 		}
 	}
-	msg += " and did not answer the interrupt, so it was restarted"
+	msg := s.stallMsg() + " and did not answer the interrupt, so it was restarted"
 	if rerr := s.restart(gen); rerr != nil {
 		s.mu.Lock()
 		s.endLocked(t, sdk.TurnCompleted{Status: sdk.StatusFailed, Error: msg}, true)
@@ -219,8 +220,7 @@ func (s *session) stalled(t *turn, gen int) {
 		return
 	}
 	s.mu.Lock()
-	t.pt.Emit(sdk.ErrorEvent("", "turn_stalled", msg, false))
-	s.endLocked(t, sdk.TurnCompleted{Status: sdk.StatusFailed, Error: msg}, true)
+	s.endStalledLocked(t, msg)
 	s.mu.Unlock()
 }
 
@@ -240,9 +240,13 @@ func (s *session) restart(gen int) error {
 	return s.spawn(s.stopCtx, id, "--resume="+id)
 }
 
-// stalledLocked ends a stalled turn claude answered with a result.
-func (s *session) stalledResultLocked(t *turn) {
-	msg := fmt.Sprintf("claude printed nothing for %v during the turn; it was interrupted", s.cfg.stallTimeout)
+func (s *session) stallMsg() string {
+	return fmt.Sprintf("claude printed nothing for %v during the turn; it was interrupted", s.cfg.stallTimeout)
+}
+
+// endStalledLocked ends a stalled turn, failed with a turn_stalled Error
+// saying msg.
+func (s *session) endStalledLocked(t *turn, msg string) {
 	t.pt.Emit(sdk.ErrorEvent("", "turn_stalled", msg, false))
 	s.endLocked(t, sdk.TurnCompleted{Status: sdk.StatusFailed, Error: msg}, true)
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // The stream-json wire: one JSON object per line, both ways
@@ -77,27 +76,7 @@ type block struct {
 	Name      string          `json:"name"`
 	Input     json.RawMessage `json:"input"`
 	ToolUseID string          `json:"tool_use_id"`
-	Content   json.RawMessage `json:"content"`
 	IsError   bool            `json:"is_error"`
-}
-
-// resultText is a tool_result's content as text (a string or text blocks).
-func (b block) resultText() string {
-	var s string
-	if json.Unmarshal(b.Content, &s) == nil {
-		return s
-	}
-	var parts []struct {
-		Text string `json:"text"`
-	}
-	if json.Unmarshal(b.Content, &parts) != nil {
-		return ""
-	}
-	texts := make([]string, 0, len(parts))
-	for _, p := range parts {
-		texts = append(texts, p.Text)
-	}
-	return strings.Join(texts, "\n")
 }
 
 // streamEvent is a raw Messages API event (--include-partial-messages).
