@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tthost/tthost/plugins/internal/mockrec"
 )
 
 // APIKey is the dummy key Env gives claude: the mock accepts any.
@@ -46,11 +48,7 @@ func Env(home string, mock *MockAnthropic) []string {
 		"DISABLE_AUTOUPDATER=1",
 		"NO_COLOR=1",
 	}
-	proxy := mock.URL()
-	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"} {
-		env = append(env, k+"="+proxy, strings.ToLower(k)+"="+proxy)
-	}
-	return append(env, "NO_PROXY=127.0.0.1,localhost,::1", "no_proxy=127.0.0.1,localhost,::1")
+	return append(env, mockrec.ProxyEnv(mock.URL())...)
 }
 
 // EnvMap is Env as a map, for sdk.SessionConfig.Env.

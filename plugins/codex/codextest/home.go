@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tthost/tthost/plugins/internal/mockrec"
 )
 
 // APIKeyEnv is the variable the mock provider reads its API key from
@@ -98,11 +100,7 @@ func Env(home string) []string {
 	if v, ok := homes.Load(home); ok {
 		info := v.(homeInfo)
 		env = append(env, "HOME="+info.userHome)
-		proxy := info.mock.URL()
-		for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"} {
-			env = append(env, k+"="+proxy, strings.ToLower(k)+"="+proxy)
-		}
-		env = append(env, "NO_PROXY=127.0.0.1,localhost,::1", "no_proxy=127.0.0.1,localhost,::1")
+		env = append(env, mockrec.ProxyEnv(info.mock.URL())...)
 	}
 	return env
 }

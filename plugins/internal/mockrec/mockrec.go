@@ -104,6 +104,17 @@ func (l *Log[R]) Wait(ctx context.Context, pred func(R) bool) (R, error) {
 	}
 }
 
+// ProxyEnv points a CLI's proxy variables (both cases) at the mock, so that
+// a request the CLI would send anywhere but loopback lands on the mock,
+// which Foreign then tells from its own traffic. Loopback stays direct.
+func ProxyEnv(mockURL string) []string {
+	var env []string
+	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"} {
+		env = append(env, k+"="+mockURL, strings.ToLower(k)+"="+mockURL)
+	}
+	return append(env, "NO_PROXY=127.0.0.1,localhost,::1", "no_proxy=127.0.0.1,localhost,::1")
+}
+
 // Foreign reports whether r, received by the server at selfURL
 // ("http://127.0.0.1:PORT"), was meant for somewhere else: a proxied
 // request (CONNECT host:port, or an absolute URL for another host), which
