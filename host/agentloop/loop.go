@@ -119,10 +119,9 @@ type Loop struct {
 	registered      bool // the agent hash exists; without it no state is written
 	cliName, cliCmd string
 	choice          backend.Choice
-	steerMode       sdk.SteerMode // the live session's, from its SessionReady
-	session         *live         // the open backend session, nil before the first turn
-	running         *pendingTurn  // the turn in progress
-	next            *pendingTurn  // a turn an urgent message started while running ended
+	session         *live        // the open backend session, nil before the first turn
+	running         *pendingTurn // the turn in progress
+	next            *pendingTurn // a turn an urgent message started while running ended
 
 	round       int // turns attempted (completed or failed): counts toward MaxRounds
 	completed   int // turns completed
