@@ -265,7 +265,7 @@ func (l *Loop) start(ctx context.Context) error {
 	if l.registered {
 		if err := l.store.SetRuntime(ctx, l.id, town.Runtime{
 			Backend: l.choice.Backend, Persistent: l.choice.Persistent, Fallback: l.choice.Fallback,
-			Reason: l.choice.Reason, Worker: workerName(),
+			Reason: l.choice.Reason, Worker: fmt.Sprintf("%s:%d", l.lease.Owner.Host, l.lease.Owner.PID), // the lease holder: this worker
 		}); err != nil {
 			l.log.Warn("record the runtime", "error", err)
 		}
