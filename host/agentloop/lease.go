@@ -91,10 +91,3 @@ func (l *Loop) awaitFence(ctx context.Context, n int) error {
 		return nil
 	}
 }
-
-// workerName names this worker in the agent's runtime record:
-// "hostname:pid".
-func workerName() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s:%d", host, os.Getpid())
-}

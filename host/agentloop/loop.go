@@ -119,10 +119,9 @@ type Loop struct {
 	registered      bool // the agent hash exists; without it no state is written
 	cliName, cliCmd string
 	choice          backend.Choice
-	steerMode       sdk.SteerMode // the live session's, from its SessionReady
-	session         *live         // the open backend session, nil before the first turn
-	running         *pendingTurn  // the turn in progress
-	next            *pendingTurn  // a turn an urgent message started while running ended
+	session         *live        // the open backend session, nil before the first turn
+	running         *pendingTurn // the turn in progress
+	next            *pendingTurn // a turn an urgent message started while running ended
 
 	round       int // turns attempted (completed or failed): counts toward MaxRounds
 	completed   int // turns completed
@@ -266,7 +265,7 @@ func (l *Loop) start(ctx context.Context) error {
 	if l.registered {
 		if err := l.store.SetRuntime(ctx, l.id, town.Runtime{
 			Backend: l.choice.Backend, Persistent: l.choice.Persistent, Fallback: l.choice.Fallback,
-			Reason: l.choice.Reason, Worker: workerName(),
+			Reason: l.choice.Reason, Worker: fmt.Sprintf("%s:%d", l.lease.Owner.Host, l.lease.Owner.PID), // the lease holder: this worker
 		}); err != nil {
 			l.log.Warn("record the runtime", "error", err)
 		}

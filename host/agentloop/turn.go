@@ -298,7 +298,8 @@ func (l *Loop) sessionEvent(ctx context.Context, ev sdk.Event, display int) {
 	}
 }
 
-// sessionReady saves the runtime session id for a later resume.
+// sessionReady saves the runtime session id for a later resume, records
+// the session in the runtime record and reports it.
 func (l *Loop) sessionReady(ctx context.Context, ev sdk.Event) {
 	r := ev.Ready
 	if r == nil {
@@ -309,13 +310,12 @@ func (l *Loop) sessionReady(ctx context.Context, ev sdk.Event) {
 		l.activity(ctx, prompt.Truncate(msg, 150))
 		l.emit(ctx, town.EventAgentRuntimeError, msg, detail{Kind: "context_lost", Code: "resume_failed"})
 	}
-	if r.RuntimeSessionID != "" && l.registered {
-		if err := l.store.SetRuntimeSessionID(ctx, l.id, r.RuntimeSessionID); err != nil {
-			l.log.Warn("save runtime session id", "error", err)
-		}
-	}
-	l.steerMode = r.SteerMode
 	if l.registered {
+		if r.RuntimeSessionID != "" {
+			if err := l.store.SetRuntimeSessionID(ctx, l.id, r.RuntimeSessionID); err != nil {
+				l.log.Warn("save runtime session id", "error", err)
+			}
+		}
 		if err := l.store.SetRuntimeSession(ctx, l.id, r.RuntimeSessionID, string(r.SteerMode)); err != nil {
 			l.log.Warn("record the runtime session", "error", err)
 		}

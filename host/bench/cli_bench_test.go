@@ -21,6 +21,7 @@ import (
 	"github.com/tthost/tthost/plugins/acp/acptest"
 	"github.com/tthost/tthost/plugins/claude/claudetest"
 	"github.com/tthost/tthost/sdk/plugin"
+	"github.com/tthost/tthost/sdk/sdktest"
 )
 
 // Per-turn cost of a real CLI served persistently vs one-shot, with the
@@ -39,6 +40,18 @@ type cliPath struct {
 	name      string
 	cli       string
 	configure func(*config.Config)
+}
+
+// persistentAndOneShot are the two ways of serving cli (run as command):
+// persistent (the benchmark named persistent) and the one-shot fallback.
+func persistentAndOneShot(persistent, cli, command string) []cliPath {
+	path := func(name string, on bool) cliPath {
+		return cliPath{name: name, cli: cli, configure: func(c *config.Config) {
+			c.Agent.Persistent = on
+			c.AgentCLIs[cli] = config.AgentCLI{Name: cli, Command: command}
+		}}
+	}
+	return []cliPath{path(persistent, true), path("oneshot", false)}
 }
 
 // answerMark starts the mock model's answer (acptest's and claudetest's
@@ -65,17 +78,7 @@ func (g *gate) release() { g.once.Do(func() { close(g.ch) }) }
 // persistent on the ACP backend (`gemini --acp`) vs one-shot (`gemini`,
 // the prompt on stdin), against acptest's MockGemini.
 func BenchmarkGeminiTurn(b *testing.B) {
-	bin := acptest.GeminiBinary(b)
-	paths := []cliPath{
-		{name: "acp-persistent", cli: "gemini", configure: func(c *config.Config) {
-			c.Agent.Persistent = true
-			c.AgentCLIs["gemini"] = config.AgentCLI{Name: "gemini", Command: bin}
-		}},
-		{name: "oneshot", cli: "gemini", configure: func(c *config.Config) {
-			c.AgentCLIs["gemini"] = config.AgentCLI{Name: "gemini", Command: bin}
-		}},
-	}
-	for _, p := range paths {
+	for _, p := range persistentAndOneShot("acp-persistent", "gemini", acptest.GeminiBinary(b)) {
 		b.Run(p.name, func(b *testing.B) {
 			g := newGate()
 			mock := acptest.NewMockGemini(b, func(q acptest.Request) acptest.Reply {
@@ -111,16 +114,7 @@ func BenchmarkGeminiTurn(b *testing.B) {
 // and the one-shot backend both set it.
 func BenchmarkClaudeTurn(b *testing.B) {
 	command := claudetest.Binary(b) + " --print --dangerously-skip-permissions"
-	paths := []cliPath{
-		{name: "claude-persistent", cli: "claude", configure: func(c *config.Config) {
-			c.Agent.Persistent = true
-			c.AgentCLIs["claude"] = config.AgentCLI{Name: "claude", Command: command}
-		}},
-		{name: "oneshot", cli: "claude", configure: func(c *config.Config) {
-			c.AgentCLIs["claude"] = config.AgentCLI{Name: "claude", Command: command}
-		}},
-	}
-	for _, p := range paths {
+	for _, p := range persistentAndOneShot("claude-persistent", "claude", command) {
 		b.Run(p.name, func(b *testing.B) {
 			g := newGate()
 			mock := claudetest.NewMockAnthropic(b, func(q claudetest.Request) claudetest.Reply {
@@ -240,7 +234,7 @@ func deltaText(ev *town.TownEvent) string {
 func (t *benchTown) sessionRSS() map[string]float64 {
 	out := map[string]float64{}
 	for _, pid := range t.procs.Alive() {
-		cmd := t.cmdlineOf(pid)
+		cmd := sdktest.Cmdline(pid)
 		role := ""
 		switch {
 		case hasProcessTag(pid):
@@ -255,11 +249,6 @@ func (t *benchTown) sessionRSS() map[string]float64 {
 		out[role] += vmRSS(pid)
 	}
 	return out
-}
-
-func (t *benchTown) cmdlineOf(pid int) string {
-	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-	return strings.ReplaceAll(string(b), "\x00", " ")
 }
 
 func hasProcessTag(pid int) bool {

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -83,26 +82,7 @@ func (r *realGemini) modelRequests(marker string) []acptest.Request {
 func TestRealGeminiACPTwoTurnsInOneProcess(t *testing.T) {
 	r := realGeminiEnv(t, nil, nil)
 	a := r.agent("coder")
-	r.send(a.ID, "FIRST_TEXT say hello")
-	p := r.agentLoop(a, 3)
-	r.waitRound(a.ID, 1, geminiTimeout)
-	pid := r.oneCLI()
-	r.send(a.ID, "SECOND TOOL_CALL please run something")
-	r.waitRound(a.ID, 2, geminiTimeout)
-	if got := r.oneCLI(); got != pid {
-		t.Errorf("the second turn ran in CLI process %d, the first in %d", got, pid)
-	}
-	// What serves the agent, as the worker recorded it and status shows it.
-	sid, rt := r.statusRuntime(a.Name)
-	if rt == nil || rt["backend"] != "acp" || rt["persistent"] != true || rt["steer_mode"] != "queue" || sid == "" || rt["session_id"] != sid {
-		t.Errorf("tthost status: runtime_session_id %q, runtime %v; want acp, persistent, steer mode queue, the saved session", sid, rt)
-	}
-	if err := r.store.RequestStop(r.ctx(), a.ID); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.wait(t, geminiTimeout); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, p.out.String())
-	}
+	sid := r.twoTurnsInOneProcess(a, geminiTimeout, "acp", "queue")
 	dump := r.dumpEvents(a.ID)
 	if reqs := r.modelRequests("FIRST_TEXT"); len(reqs) != 1 {
 		t.Errorf("%d model requests for the first turn, want 1", len(reqs))
@@ -123,13 +103,6 @@ func TestRealGeminiACPTwoTurnsInOneProcess(t *testing.T) {
 		if !strings.Contains(strings.Join(q.UserTexts(), "\n"), "FIRST_TEXT") {
 			t.Errorf("the second turn's request %d does not carry the first turn: not one session", q.Seq)
 		}
-	}
-	if n := r.countEvents(a.ID, "Runtime session ready on the acp backend"); n != 1 {
-		t.Errorf("%d session_ready events, want 1 (one session for both turns)", n)
-	}
-	got := r.getAgent(a.ID)
-	if got.RoundsCompleted != 2 || got.RuntimeSessionID != sid || got.State != town.StateStopped {
-		t.Errorf("rounds %d runtime_session_id %q (status said %q) state %s", got.RoundsCompleted, got.RuntimeSessionID, sid, got.State)
 	}
 	rec, err := r.store.Runtime(r.ctx(), a.ID)
 	if err != nil || rec == nil || rec.Backend != "acp" || !rec.Persistent || rec.Fallback || rec.SessionID != sid || rec.SteerMode != "queue" {
@@ -257,22 +230,9 @@ func TestRealGeminiACPStopInterruptsALongTurnAndRequeues(t *testing.T) {
 func TestRealGeminiACPNewWorkerResumesTheSessionWithItsHistory(t *testing.T) {
 	r := realGeminiEnv(t, nil, nil)
 	a := r.agent("memory")
-	r.send(a.ID, "ORIGINAL_FACT the sky is green")
-	p := r.agentLoop(a, 1)
-	if code := p.wait(t, geminiTimeout); code != 0 {
-		t.Fatalf("first worker exit %d:\n%s", code, p.out.String())
-	}
-	saved := r.getAgent(a.ID).RuntimeSessionID
-	if saved == "" {
-		t.Fatal("no runtime_session_id saved")
-	}
-	r.send(a.ID, "REMEMBER what was said")
-	p2 := r.agentLoop(a, 1)
 	// gemini's session was written within this minute, most likely: the
 	// backend's load waits for the minute to turn.
-	if code := p2.wait(t, geminiResumeTimeout); code != 0 {
-		t.Fatalf("second worker exit %d:\n%s", code, p2.out.String())
-	}
+	r.resumedBySecondWorker(a, "acp", geminiTimeout, geminiResumeTimeout)
 	reqs := r.modelRequests("REMEMBER")
 	if len(reqs) != 1 {
 		t.Fatalf("%d model requests for the resumed turn, want 1", len(reqs))
@@ -280,22 +240,8 @@ func TestRealGeminiACPNewWorkerResumesTheSessionWithItsHistory(t *testing.T) {
 	if !strings.Contains(strings.Join(reqs[0].UserTexts(), "\n"), "ORIGINAL_FACT") {
 		t.Errorf("the resumed session did not carry its history to the model: %q", reqs[0].UserTexts())
 	}
-	if !strings.Contains(p2.out.String(), "Resuming the saved runtime session "+saved) {
-		t.Errorf("the second worker did not say it resumed:\n%s", p2.out.String())
-	}
-	dump := r.dumpEvents(a.ID)
-	if strings.Contains(dump, "could not be resumed") {
-		t.Errorf("the saved session was not loaded:\n%s", dump)
-	}
-	if !strings.Contains(dump, "I remember: ") {
+	if dump := r.dumpEvents(a.ID); !strings.Contains(dump, "I remember: ") {
 		t.Errorf("the model's answer did not reach the event stream:\n%s", dump)
-	}
-	got := r.getAgent(a.ID)
-	if got.RuntimeSessionID != saved || got.RoundsCompleted != 2 {
-		t.Errorf("runtime_session_id %q (saved %q) rounds %d, want the same session, 2 rounds", got.RuntimeSessionID, saved, got.RoundsCompleted)
-	}
-	if n := r.countEvents(a.ID, "Runtime session ready on the acp backend: session "+saved); n != 2 {
-		t.Errorf("%d session_ready events name session %s, want 2 (opened, then loaded)", n, saved)
 	}
 }
 
@@ -311,19 +257,7 @@ func TestRealGeminiACPKilledCLIIsRestartedAndTheMessageDeliveredAgain(t *testing
 	}
 	r := realGeminiEnv(t, script, nil)
 	a := r.agent("crashy")
-	m := r.send(a.ID, "SURVIVE the crash")
-	p := r.agentLoop(a, 1)
-	r.waitEvent(a.ID, geminiTimeout, "a tick of the first attempt", func(ev *town.TownEvent) bool {
-		return ev.Type == town.EventAgentAssistantDelta && strings.Contains(ev.Message, "tick")
-	})
-	first := r.oneCLI()
-	if err := syscall.Kill(-first, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("killed gemini's process group %d (found by its process tag)", first)
-	if code := p.wait(t, geminiResumeTimeout); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, p.out.String())
-	}
+	m := r.killCLIMidTurn(a, "gemini", geminiTimeout, geminiResumeTimeout)
 	reqs := r.modelRequests("SURVIVE")
 	if len(reqs) != 2 || reqs[0].Outcome == acptest.OutcomeCompleted || reqs[1].Outcome != acptest.OutcomeCompleted {
 		var outcomes []acptest.Outcome

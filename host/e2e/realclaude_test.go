@@ -4,7 +4,6 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,25 +69,7 @@ func (r *realClaude) turnRequests(marker string) []claudetest.Request {
 func TestRealClaudeTwoTurnsInOneProcess(t *testing.T) {
 	r := realClaudeEnv(t, nil)
 	a := r.agent("coder")
-	r.send(a.ID, "FIRST_TEXT say hello")
-	p := r.agentLoop(a, 3)
-	r.waitRound(a.ID, 1, claudeTimeout)
-	pid := r.oneCLI()
-	r.send(a.ID, "SECOND TOOL_CALL please run something")
-	r.waitRound(a.ID, 2, claudeTimeout)
-	if got := r.oneCLI(); got != pid {
-		t.Errorf("the second turn ran in CLI process %d, the first in %d", got, pid)
-	}
-	sid, rt := r.statusRuntime(a.Name)
-	if rt == nil || rt["backend"] != "claude" || rt["persistent"] != true || rt["steer_mode"] != "native" || sid == "" || rt["session_id"] != sid {
-		t.Errorf("tthost status: runtime_session_id %q, runtime %v; want claude, persistent, steer mode native, the saved session", sid, rt)
-	}
-	if err := r.store.RequestStop(r.ctx(), a.ID); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.wait(t, claudeTimeout); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, p.out.String())
-	}
+	r.twoTurnsInOneProcess(a, claudeTimeout, "claude", "native")
 	dump := r.dumpEvents(a.ID)
 	if reqs := r.turnRequests("FIRST_TEXT"); len(reqs) != 1 {
 		t.Errorf("%d model requests for the first turn, want 1", len(reqs))
@@ -107,13 +88,6 @@ func TestRealClaudeTwoTurnsInOneProcess(t *testing.T) {
 		if !q.Contains("FIRST_TEXT") {
 			t.Errorf("the second turn's request %d does not carry the first turn: not one session", q.Seq)
 		}
-	}
-	if n := r.countEvents(a.ID, "Runtime session ready on the claude backend"); n != 1 {
-		t.Errorf("%d session_ready events, want 1 (one session for both turns)", n)
-	}
-	got := r.getAgent(a.ID)
-	if got.RoundsCompleted != 2 || got.RuntimeSessionID != sid || got.State != town.StateStopped {
-		t.Errorf("rounds %d runtime_session_id %q (status said %q) state %s", got.RoundsCompleted, got.RuntimeSessionID, sid, got.State)
 	}
 }
 
@@ -180,20 +154,7 @@ func TestRealClaudeStopInterruptsALongTurnAndRequeues(t *testing.T) {
 func TestRealClaudeNewWorkerResumesTheSessionWithItsHistory(t *testing.T) {
 	r := realClaudeEnv(t, nil)
 	a := r.agent("memory")
-	r.send(a.ID, "ORIGINAL_FACT the sky is green")
-	p := r.agentLoop(a, 1)
-	if code := p.wait(t, claudeTimeout); code != 0 {
-		t.Fatalf("first worker exit %d:\n%s", code, p.out.String())
-	}
-	saved := r.getAgent(a.ID).RuntimeSessionID
-	if saved == "" {
-		t.Fatal("no runtime_session_id saved")
-	}
-	r.send(a.ID, "REMEMBER what was said")
-	p2 := r.agentLoop(a, 1)
-	if code := p2.wait(t, claudeTimeout); code != 0 {
-		t.Fatalf("second worker exit %d:\n%s", code, p2.out.String())
-	}
+	r.resumedBySecondWorker(a, "claude", claudeTimeout, claudeTimeout)
 	reqs := r.turnRequests("REMEMBER")
 	if len(reqs) != 1 {
 		t.Fatalf("%d model requests for the resumed turn, want 1", len(reqs))
@@ -201,22 +162,8 @@ func TestRealClaudeNewWorkerResumesTheSessionWithItsHistory(t *testing.T) {
 	if !reqs[0].Contains("ORIGINAL_FACT") {
 		t.Errorf("the resumed session did not carry its history to the model: %q", reqs[0].UserTexts())
 	}
-	if !strings.Contains(p2.out.String(), "Resuming the saved runtime session "+saved) {
-		t.Errorf("the second worker did not say it resumed:\n%s", p2.out.String())
-	}
-	dump := r.dumpEvents(a.ID)
-	if strings.Contains(dump, "could not be resumed") {
-		t.Errorf("the saved session was not resumed:\n%s", dump)
-	}
-	if !strings.Contains(dump, "Round 1 completed: I remember: # Agent: memory") {
+	if dump := r.dumpEvents(a.ID); !strings.Contains(dump, "Round 1 completed: I remember: # Agent: memory") {
 		t.Errorf("the model's answer did not reach the event stream:\n%s", dump)
-	}
-	got := r.getAgent(a.ID)
-	if got.RuntimeSessionID != saved || got.RoundsCompleted != 2 {
-		t.Errorf("runtime_session_id %q (saved %q) rounds %d, want the same session, 2 rounds", got.RuntimeSessionID, saved, got.RoundsCompleted)
-	}
-	if n := r.countEvents(a.ID, "Runtime session ready on the claude backend: session "+saved); n != 2 {
-		t.Errorf("%d session_ready events name session %s, want 2 (started, then resumed)", n, saved)
 	}
 }
 
@@ -232,19 +179,7 @@ func TestRealClaudeKilledCLIIsRestartedAndTheMessageDeliveredAgain(t *testing.T)
 	}
 	r := realClaudeEnv(t, script)
 	a := r.agent("crashy")
-	m := r.send(a.ID, "SURVIVE the crash")
-	p := r.agentLoop(a, 1)
-	r.waitEvent(a.ID, claudeTimeout, "a tick of the first attempt", func(ev *town.TownEvent) bool {
-		return ev.Type == town.EventAgentAssistantDelta && strings.Contains(ev.Message, "tick")
-	})
-	first := r.oneCLI()
-	if err := syscall.Kill(-first, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("killed claude's process group %d (found by its process tag)", first)
-	if code := p.wait(t, claudeTimeout); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, p.out.String())
-	}
+	m := r.killCLIMidTurn(a, "claude", claudeTimeout, claudeTimeout)
 	reqs := r.turnRequests("SURVIVE")
 	if len(reqs) != 2 || reqs[0].Outcome == claudetest.OutcomeCompleted || reqs[1].Outcome != claudetest.OutcomeCompleted {
 		var outcomes []claudetest.Outcome

@@ -168,3 +168,105 @@ func (e *env) stopDuringALongTurn(a *town.Agent, timeout time.Duration, cli stri
 		t.Errorf("processes left after the stop: %q", left)
 	}
 }
+
+// twoTurnsInOneProcess runs a text turn (FIRST_TEXT) then a tool turn
+// (SECOND TOOL_CALL) through one worker and checks that both ran in one CLI
+// process and one session, that `tthost status` shows backend, persistent,
+// steerMode and the saved session, and that the worker stopped with two
+// rounds. It returns the session id status showed; the caller checks its
+// mock's requests.
+func (e *env) twoTurnsInOneProcess(a *town.Agent, timeout time.Duration, backend, steerMode string) string {
+	t := e.t
+	t.Helper()
+	e.send(a.ID, "FIRST_TEXT say hello")
+	p := e.agentLoop(a, 3)
+	e.waitRound(a.ID, 1, timeout)
+	pid := e.oneCLI()
+	e.send(a.ID, "SECOND TOOL_CALL please run something")
+	e.waitRound(a.ID, 2, timeout)
+	if got := e.oneCLI(); got != pid {
+		t.Errorf("the second turn ran in CLI process %d, the first in %d", got, pid)
+	}
+	// What serves the agent, as the worker recorded it and status shows it.
+	sid, rt := e.statusRuntime(a.Name)
+	if rt == nil || rt["backend"] != backend || rt["persistent"] != true || rt["steer_mode"] != steerMode || sid == "" || rt["session_id"] != sid {
+		t.Errorf("tthost status: runtime_session_id %q, runtime %v; want %s, persistent, steer mode %s, the saved session", sid, rt, backend, steerMode)
+	}
+	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, timeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	if n := e.countEvents(a.ID, "Runtime session ready on the "+backend+" backend"); n != 1 {
+		t.Errorf("%d session_ready events, want 1 (one session for both turns)", n)
+	}
+	got := e.getAgent(a.ID)
+	if got.RoundsCompleted != 2 || got.RuntimeSessionID != sid || got.State != town.StateStopped {
+		t.Errorf("rounds %d runtime_session_id %q (status said %q) state %s", got.RoundsCompleted, got.RuntimeSessionID, sid, got.State)
+	}
+	return sid
+}
+
+// resumedBySecondWorker runs one round (ORIGINAL_FACT) in a worker, then
+// another (REMEMBER) in a second worker, which must resume the session the
+// first saved: it says so, no context was lost, the agent keeps the
+// session id, and both workers' session_ready events name it. It returns
+// the second worker's process; the caller checks its mock's requests and
+// the answer.
+func (e *env) resumedBySecondWorker(a *town.Agent, backend string, timeout, resumeTimeout time.Duration) *proc {
+	t := e.t
+	t.Helper()
+	e.send(a.ID, "ORIGINAL_FACT the sky is green")
+	p := e.agentLoop(a, 1)
+	if code := p.wait(t, timeout); code != 0 {
+		t.Fatalf("first worker exit %d:\n%s", code, p.out.String())
+	}
+	saved := e.getAgent(a.ID).RuntimeSessionID
+	if saved == "" {
+		t.Fatal("no runtime_session_id saved")
+	}
+	e.send(a.ID, "REMEMBER what was said")
+	p2 := e.agentLoop(a, 1)
+	if code := p2.wait(t, resumeTimeout); code != 0 {
+		t.Fatalf("second worker exit %d:\n%s", code, p2.out.String())
+	}
+	if !strings.Contains(p2.out.String(), "Resuming the saved runtime session "+saved) {
+		t.Errorf("the second worker did not say it resumed:\n%s", p2.out.String())
+	}
+	if dump := e.dumpEvents(a.ID); strings.Contains(dump, "could not be resumed") {
+		t.Errorf("the saved session was not resumed:\n%s", dump)
+	}
+	got := e.getAgent(a.ID)
+	if got.RuntimeSessionID != saved || got.RoundsCompleted != 2 {
+		t.Errorf("runtime_session_id %q (saved %q) rounds %d, want the same session, 2 rounds", got.RuntimeSessionID, saved, got.RoundsCompleted)
+	}
+	if n := e.countEvents(a.ID, "Runtime session ready on the "+backend+" backend: session "+saved); n != 2 {
+		t.Errorf("%d session_ready events name session %s, want 2 (opened, then resumed)", n, saved)
+	}
+	return p2
+}
+
+// killCLIMidTurn sends SURVIVE to the agent "crashy" (one round), kills the
+// CLI's process group once the turn's first tick is in the event stream,
+// and waits up to exitTimeout for the worker, which must exit cleanly. It
+// returns the message; the caller checks its mock's requests, then
+// deliveredOnceMore.
+func (e *env) killCLIMidTurn(a *town.Agent, cli string, timeout, exitTimeout time.Duration) *town.Message {
+	t := e.t
+	t.Helper()
+	m := e.send(a.ID, "SURVIVE the crash")
+	p := e.agentLoop(a, 1)
+	e.waitEvent(a.ID, timeout, "a tick of the first attempt", func(ev *town.TownEvent) bool {
+		return ev.Type == town.EventAgentAssistantDelta && strings.Contains(ev.Message, "tick")
+	})
+	first := e.oneCLI()
+	if err := syscall.Kill(-first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed %s's process group %d (found by its process tag)", cli, first)
+	if code := p.wait(t, exitTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	return m
+}
