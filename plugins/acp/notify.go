@@ -106,8 +106,6 @@ func (s *session) onUpdate(params json.RawMessage) error {
 			fmt.Fprintf(&b, "[%s] %s", e.Status, e.Content)
 		}
 		t.pt.Transcript().Note("plan: %s", b.String())
-	case "usage_update":
-		t.context = u.used
 	}
 	return nil
 }

@@ -16,9 +16,3 @@ func startAgent(s settings, tail *stderrtail.Tail) (*plugin.Process, error) {
 	cfg.Stderr = tail
 	return plugin.StartProcess(cfg)
 }
-
-// stdin is the agent's stdin as the JSON-RPC client writes it.
-type stdin struct{ p *plugin.Process }
-
-func (w stdin) Write(b []byte) (int, error) { return w.p.Write(b) }
-func (w stdin) Close() error                { w.p.CloseStdin(); return nil }

@@ -125,7 +125,7 @@ func (s *session) spawn() (*agentProc, error) {
 	}
 	return &agentProc{
 		proc: p,
-		rpc: jsonrpc.NewClient(stdin{p}, jsonrpc.Options{
+		rpc: jsonrpc.NewClient(p, jsonrpc.Options{
 			Name: "the ACP agent", Version2: true, Timeout: s.cfg.requestTimeout, Log: s.log,
 		}),
 		done: make(chan struct{}),

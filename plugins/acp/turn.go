@@ -30,16 +30,13 @@ type turn struct {
 	activity time.Time  // the agent's last line while the turn ran
 	done     chan struct{}
 
-	usage    sdk.Usage // summed over the turn's prompts
-	hasUsage bool
-	context  int64 // the last usage_update's used, for agents that report nothing else
+	usage sdk.Usage // summed over the turn's prompts
 
 	msg      strings.Builder // the agent message being written
 	lastMsg  string          // the last complete agent message
 	thought  strings.Builder
 	tools    map[string]*toolState
 	requests map[string]context.CancelFunc // permission requests waiting for a decision
-	notes    []string                      // how intermediate prompts ended
 }
 
 type toolState struct {
@@ -127,7 +124,6 @@ func (s *session) answered(t *turn, raw json.RawMessage, err error) {
 		t.usage.OutputTokens += res.usage.OutputTokens
 		t.usage.ReasoningOutputTokens += res.usage.ReasoningOutputTokens
 		t.usage.TotalTokens += res.usage.TotalTokens
-		t.hasUsage = true
 		t.pt.Emit(sdk.UsageEvent("", t.usage)) // the turn's total so far
 	}
 	s.flushThoughtLocked(t)
@@ -146,13 +142,11 @@ func (s *session) answered(t *turn, raw json.RawMessage, err error) {
 		if res.stopReason == "cancelled" {
 			next = t.text + "\n\n" + next
 		}
-		t.notes = append(t.notes, "prompt ended "+res.stopReason+"; prompted again with the urgent input")
 		t.pt.Transcript().Note("prompt ended %s; prompted again with the urgent input merged", res.stopReason)
 		s.followUpLocked(t, next)
 	case len(t.queue) > 0 && res.stopReason != "refusal":
 		next := strings.Join(t.queue, "\n\n")
 		t.queue = nil
-		t.notes = append(t.notes, "prompt ended "+res.stopReason+"; the queued urgent input was prompted next")
 		t.pt.Transcript().Note("prompt ended %s; prompting the queued urgent input", res.stopReason)
 		s.followUpLocked(t, next)
 	default:
@@ -211,10 +205,7 @@ func (s *session) endLocked(t *turn, c sdk.TurnCompleted, code string) {
 	if s.running == t {
 		s.running = nil
 	}
-	for id, cancel := range t.requests {
-		cancel()
-		delete(t.requests, id)
-	}
+	s.cancelRequestsLocked(t)
 	msg := t.msg.String()
 	if strings.TrimSpace(msg) == "" {
 		msg = t.lastMsg

@@ -62,8 +62,6 @@ type update struct {
 	hasStatus bool
 	// plan
 	plan []planEntry
-	// usage_update
-	used, size int64
 }
 
 type planEntry struct {
@@ -131,6 +129,7 @@ func decodeUpdate(params json.RawMessage) (update, error) {
 		}
 		u.plan = c.Entries
 	case "usage_update":
+		// Checked, not used: no event carries the context window's fill.
 		var c struct {
 			Used int64 `json:"used"`
 			Size int64 `json:"size"`
@@ -138,7 +137,6 @@ func decodeUpdate(params json.RawMessage) (update, error) {
 		if err := json.Unmarshal(p.Update, &c); err != nil {
 			return update{}, err
 		}
-		u.used, u.size = c.Used, c.Size
 	}
 	return u, nil
 }

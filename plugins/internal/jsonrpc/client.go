@@ -17,10 +17,9 @@ import (
 	"github.com/tthost/tthost/sdk/plugin"
 )
 
-// DefaultMaxLineBytes bounds one line in memory unless Options say
-// otherwise. CLIs put whole command outputs and replayed histories in
-// single lines, so it is generous.
-const DefaultMaxLineBytes = 64 << 20
+// maxLineBytes bounds one line in memory. CLIs put whole command outputs
+// and replayed histories in single lines, so it is generous.
+const maxLineBytes = 64 << 20
 
 // Errors of the client. They are wrapped with the peer's name and the
 // method.
@@ -58,8 +57,6 @@ type Options struct {
 	// Timeout is the deadline of every Call (a context deadline that comes
 	// first wins).
 	Timeout time.Duration
-	// MaxLineBytes bounds a line read; 0 means DefaultMaxLineBytes.
-	MaxLineBytes int
 	// Log receives what nobody else can act on (an answer nobody waits
 	// for); nil discards it.
 	Log hclog.Logger
@@ -70,7 +67,7 @@ type Options struct {
 // that matches answers to requests. Every method is safe for concurrent
 // use.
 type Client struct {
-	w    io.WriteCloser // the peer's stdin (a plugin.Process bounds each write)
+	w    io.Writer // the peer's stdin (a plugin.Process bounds each write)
 	opts Options
 
 	wmu sync.Mutex // one line at a time
@@ -95,12 +92,9 @@ type pendingCall struct {
 
 // NewClient returns a client that writes to w (the peer's stdin). Call
 // ReadLoop with the peer's stdout to receive.
-func NewClient(w io.WriteCloser, opts Options) *Client {
+func NewClient(w io.Writer, opts Options) *Client {
 	if opts.Name == "" {
 		opts.Name = "the peer"
-	}
-	if opts.MaxLineBytes <= 0 {
-		opts.MaxLineBytes = DefaultMaxLineBytes
 	}
 	if opts.Log == nil {
 		opts.Log = hclog.NewNullLogger()
@@ -181,20 +175,29 @@ func (c *Client) Go(method string, params any, done func(result json.RawMessage,
 	return id, nil
 }
 
-func (c *Client) request(id int64, method string, params any) any {
+// envelope is every message the client sends: a request (ID and Method),
+// a notification (Method only) or an answer (ID and Result or Error).
+// JSONRPC is "2.0" with Options.Version2, else left out.
+type envelope struct {
+	JSONRPC string          `json:"jsonrpc,omitempty"`
+	ID      any             `json:"id,omitempty"`
+	Method  string          `json:"method,omitempty"`
+	Params  any             `json:"params,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"` // an answer's, "null" included
+	Error   *Error          `json:"error,omitempty"`
+}
+
+func (c *Client) envelope() envelope {
 	if c.opts.Version2 {
-		return struct {
-			JSONRPC string `json:"jsonrpc"`
-			ID      int64  `json:"id"`
-			Method  string `json:"method"`
-			Params  any    `json:"params,omitempty"`
-		}{"2.0", id, method, params}
+		return envelope{JSONRPC: "2.0"}
 	}
-	return struct {
-		ID     int64  `json:"id"`
-		Method string `json:"method"`
-		Params any    `json:"params,omitempty"`
-	}{id, method, params}
+	return envelope{}
+}
+
+func (c *Client) request(id int64, method string, params any) envelope {
+	e := c.envelope()
+	e.ID, e.Method, e.Params = id, method, params
+	return e
 }
 
 // forget drops a pending request; false means the reader already took it.
@@ -208,55 +211,34 @@ func (c *Client) forget(id int64) bool {
 
 // Notify sends a notification.
 func (c *Client) Notify(method string, params any) error {
-	if c.opts.Version2 {
-		return c.write(struct {
-			JSONRPC string `json:"jsonrpc"`
-			Method  string `json:"method"`
-			Params  any    `json:"params,omitempty"`
-		}{"2.0", method, params})
-	}
-	return c.write(struct {
-		Method string `json:"method"`
-		Params any    `json:"params,omitempty"`
-	}{method, params})
+	e := c.envelope()
+	e.Method, e.Params = method, params
+	return c.write(e)
 }
 
 // Reply answers a peer's request.
 func (c *Client) Reply(id json.RawMessage, result any) error {
-	if c.opts.Version2 {
-		return c.write(struct {
-			JSONRPC string          `json:"jsonrpc"`
-			ID      json.RawMessage `json:"id"`
-			Result  any             `json:"result"`
-		}{"2.0", id, result})
+	raw, err := json.Marshal(result) // "null" for nil: an answer always has a result
+	if err != nil {
+		return err
 	}
-	return c.write(struct {
-		ID     json.RawMessage `json:"id"`
-		Result any             `json:"result"`
-	}{id, result})
+	e := c.envelope()
+	e.ID, e.Result = id, raw
+	return c.write(e)
 }
 
 // ReplyError answers a peer's request with a JSON-RPC error.
 func (c *Client) ReplyError(id json.RawMessage, code int64, message string) error {
-	e := Error{Code: code, Message: message}
-	if c.opts.Version2 {
-		return c.write(struct {
-			JSONRPC string          `json:"jsonrpc"`
-			ID      json.RawMessage `json:"id"`
-			Error   Error           `json:"error"`
-		}{"2.0", id, e})
-	}
-	return c.write(struct {
-		ID    json.RawMessage `json:"id"`
-		Error Error           `json:"error"`
-	}{id, e})
+	e := c.envelope()
+	e.ID, e.Error = id, &Error{Code: code, Message: message}
+	return c.write(e)
 }
 
 // write sends one line. The peer's plugin.Process bounds the write, so a
 // wedged peer (one that stopped reading its stdin) cannot block the
 // caller forever.
-func (c *Client) write(v any) error {
-	b, err := json.Marshal(v)
+func (c *Client) write(e envelope) error {
+	b, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
@@ -272,20 +254,16 @@ func (c *Client) write(v any) error {
 	return nil
 }
 
-// CloseInput closes the peer's stdin, which asks most peers to exit. It
-// does not wait for a write in progress (which fails instead).
-func (c *Client) CloseInput() { _ = c.w.Close() }
-
 // ReadLoop reads the peer's output until it ends, handing each line to h
 // or to the request waiting for it. When it returns, every request still
 // waiting has failed with ErrGone and new requests fail at once.
 func (c *Client) ReadLoop(r io.Reader, h Handler) {
-	lines := plugin.NewLineReader(r, c.opts.MaxLineBytes)
+	lines := plugin.NewLineReader(r, maxLineBytes)
 	for {
 		line, err := lines.Next()
 		switch {
 		case errors.Is(err, plugin.ErrLineTooLong):
-			h.Invalid([]byte(line[:min(len(line), 200)]), fmt.Errorf("line longer than %d bytes, skipped", c.opts.MaxLineBytes))
+			h.Invalid([]byte(line[:min(len(line), 200)]), fmt.Errorf("line longer than %d bytes, skipped", maxLineBytes))
 			err = nil
 		case strings.TrimSpace(line) != "":
 			c.dispatch([]byte(line), h)

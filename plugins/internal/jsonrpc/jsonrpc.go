@@ -16,7 +16,7 @@
 // and are answered on the reader goroutine in wire order (Go: an ACP
 // session/prompt lasts a whole turn), notifications, and answers to the
 // peer's requests; ReadLoop hands everything else to a Handler, in wire
-// order, on one goroutine. Lines are bounded (Options.MaxLineBytes): a
+// order, on one goroutine. Lines are bounded (64 MiB): a
 // longer one is reported and skipped, never buffered without bound.
 package jsonrpc
 
