@@ -52,9 +52,9 @@
 // restart; notify.go session/update; approvals.go the agent's requests;
 // wire.go the fuzzed decoders of what the agent sends; gemini.go Gemini
 // CLI's session/load guard; claudeacp.go claude-code-acp as root
-// (IS_SANDBOX); process.go the agent's process and stderr; exitwatch*.go
-// the wait, at close, until the agent's processes have exited; options.go
-// the options and the command (and which known agent it runs). acptest runs the real agents
+// (IS_SANDBOX); process.go the agent's process and stderr; options.go the
+// options and the command (and which known agent it runs). acptest runs
+// the real agents
 // offline against mock model servers; internal/fakeagent is a scriptable
 // ACP agent for fault injection.
 //

@@ -185,12 +185,10 @@ func (s *session) stop(ctx context.Context, mode sdk.CloseMode) sdk.ExitInfo {
 		defer cancel()
 		ctx = c
 	}
-	w := watchExits(a.proc)
-	info := a.proc.Close(ctx, mode)
-	// Every process of the agent has exited, not only been killed, before
-	// the session reports its end (and the plugin may exit).
-	w.wait(exitGrace)
-	return info
+	// Close returns once every process of the agent has exited, not only
+	// been killed, so the session reports its end (and the plugin may
+	// exit) with nothing left tearing itself down.
+	return a.proc.Close(ctx, mode)
 }
 
 // start is the Driver's Start: the handshake, then a new or loaded

@@ -324,7 +324,13 @@ func (p *Process) Kill() {
 // group, waits ProcessConfig.Grace, and kills the group and every process
 // carrying the tag. A CLI that ignores its stdin and SIGTERM is killed all
 // the same. Kill, or a Close(CloseImmediate), ends a graceful Close's wait.
+// Close returns once every process that carried the tag when it was called
+// has exited, not only been killed (at most tagKillTimeout more): a
+// large CLI tears itself down for a while after SIGKILL, and a plugin that
+// exits meanwhile would leave it for the host to find.
 func (p *Process) Close(ctx context.Context, mode sdk.CloseMode) sdk.ExitInfo {
+	w := p.tag.watch()
+	defer w.WaitAll(tagKillTimeout)
 	p.CloseStdin()
 	if mode == sdk.CloseGraceful {
 		select {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/internal/procscan"
 	"github.com/tthost/tthost/sdk/plugin"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
@@ -288,5 +289,29 @@ func TestOutputHeldByAnUntaggedEscapeeEnds(t *testing.T) {
 	case <-p.Done():
 	default:
 		t.Error("the output ended before Done")
+	}
+}
+
+// Close returns once every process that carried the tag has exited, not
+// only been sent SIGKILL: none of them is alive then (a zombie left to its
+// new parent at most), so a plugin that exits next leaves nothing behind.
+func TestCloseReturnsOnceTheTaggedProcessesHaveExited(t *testing.T) {
+	procs := sdktest.TrackProcesses(t)
+	p := start(t, procs, plugin.ProcessConfig{Args: []string{"sh", "-c", "sleep 60 & sleep 60 & echo started; wait"}})
+	line, err := plugin.NewLineReader(p.Output(), 1024).Next()
+	if err != nil || string(line) != "started" {
+		t.Fatalf("%q, %v", line, err)
+	}
+	// sh, and the sleeps that have exec'd by now (a process between fork
+	// and exec may not show its environment yet).
+	before := p.Tag().Alive()
+	if len(before) < 2 {
+		t.Fatalf("tagged processes %v, want sh and its sleeps", before)
+	}
+	p.Close(context.Background(), sdk.CloseImmediate)
+	for _, pid := range before {
+		if !procscan.Zombie(pid) {
+			t.Errorf("pid %d is alive after Close returned", pid)
+		}
 	}
 }

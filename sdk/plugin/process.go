@@ -41,3 +41,11 @@ func (t ProcessTag) Kill(timeout time.Duration) []int {
 	}
 	return procscan.KillByEnv(t.entry, timeout)
 }
+
+// watch watches the tagged processes alive now, to wait for their exit.
+func (t ProcessTag) watch() *procscan.Watch {
+	if t.entry == "" {
+		return procscan.WatchPids(nil, "")
+	}
+	return procscan.WatchByEnv(t.entry)
+}

@@ -90,12 +90,12 @@ func checkNoProcessAfterHostCancel(r *run) {
 	id := r.startLong(busy)
 
 	before := r.alive()
-	w := watchExits(before, r.marker)
-	defer w.close()
+	w := procscan.WatchPids(before, r.marker)
+	defer w.Close()
 	outlived := make(chan []int, 1)
 	go func() {
 		<-p.Done()
-		outlived <- w.running()
+		outlived <- w.Running()
 	}()
 	start := time.Now()
 	if err := p.Stop(stopGrace); err != nil {

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tthost/tthost/sdk"
+	"github.com/tthost/tthost/sdk/internal/procscan"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
@@ -249,9 +250,9 @@ func TestWaitGoneWaitsForAnExit(t *testing.T) {
 	if left := waitGone(marker, nil, 50*time.Millisecond); !slices.Equal(left, []int{cmd.Process.Pid}) {
 		t.Fatalf("waitGone with a live process = %v; want [%d]", left, cmd.Process.Pid)
 	}
-	w := watchExits([]int{cmd.Process.Pid}, marker)
-	defer w.close()
-	if got := w.running(); !slices.Equal(got, []int{cmd.Process.Pid}) {
+	w := procscan.WatchPids([]int{cmd.Process.Pid}, marker)
+	defer w.Close()
+	if got := w.Running(); !slices.Equal(got, []int{cmd.Process.Pid}) {
 		t.Fatalf("running = %v", got)
 	}
 	go func() { _ = cmd.Process.Kill() }()
@@ -259,7 +260,7 @@ func TestWaitGoneWaitsForAnExit(t *testing.T) {
 		t.Fatalf("waitGone after a kill = %v", left)
 	}
 	<-done
-	if got := w.running(); len(got) > 0 {
+	if got := w.Running(); len(got) > 0 {
 		t.Fatalf("running after the exit = %v", got)
 	}
 }

@@ -9,35 +9,11 @@ import (
 	"github.com/tthost/tthost/sdk/internal/procscan"
 )
 
-// waitAnyExit has no exit event to wait on here: it pauses briefly before
-// the caller scans again.
+// waitAnyExit pauses briefly before the caller scans again: there is no
+// exit event to wait on here.
 func waitAnyExit(pids []int, marker string, timeout time.Duration) {
-	time.Sleep(min(timeout, 20*time.Millisecond))
+	procscan.WatchPids(pids, marker).WaitAny(timeout)
 }
-
-type exitWatch struct{ pids []int }
-
-func watchExits(pids []int, marker string) *exitWatch {
-	w := &exitWatch{}
-	for _, pid := range pids {
-		if carries(pid, marker) {
-			w.pids = append(w.pids, pid)
-		}
-	}
-	return w
-}
-
-func (w *exitWatch) running() []int {
-	var out []int
-	for _, pid := range w.pids {
-		if syscall.Kill(pid, 0) == nil && !procscan.Zombie(pid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-func (w *exitWatch) close() {}
 
 func hostAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }
 

@@ -34,16 +34,21 @@ func FindByEnv(entry string) []int {
 		if err != nil || len(env) == 0 {
 			continue
 		}
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if bytes.Equal(kv, want) {
-				if !Zombie(pid) {
-					pids = append(pids, pid)
-				}
-				break
-			}
+		if hasEntry(env, want) && !Zombie(pid) {
+			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// hasEntry reports whether the NUL-separated environment env holds entry.
+func hasEntry(env, entry []byte) bool {
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		if bytes.Equal(kv, entry) {
+			return true
+		}
+	}
+	return false
 }
 
 // Zombie reports whether pid is a zombie or gone.
