@@ -147,9 +147,7 @@ func (s *session) read(a *agentProc) {
 	s.bg.Wait()
 	s.stderr.Close()
 	why := "the ACP agent exited: " + a.proc.Status()
-	if tail := s.stderr.LastLines(); tail != "" {
-		why += "; its last output on stderr:\n" + tail
-	}
+	why += s.stderr.Quote()
 	s.Lost(errors.New(why))
 }
 
@@ -232,9 +230,7 @@ func (s *session) startError(err error, a *agentProc) error {
 		// The config's IS_SANDBOX keeps claude-code-acp from starting as root.
 		msg += "; " + s.cfg.rootNote
 	}
-	if tail := s.stderr.LastLines(); tail != "" {
-		msg += "; its last output on stderr:\n" + tail
-	}
+	msg += s.stderr.Quote()
 	return errors.New("the ACP agent did not start: " + msg)
 }
 

@@ -242,9 +242,7 @@ func (s *session) startError(p *plugin.Process, err error) error {
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 		msg += "; install it (npm install -g @anthropic-ai/claude-code) or configure the CLI's command with its path"
 	}
-	if tail := s.stderr.LastLines(); tail != "" {
-		msg += "; its last output on stderr:\n" + tail
-	}
+	msg += s.stderr.Quote()
 	return errors.New("claude did not start: " + msg)
 }
 
@@ -322,9 +320,7 @@ func (s *session) read(p *plugin.Process, gen int) {
 		return
 	}
 	why := "claude exited: " + p.Status()
-	if tail := s.stderr.LastLines(); tail != "" {
-		why += "; its last output on stderr:\n" + tail
-	}
+	why += s.stderr.Quote()
 	s.log.Warn("claude ended on its own", "status", p.Status())
 	go s.Lost(errors.New(why)) // Lost calls Stop, which waits for this reader
 }

@@ -35,9 +35,3 @@ func startAppServer(s settings, tail *stderrtail.Tail) (*plugin.Process, error) 
 	}
 	return p, err
 }
-
-// stdin is the app-server's stdin as the JSON-RPC client writes it.
-type stdin struct{ p *plugin.Process }
-
-func (w stdin) Write(b []byte) (int, error) { return w.p.Write(b) }
-func (w stdin) Close() error                { w.p.CloseStdin(); return nil }

@@ -76,7 +76,7 @@ func openSession(cfg settings, events sdk.EventSink, tweak func(*session)) *sess
 	}
 	s.proc, s.spawnErr = startAppServer(cfg, s.stderr)
 	if s.proc != nil {
-		s.rpc = jsonrpc.NewClient(stdin{s.proc}, jsonrpc.Options{Name: "codex app-server", Timeout: cfg.requestTimeout, Log: s.log})
+		s.rpc = jsonrpc.NewClient(s.proc, jsonrpc.Options{Name: "codex app-server", Timeout: cfg.requestTimeout, Log: s.log})
 	}
 	s.Session = plugin.NewSession(events, plugin.Driver{
 		Start:     s.start,
@@ -111,9 +111,7 @@ func (s *session) read() {
 	s.bg.Wait()
 	s.stderr.Close()
 	why := "codex app-server exited: " + s.proc.Status()
-	if tail := s.stderr.LastLines(); tail != "" {
-		why += "; its last output on stderr:\n" + tail
-	}
+	why += s.stderr.Quote()
 	s.Lost(errors.New(why))
 }
 
@@ -149,9 +147,7 @@ func (s *session) startError(err error) error {
 	if missingBinary(err) {
 		msg += "; install it (npm install -g @openai/codex) or configure the CLI's command with its path"
 	}
-	if tail := s.stderr.LastLines(); tail != "" {
-		msg += "; its last output on stderr:\n" + tail
-	}
+	msg += s.stderr.Quote()
 	return errors.New("codex did not start: " + msg)
 }
 

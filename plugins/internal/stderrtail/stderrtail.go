@@ -85,3 +85,12 @@ func (t *Tail) LastLines() string {
 	}
 	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
+
+// Quote is LastLines as the end of an error message ("; its last output on
+// stderr:\n..."), or "" when stderr said nothing.
+func (t *Tail) Quote() string {
+	if tail := t.LastLines(); tail != "" {
+		return "; its last output on stderr:\n" + tail
+	}
+	return ""
+}

@@ -32,3 +32,16 @@ func TestLastLinesAndLog(t *testing.T) {
 		t.Error("an empty tail has lines")
 	}
 }
+
+// Quote ends an error message with the tail, and adds nothing when the CLI
+// said nothing on stderr.
+func TestQuote(t *testing.T) {
+	var tl Tail
+	if q := tl.Quote(); q != "" {
+		t.Errorf("an empty tail quoted %q", q)
+	}
+	fmt.Fprint(&tl, "\n  panic: boom\n")
+	if q := tl.Quote(); q != "; its last output on stderr:\npanic: boom" {
+		t.Errorf("Quote = %q", q)
+	}
+}
