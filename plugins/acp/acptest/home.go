@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tthost/tthost/plugins/internal/mockrec"
 )
 
 // GeminiSettings is the settings.json NewGeminiHome writes: no telemetry,
@@ -44,11 +46,10 @@ func GeminiEnv(home string, mock *MockGemini) map[string]string {
 		"GOOGLE_GEMINI_BASE_URL": mock.URL(),
 		"GEMINI_CLI_NO_RELAUNCH": "true",
 		"NO_COLOR":               "1",
-		"NO_PROXY":               "127.0.0.1,localhost,::1",
-		"no_proxy":               "127.0.0.1,localhost,::1",
 	}
-	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"} {
-		env[k], env[strings.ToLower(k)] = mock.URL(), mock.URL()
+	for _, kv := range mockrec.ProxyEnv(mock.URL()) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
 	}
 	return env
 }
