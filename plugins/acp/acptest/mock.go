@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,17 +21,15 @@ import (
 // request, and refuses (and fails the test on) any request gemini tries to
 // send elsewhere through the proxy guard (see GeminiEnv).
 type MockGemini struct {
+	*mockrec.Server // URL, Close, Closing: the HTTP side on 127.0.0.1
+
 	t      testing.TB
-	srv    *httptest.Server
 	script Script
 	// log holds the streamGenerateContent requests and, as Other, the
 	// requests the mock does not serve; utility the generateContent and
 	// countTokens requests (numbered apart).
 	log     *mockrec.Log[Request]
 	utility *mockrec.Log[Request]
-
-	closeOnce sync.Once
-	closing   chan struct{}
 }
 
 // Script decides the reply to a streamGenerateContent request. It is
@@ -79,21 +75,9 @@ func NewMockGemini(t testing.TB, script Script) *MockGemini {
 	if script == nil {
 		script = DefaultScript
 	}
-	m := &MockGemini{t: t, script: script, log: mockrec.NewLog[Request](), utility: mockrec.NewLog[Request](), closing: make(chan struct{})}
-	m.srv = httptest.NewServer(http.HandlerFunc(m.serveHTTP))
-	t.Cleanup(m.Close)
+	m := &MockGemini{t: t, script: script, log: mockrec.NewLog[Request](), utility: mockrec.NewLog[Request]()}
+	m.Server = mockrec.StartServer(t, http.HandlerFunc(m.serveHTTP))
 	return m
-}
-
-// URL is the server's root, "http://127.0.0.1:PORT": GOOGLE_GEMINI_BASE_URL.
-func (m *MockGemini) URL() string { return m.srv.URL }
-
-// Close stops the server; streaming answers end at once.
-func (m *MockGemini) Close() {
-	m.closeOnce.Do(func() {
-		close(m.closing)
-		m.srv.Close()
-	})
 }
 
 // Requests returns every streamGenerateContent request so far, in order.
@@ -112,7 +96,7 @@ func (m *MockGemini) WaitRequest(ctx context.Context, pred func(Request) bool) (
 }
 
 func (m *MockGemini) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if target, foreign := mockrec.Foreign(r, m.srv.URL); foreign {
+	if target, foreign := mockrec.Foreign(r, m.URL()); foreign {
 		m.t.Errorf("acptest: gemini tried to reach %s %s outside the mock; the proxy guard refused it (gemini must run offline)", r.Method, target)
 		http.Error(w, "acptest: offline test, no outside connections", http.StatusForbidden)
 		return
@@ -197,7 +181,7 @@ func (m *MockGemini) stream(ctx context.Context, w http.ResponseWriter, req Requ
 	}
 	gone := func() Outcome {
 		select {
-		case <-m.closing:
+		case <-m.Closing():
 			return OutcomeClosed
 		default:
 			return OutcomeDisconnected
@@ -208,22 +192,11 @@ func (m *MockGemini) stream(ctx context.Context, w http.ResponseWriter, req Requ
 		deltas = strings.SplitAfter(reply.Text, " ")
 	}
 	in, out := len(req.Body)/4+1, len(strings.Join(deltas, ""))/4+1
-	var timer *time.Timer
+	pacer := mockrec.NewPacer(reply.Interval)
+	defer pacer.Stop()
 	for i, d := range deltas {
-		if i > 0 && reply.Interval > 0 {
-			if timer == nil {
-				timer = time.NewTimer(reply.Interval)
-				defer timer.Stop()
-			} else {
-				timer.Reset(reply.Interval)
-			}
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				return gone()
-			case <-m.closing:
-				return OutcomeClosed
-			}
+		if i > 0 && !m.Pace(ctx, pacer) {
+			return gone()
 		}
 		if !send(chunk([]map[string]any{{"text": d}}, "", in, out)) {
 			return gone()
@@ -233,7 +206,7 @@ func (m *MockGemini) stream(ctx context.Context, w http.ResponseWriter, req Requ
 		select {
 		case <-ctx.Done():
 			return gone()
-		case <-m.closing:
+		case <-m.Closing():
 			return OutcomeClosed
 		}
 	}

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,13 +21,11 @@ import (
 // request; and fails the test on any other path, and on any request a
 // client tries to send elsewhere through the proxy guard (see Env).
 type MockAnthropic struct {
+	*mockrec.Server // URL, Close, Closing: the HTTP side on 127.0.0.1
+
 	t      testing.TB
-	srv    *httptest.Server
 	script Script
 	log    *mockrec.Log[Request]
-
-	closeOnce sync.Once
-	closing   chan struct{} // closed by Close: streaming answers stop
 }
 
 // Script decides the reply to a request. It is called once per request,
@@ -87,22 +83,9 @@ func NewMockAnthropic(t testing.TB, script Script) *MockAnthropic {
 	if script == nil {
 		script = DefaultScript
 	}
-	m := &MockAnthropic{t: t, script: script, log: mockrec.NewLog[Request](), closing: make(chan struct{})}
-	m.srv = httptest.NewServer(http.HandlerFunc(m.serveHTTP)) // 127.0.0.1:0
-	t.Cleanup(m.Close)
+	m := &MockAnthropic{t: t, script: script, log: mockrec.NewLog[Request]()}
+	m.Server = mockrec.StartServer(t, http.HandlerFunc(m.serveHTTP))
 	return m
-}
-
-// URL is the server's root, "http://127.0.0.1:PORT": ANTHROPIC_BASE_URL.
-func (m *MockAnthropic) URL() string { return m.srv.URL }
-
-// Close stops the server; streaming answers end at once. It is called when
-// the test ends.
-func (m *MockAnthropic) Close() {
-	m.closeOnce.Do(func() {
-		close(m.closing)
-		m.srv.Close()
-	})
 }
 
 // Requests returns every /v1/messages request so far, in order.
@@ -132,7 +115,7 @@ func (m *MockAnthropic) WaitRequest(ctx context.Context, pred func(Request) bool
 }
 
 func (m *MockAnthropic) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if target, foreign := mockrec.Foreign(r, m.srv.URL); foreign {
+	if target, foreign := mockrec.Foreign(r, m.URL()); foreign {
 		m.t.Errorf("claudetest: the client tried to reach %s %s outside the mock; the proxy guard refused it "+
 			"(it must run offline: check the variables Env sets)", r.Method, target)
 		http.Error(w, "claudetest: offline test, no outside connections", http.StatusForbidden)
@@ -287,7 +270,7 @@ func (m *MockAnthropic) stream(ctx context.Context, w http.ResponseWriter, req R
 	}
 	gone := func() Outcome {
 		select {
-		case <-m.closing:
+		case <-m.Closing():
 			return OutcomeClosed
 		default:
 			return OutcomeDisconnected
@@ -307,7 +290,7 @@ func (m *MockAnthropic) stream(ctx context.Context, w http.ResponseWriter, req R
 		case <-ch:
 		case <-ctx.Done():
 			return false
-		case <-m.closing:
+		case <-m.Closing():
 			return false
 		}
 		return true

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,14 +21,12 @@ const MockModelName = "mock-model"
 // Script, records every request, and refuses (and fails the test on) any
 // request codex tries to send elsewhere through the proxy guard (see Env).
 type MockModel struct {
+	*mockrec.Server // URL, Close, Closing: the HTTP side on 127.0.0.1
+
 	t      testing.TB
-	srv    *httptest.Server
 	script Script
 
 	log *mockrec.Log[Request] // the requests, and "METHOD /path" of those it does not serve
-
-	closeOnce sync.Once
-	closing   chan struct{} // closed by Close: streaming answers stop
 }
 
 // Script decides the reply to a request. It is called once per request,
@@ -76,27 +72,14 @@ func NewMockModel(t testing.TB, script Script) *MockModel {
 	if script == nil {
 		script = DefaultScript
 	}
-	m := &MockModel{t: t, script: script, log: mockrec.NewLog[Request](), closing: make(chan struct{})}
+	m := &MockModel{t: t, script: script, log: mockrec.NewLog[Request]()}
 	// httptest listens on 127.0.0.1:0.
-	m.srv = httptest.NewServer(http.HandlerFunc(m.serveHTTP))
-	t.Cleanup(m.Close)
+	m.Server = mockrec.StartServer(t, http.HandlerFunc(m.serveHTTP))
 	return m
 }
 
-// URL is the server's root, "http://127.0.0.1:PORT".
-func (m *MockModel) URL() string { return m.srv.URL }
-
 // BaseURL is the provider base_url for codex: URL() + "/v1".
-func (m *MockModel) BaseURL() string { return m.srv.URL + "/v1" }
-
-// Close stops the server; streaming answers end at once. It is called
-// when the test ends.
-func (m *MockModel) Close() {
-	m.closeOnce.Do(func() {
-		close(m.closing)
-		m.srv.Close()
-	})
-}
+func (m *MockModel) BaseURL() string { return m.URL() + "/v1" }
 
 // Requests returns every /v1/responses request so far, in order.
 func (m *MockModel) Requests() []Request { return m.log.All() }
@@ -124,7 +107,7 @@ func (m *MockModel) setOutcome(seq int, o Outcome) {
 func (m *MockModel) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// A proxied request names its target: CONNECT host:port, or an
 	// absolute URL. Only the mock itself is an allowed target.
-	if target, foreign := mockrec.Foreign(r, m.srv.URL); foreign {
+	if target, foreign := mockrec.Foreign(r, m.URL()); foreign {
 		m.t.Errorf("codextest: codex tried to reach %s %s outside the mock model; the proxy guard refused it "+
 			"(codex must run offline: check the config NewCodexHome writes)", r.Method, target)
 		http.Error(w, "codextest: offline test, no outside connections", http.StatusForbidden)
@@ -187,7 +170,7 @@ func (m *MockModel) stream(ctx context.Context, w http.ResponseWriter, req Reque
 	}
 	gone := func() Outcome {
 		select {
-		case <-m.closing:
+		case <-m.Closing():
 			return OutcomeClosed
 		default:
 			return OutcomeDisconnected
@@ -210,22 +193,11 @@ func (m *MockModel) stream(ctx context.Context, w http.ResponseWriter, req Reque
 			"item": map[string]any{"type": "message", "id": msgID, "role": "assistant", "content": []any{}}}) {
 			return gone()
 		}
-		var timer *time.Timer
+		pacer := mockrec.NewPacer(reply.Interval)
+		defer pacer.Stop()
 		for i, d := range deltas {
-			if i > 0 && reply.Interval > 0 {
-				if timer == nil {
-					timer = time.NewTimer(reply.Interval)
-					defer timer.Stop()
-				} else {
-					timer.Reset(reply.Interval)
-				}
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					return gone()
-				case <-m.closing:
-					return OutcomeClosed
-				}
+			if i > 0 && !m.Pace(ctx, pacer) {
+				return gone()
 			}
 			if !send(map[string]any{"type": "response.output_text.delta", "item_id": msgID,
 				"output_index": index, "content_index": 0, "delta": d}) {
