@@ -11,7 +11,8 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
 PLUGINS := oneshot codex claude acp
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Only the host's own tags (v1.2.3) name a build; the SDK's (sdk/v0.3.0) version the SDK module.
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/tthost/tthost/host/version.Version=$(VERSION) \
            -X github.com/tthost/tthost/plugins/internal/buildinfo.Version=$(VERSION)
 
