@@ -58,7 +58,45 @@ func (l *Loop) idle(ctx context.Context, backlogLen int64) (exit bool, err error
 		}
 		wait = min(wait, left)
 	}
+	if l.opts.TrustWakeups && l.notified() {
+		return false, l.idleOnWakeups(ctx, timeout)
+	}
 	return false, l.wait(ctx, wait)
+}
+
+// idleOnWakeups waits for the agent's wakeups without polling (a serve
+// host's agents): a timer wakes it only for its heartbeat and for the
+// idle timeout. It returns when woken, at the idle timeout, or when the
+// wakeups stop being active (then the loop polls again).
+func (l *Loop) idleOnWakeups(ctx context.Context, timeout time.Duration) error {
+	beat := time.Duration(l.cfg.TTHost.HeartbeatSecs) * time.Second
+	for {
+		now := l.opts.Now()
+		d := l.lastBeat.Add(beat).Sub(now)
+		if timeout > 0 && l.current == "" {
+			d = min(d, l.lastActive.Add(timeout).Sub(now))
+		}
+		if d <= 0 {
+			return nil
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-l.opts.Wakeups.C():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		l.heartbeatIfDue(ctx)
+		if !l.notified() || l.leaseLost.Load() {
+			return nil
+		}
+		if timeout > 0 && l.current == "" && !l.opts.Now().Before(l.lastActive.Add(timeout)) {
+			return nil
+		}
+	}
 }
 
 // clearFinishedTask drops current_task when that task is terminal or gone

@@ -20,6 +20,11 @@ func (l *Loop) acquireLease(ctx context.Context) error {
 	host, _ := os.Hostname()
 	ttl := 3 * time.Duration(l.cfg.TTHost.HeartbeatSecs) * time.Second
 	lease, err := l.store.AcquireLease(ctx, l.id, town.LeaseOwner{PID: os.Getpid(), Host: host}, ttl, func(o town.LeaseOwner) bool {
+		if o.HostID != "" {
+			// A serve host's lease lives as long as the host does.
+			alive, err := l.store.HostsAlive(ctx, []string{o.HostID})
+			return err == nil && !alive[o.HostID]
+		}
 		return o.Host == host && !workerAlive(o.PID, l.id)
 	})
 	if err != nil {
@@ -60,6 +65,9 @@ const deadHolderFence = time.Second
 // gets the stop grace; the lease's TTL has already passed since that
 // refresh.
 func (l *Loop) fenceWait() (time.Duration, string) {
+	if c := l.opts.Claim; c != nil {
+		return c.Fence, c.FenceWhy
+	}
 	prev := l.lease.Previous
 	if prev == nil {
 		return 0, ""

@@ -106,6 +106,27 @@ type Options struct {
 	// every turn_poll_ms during a turn, and finds other writes at its
 	// safety poll.
 	Wakeups Wakeups
+	// Claim, when set, is the lease a host (tthost serve) took for this
+	// loop: the loop serves under it instead of taking its own.
+	Claim *Claim
+	// TrustWakeups (tthost serve) lets an idle agent rely on Wakeups while
+	// they are Active: it wakes for its heartbeat only, without an intake
+	// of its own, so an idle agent costs its host no Redis command but the
+	// heartbeat. The notifier fires every watch after a reconnect, which is
+	// the backstop the safety poll is otherwise.
+	TrustWakeups bool
+	// Observer, when set, is told of turns, steers, queue depths and Redis
+	// errors (a host's metrics).
+	Observer Observer
+}
+
+// Claim is a worker lease taken by the host that runs the loop, and how
+// long to wait before delivering again what the previous holder left in
+// flight (so no two runs of a message overlap).
+type Claim struct {
+	Lease    *town.Lease
+	Fence    time.Duration
+	FenceWhy string
 }
 
 // Loop is one agent's worker.
@@ -166,6 +187,9 @@ func New(opts Options) (*Loop, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	if opts.ToolDir == "" {
 		if exe, err := os.Executable(); err == nil {
@@ -228,6 +252,11 @@ func (l *Loop) claim(ctx context.Context) error {
 	// The idle clock starts with the worker: an agent restarted after a
 	// long pause must not drain at its first idle poll.
 	l.lastActive = l.opts.Now()
+	if c := l.opts.Claim; c != nil {
+		l.lease = c.Lease
+		l.worker = c.Lease.Worker()
+		return nil
+	}
 	return l.acquireLease(ctx)
 }
 

@@ -43,6 +43,9 @@ func (l *Loop) intake(ctx context.Context, opts town.IntakeOptions) (res town.In
 		opts.MaxBytes = l.cfg.TTHost.MaxTurnBytes
 	}
 	err = l.fenced(ctx, func() (e error) { res, e = l.worker.Intake(ctx, opts); return e })
+	if err == nil && !res.Quick {
+		l.opts.Observer.QueueDepth(l.ref(), res.InboxLeft, res.UrgentLeft)
+	}
 	return res, err
 }
 
@@ -66,6 +69,22 @@ func (l *Loop) reroute(ctx context.Context, e town.Entry) error {
 // loseLease records, once, that another worker serves the agent now: the
 // loop starts no turn, cancels the running one, moves no message and
 // writes no agent state from here on, and exits.
+// LoseLease ends the loop's service as if its lease were taken over: a
+// running turn is cancelled and nothing of the agent's is written any
+// more. Its host calls it when the lease is gone (another host holds it)
+// or can no longer be vouched for (the host lost Redis for longer than
+// its lease); the host cancels the loop's context after it.
+func (l *Loop) LoseLease(cause error) {
+	if !l.leaseLost.CompareAndSwap(false, true) {
+		return
+	}
+	msg := fmt.Sprintf("Lost the worker lease of agent %s: this worker stops without touching its messages (%v)", l.name, cause)
+	l.say("🚫 %s", msg)
+	l.log.Error("worker lease lost", "error", cause)
+}
+
+func (l *Loop) ref() AgentRef { return AgentRef{ID: l.id, Name: l.name, CLI: l.cliName} }
+
 func (l *Loop) loseLease(ctx context.Context, cause error) {
 	if !l.leaseLost.CompareAndSwap(false, true) {
 		return

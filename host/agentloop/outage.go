@@ -21,6 +21,7 @@ func (l *Loop) RedisDown(err error) {
 	l.say("⚠️ Redis is unreachable (%v): waiting for it for up to %ds (redis_outage_secs); outcomes are kept and written when it is back",
 		err, l.cfg.TTHost.RedisOutageSecs)
 	l.log.Warn("Redis unreachable", "error", err)
+	l.opts.Observer.RedisError(l.ref())
 }
 
 // RedisUp is the outage hook's OnUp.

@@ -3,6 +3,7 @@ package agentloop
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/tthost/tthost/host/prompt"
 	"github.com/tthost/tthost/host/town"
@@ -51,6 +52,7 @@ func (l *Loop) deferUrgent(ctx context.Context, b *batch) {
 // docs/compatibility.md#d13). A failed steer puts the messages back and
 // says so (docs/compatibility.md#d4).
 func (l *Loop) steer(ctx context.Context, pt *pendingTurn, entries []town.Entry) {
+	taken := time.Now()
 	b := l.classify(ctx, entries)
 	if len(b.actionable) == 0 {
 		if len(b.entries) > 0 {
@@ -76,11 +78,12 @@ func (l *Loop) steer(ctx context.Context, pt *pendingTurn, entries []town.Entry)
 	case d.Kind == sdk.DeliveryStarted && d.TurnID != pt.id:
 		// The running turn ended just before: the backend started a new
 		// turn for the urgent messages; it is followed after this one.
-		l.next = &pendingTurn{id: d.TurnID, display: pt.display + 1, batch: b, deltas: newDeltaBuffer(l, pt.display+1, d.TurnID)}
+		l.next = &pendingTurn{id: d.TurnID, display: pt.display + 1, batch: b, deltas: newDeltaBuffer(l, pt.display+1, d.TurnID), started: time.Now()}
 		l.say("↪️ Round %d had ended: %d urgent message(s) started round %d", pt.display, len(b.actionable), pt.display+1)
 	default:
 		pt.batch.entries = append(pt.batch.entries, b.entries...)
 		pt.batch.actionable = append(pt.batch.actionable, b.actionable...)
+		l.opts.Observer.Steered(l.ref(), time.Since(taken))
 		how := steerHow(d.SteerMode)
 		l.say("↪️ Round %d: steered %d urgent message(s) into the running turn%s", pt.display, len(b.actionable), how)
 		l.emit(ctx, town.EventAgentStateChanged, fmt.Sprintf("Steered %d urgent message(s) into round %d%s", len(b.actionable), pt.display, how),

@@ -56,6 +56,29 @@ type pendingTurn struct {
 	display int
 	batch   *batch
 	deltas  *deltaBuffer
+	started time.Time
+	usage   sdk.Usage // the sum of the turn's usage events
+}
+
+func (pt *pendingTurn) addUsage(u sdk.Usage) {
+	pt.usage.InputTokens += u.InputTokens
+	pt.usage.CachedInputTokens += u.CachedInputTokens
+	pt.usage.OutputTokens += u.OutputTokens
+	pt.usage.ReasoningOutputTokens += u.ReasoningOutputTokens
+	pt.usage.TotalTokens += u.TotalTokens
+}
+
+// outcome names how a turn ended, for the Observer.
+func (l *Loop) outcome(res turnResult) string {
+	switch {
+	case l.leaseLost.Load() || res.cause != "":
+		return OutcomeInterrupted
+	case res.status == sdk.StatusCompleted && res.lost == "":
+		return OutcomeCompleted
+	case res.lost != "":
+		return OutcomeLost
+	}
+	return OutcomeFailed
 }
 
 // turn starts one turn for the batch; serve then follows it to its end
@@ -112,7 +135,7 @@ func (l *Loop) turn(ctx context.Context, b *batch) error {
 		}
 		return l.notStarted(ctx, b, display, "turn_start_failed", err)
 	}
-	l.running = &pendingTurn{id: d.TurnID, display: display, batch: b, deltas: newDeltaBuffer(l, display, d.TurnID)}
+	l.running = &pendingTurn{id: d.TurnID, display: display, batch: b, deltas: newDeltaBuffer(l, display, d.TurnID), started: time.Now()}
 	return nil
 }
 
@@ -128,6 +151,8 @@ func (l *Loop) finishTurn(ctx context.Context) error {
 		l.running = nil
 		l.putBack(context.WithoutCancel(ctx), nb)
 	}
+	l.opts.Observer.TurnEnded(TurnReport{Agent: l.ref(), Backend: l.choice.Backend, Outcome: l.outcome(res),
+		Duration: time.Since(pt.started), Usage: pt.usage})
 	return l.settle(ctx, pt.batch, pt.display, pt.id, res)
 }
 
@@ -233,6 +258,9 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 				}
 				return turnResult{status: sdk.StatusFailed, lost: reason, cause: cause}
 			default:
+				if ev.Kind == sdk.EventUsage && ev.Usage != nil && (ev.TurnID == pt.id || ev.TurnID == "") {
+					pt.addUsage(*ev.Usage)
+				}
 				if ev.Kind == sdk.EventError && ev.Error != nil && ev.Error.Fatal {
 					dying = "the backend session failed (" + oneLine(ev.Error.Message) + ")"
 				}

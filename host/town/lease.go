@@ -41,6 +41,11 @@ type LeaseOwner struct {
 	PID     int       `json:"pid"`
 	Host    string    `json:"host"`
 	Started time.Time `json:"started"`
+	// HostID is set when a `tthost serve` host holds the lease for all
+	// its agents: such a lease has no expiry of its own and lives as long
+	// as the host's liveness key (Keys.HostAlive), which the host renews
+	// with one heartbeat for all its agents.
+	HostID string `json:"host_id,omitempty"`
 }
 
 // Generation is the lease generation in the token (0 if it has none).
@@ -106,14 +111,15 @@ func fenceErr(what string, err error) error {
 // generation, stores the owner JSON with the token spliced in, and records
 // it as the last holder.
 // KEYS: lease, gen, last. ARGV: expected ("" = must be free), json prefix,
-// random part, json suffix, ttl ms.
+// random part, json suffix, ttl ms (0: no expiry, a host-bound lease).
 var leaseAcquireScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[1] then return {0, v} end
 local gen = redis.call('INCR', KEYS[2])
 local token = gen .. '-' .. ARGV[3]
 local val = ARGV[2] .. token .. ARGV[4]
-redis.call('SET', KEYS[1], val, 'PX', ARGV[5])
+if tonumber(ARGV[5]) > 0 then redis.call('SET', KEYS[1], val, 'PX', ARGV[5])
+else redis.call('SET', KEYS[1], val) end
 local prev = redis.call('GET', KEYS[3]) or ''
 redis.call('SET', KEYS[3], val)
 return {1, token, prev}
@@ -153,7 +159,8 @@ end
 return 0
 `)
 
-// AcquireLease takes the agent's worker lease for ttl. When another holder
+// AcquireLease takes the agent's worker lease for ttl (0: without expiry,
+// for a host-bound lease whose owner names its HostID). When another holder
 // has it, holderDead decides whether that holder is gone (tthost passes a
 // check of the pid on this host); a dead holder's lease is taken over, a
 // live one's is refused with ErrLeaseHeld naming the holder. Every
@@ -215,13 +222,21 @@ func (s *Store) AcquireLease(ctx context.Context, agent string, owner LeaseOwner
 	return nil, fmt.Errorf("%w: another worker took it at the same moment", ErrLeaseHeld)
 }
 
-// TTL is the lease's time to live, renewed by Refresh.
+// TTL is the lease's time to live, renewed by Refresh; 0 for a lease
+// bound to a serve host (LeaseOwner.HostID), which lives as long as the
+// host's liveness key.
 func (l *Lease) TTL() time.Duration { return l.ttl }
+
+// Agent is the agent the lease is for.
+func (l *Lease) Agent() string { return l.agent }
 
 // Refresh extends the lease. A lease that expired while nobody else took
 // the agent is re-taken; one that another worker holds (or held since)
 // fails with ErrFenced.
 func (l *Lease) Refresh(ctx context.Context) error {
+	if l.ttl <= 0 {
+		return nil // host-bound: the host's heartbeat keeps it
+	}
 	val, _ := json.Marshal(l.Owner)
 	k := l.s.keys
 	ok, err := leaseRefreshScript.Run(ctx, l.s.rdb, []string{k.Lease(l.agent), k.LeaseGen(l.agent)},
