@@ -24,9 +24,9 @@ const MinVersion = "7.0"
 // SentinelURLForm), for which the client asks the sentinels where the
 // master is and follows it through a failover. Either way the result is a
 // *redis.Client, so callers do not care which. Errors never show a
-// password (redactURL).
+// password (RedactURL).
 func Connect(ctx context.Context, rawURL string) (*redis.Client, error) {
-	shown := redactURL(rawURL)
+	shown := RedactURL(rawURL)
 	var c *redis.Client
 	var hint string
 	if IsSentinelURL(rawURL) {
@@ -181,13 +181,6 @@ func withoutURL(err error) error {
 	}
 	return err
 }
-
-// redactURL is RedactURL that also hides the password= and
-// sentinel_password= parameters of a Sentinel URL.
-//
-// TODO(main): RedactURL (resolve.go, outside this change) should call
-// redactQueryPasswords first so that Endpoint.Redacted hides them too.
-func redactURL(rawURL string) string { return RedactURL(redactQueryPasswords(rawURL)) }
 
 // redactQueryPasswords replaces the value of each password-like query
 // parameter with "****", leaving the rest of rawURL as written.

@@ -104,6 +104,7 @@ func Resolve(cfg *config.Config, townDir string, getenv func(string) string) (En
 
 // RedactURL hides the password in a Redis URL.
 func RedactURL(raw string) string {
+	raw = redactQueryPasswords(raw) // a Sentinel URL's master password= and sentinel_password=
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
 		if err != nil && strings.Contains(raw, "@") {

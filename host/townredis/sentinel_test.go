@@ -158,8 +158,8 @@ func TestRedactURLHidesSentinelPasswords(t *testing.T) {
 		"unix:///a/b.sock":                                        "unix:///a/b.sock",
 	}
 	for in, want := range cases {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -196,7 +196,7 @@ func FuzzSentinelURL(f *testing.F) {
 		}
 		q := u.Query()
 		secrets = append(secrets, q["password"]...)
-		shown := redactURL(raw)
+		shown := RedactURL(raw)
 		for _, pw := range secrets {
 			// A password that also stands elsewhere in the URL (as
 			// "000000" in "//:000000@000000"), or short enough to, may
@@ -205,7 +205,7 @@ func FuzzSentinelURL(f *testing.F) {
 				continue
 			}
 			if strings.Contains(shown, pw) {
-				t.Fatalf("redactURL(%q) = %q shows the password %q", raw, shown, pw)
+				t.Fatalf("RedactURL(%q) = %q shows the password %q", raw, shown, pw)
 			}
 			if err != nil && strings.Contains(err.Error(), pw) {
 				t.Fatalf("ParseSentinelURL(%q) error shows the password %q: %v", raw, pw, err)
@@ -229,7 +229,7 @@ func TestConnectThroughSentinel(t *testing.T) {
 	url := "redis://:s3ntinel-pw@" + s.Addr + "?master_name=" + name + "&password=m4ster-pw"
 	c, err := Connect(ctxFor(t), url)
 	if err != nil {
-		t.Fatalf("Connect(%s): %v\nsentinel log:\n%s", redactURL(url), err, s.Log())
+		t.Fatalf("Connect(%s): %v\nsentinel log:\n%s", RedactURL(url), err, s.Log())
 	}
 	defer c.Close()
 	if err := c.Set(ctxFor(t), "tthost:sentinel-test", "through the sentinel", 0).Err(); err != nil {
@@ -266,19 +266,19 @@ func TestConnectThroughSentinel(t *testing.T) {
 		cl, err := Connect(ctxFor(t), c.url)
 		if c.want == "" {
 			if err != nil {
-				t.Errorf("Connect(%s): %v", redactURL(c.url), err)
+				t.Errorf("Connect(%s): %v", RedactURL(c.url), err)
 			} else {
 				cl.Close()
 			}
 			continue
 		}
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "get-master-addr-by-name") {
-			t.Errorf("Connect(%s) = %v, want an error with %q and a hint", redactURL(c.url), err, c.want)
+			t.Errorf("Connect(%s) = %v, want an error with %q and a hint", RedactURL(c.url), err, c.want)
 			continue
 		}
 		for _, pw := range []string{"s3ntinel-pw", "m4ster-pw", "wrong-pw-1"} {
 			if strings.Contains(err.Error(), pw) {
-				t.Errorf("Connect(%s) error shows a password: %v", redactURL(c.url), err)
+				t.Errorf("Connect(%s) error shows a password: %v", RedactURL(c.url), err)
 			}
 		}
 	}
