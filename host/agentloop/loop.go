@@ -225,7 +225,7 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 	}
 	err = l.serve(ctx)
 	if l.leaseLost.Load() {
-		return fmt.Errorf("agent %s (%s): %w; this worker stopped", l.name, l.id, errLeaseLost)
+		return fmt.Errorf("agent %s (%s): %w; this worker stopped", l.name, l.id, ErrLeaseLost)
 	}
 	if errors.Is(err, ErrStopped) || (err != nil && ctx.Err() != nil) {
 		return nil
@@ -294,7 +294,7 @@ func (l *Loop) start(ctx context.Context) error {
 	if l.registered {
 		if err := l.store.SetRuntime(ctx, l.id, town.Runtime{
 			Backend: l.choice.Backend, Persistent: l.choice.Persistent, Fallback: l.choice.Fallback,
-			Reason: l.choice.Reason, Worker: fmt.Sprintf("%s:%d", l.lease.Owner.Host, l.lease.Owner.PID), // the lease holder: this worker
+			Reason: l.choice.Reason, Worker: l.workerName(), // the lease holder: this worker
 		}); err != nil {
 			l.log.Warn("record the runtime", "error", err)
 		}
@@ -332,7 +332,7 @@ func (l *Loop) serve(ctx context.Context) error {
 			return err
 		}
 		if l.leaseLost.Load() {
-			return errLeaseLost
+			return ErrLeaseLost
 		}
 		l.recordOutages(ctx)
 		if l.running != nil {
@@ -348,7 +348,7 @@ func (l *Loop) serve(ctx context.Context) error {
 		res, err := l.intake(ctx, town.IntakeOptions{})
 		if err != nil {
 			if l.leaseLost.Load() {
-				return errLeaseLost
+				return ErrLeaseLost
 			}
 			return fmt.Errorf("intake: %w", err)
 		}
@@ -392,6 +392,16 @@ func (l *Loop) serve(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// workerName names this worker for status: "hostname:pid", and the serve
+// host's id when a host runs the loop.
+func (l *Loop) workerName() string {
+	o := l.lease.Owner
+	if o.HostID != "" {
+		return fmt.Sprintf("host %s (%s:%d)", o.HostID, o.Host, o.PID)
+	}
+	return fmt.Sprintf("%s:%d", o.Host, o.PID)
 }
 
 // stopRequested ends the loop on the stop key (tthost stop / tt kill).

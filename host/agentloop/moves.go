@@ -14,8 +14,10 @@ import (
 // expired (nobody took the agent since: a long Redis outage, a stall) is
 // healed by re-taking the lease and trying once more.
 
-// errLeaseLost ends a loop whose agent another worker took over.
-var errLeaseLost = errors.New("the worker lease was taken over by another worker")
+// ErrLeaseLost ends a loop whose agent another worker took over.
+// ErrLeaseLost is returned by Run when another worker took the agent over
+// (or its host gave the lease up): the loop wrote nothing after that.
+var ErrLeaseLost = errors.New("the worker lease was taken over by another worker")
 
 // fenced runs op; see the comment above.
 func (l *Loop) fenced(ctx context.Context, op func() error) error {

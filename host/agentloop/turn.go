@@ -368,7 +368,7 @@ func (l *Loop) settle(ctx context.Context, b *batch, display int, turnID string,
 		// them again. Nothing of this turn is written.
 		l.emit(bg, town.EventAgentTurnCompleted, fmt.Sprintf("Round %d abandoned: the worker lease was taken over", display),
 			detail{Kind: "turn_interrupted", TurnID: turnID, Round: display, Status: string(res.status), Code: "lease_lost"})
-		return errLeaseLost
+		return ErrLeaseLost
 	}
 	switch {
 	case res.status == sdk.StatusCompleted && res.lost == "":

@@ -39,6 +39,9 @@ type Options struct {
 	// The manager attaches to them instead of launching those backends,
 	// without checksum or TLS: a development aid only.
 	Reattach map[string]client.ReattachInfo
+	// OnPluginExit, when set, is called after a plugin process exited
+	// unexpectedly (it is relaunched on next use): a host's metrics.
+	OnPluginExit func(backend string)
 }
 
 // Manager owns the plugin processes of one host process.
@@ -277,6 +280,9 @@ func (m *Manager) watch(inst *instance, p *client.Plugin) {
 	}
 	m.failedLocked(inst, fmt.Errorf("plugin %s (pid %d) exited unexpectedly", inst.cand.Name, p.Pid()))
 	m.log.Error("plugin exited unexpectedly; it is relaunched on next use", "backend", inst.cand.Name, "pid", p.Pid())
+	if m.opts.OnPluginExit != nil {
+		m.opts.OnPluginExit(inst.cand.Name)
+	}
 }
 
 // failedLocked records a failed launch or a crash of inst (whose lock is

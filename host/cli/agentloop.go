@@ -12,6 +12,7 @@ import (
 
 	"github.com/tthost/tthost/host/agentloop"
 	"github.com/tthost/tthost/host/backend"
+	"github.com/tthost/tthost/host/config"
 	"github.com/tthost/tthost/host/notify"
 	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/host/version"
@@ -68,25 +69,8 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 	if err != nil {
 		return err
 	}
-	dirs, err := f.PluginDirs()
-	if err != nil {
-		return err
-	}
-	// Plugins an author runs under a debugger (`plugin --debug`).
-	var reattach map[string]client.ReattachInfo
-	if v := f.Getenv(sdk.ReattachEnv); v != "" {
-		if reattach, err = client.ParseReattach(v); err != nil {
-			return err
-		}
-	}
 	log := f.Logger("tthost")
-	mgr, err := backend.New(backend.Options{
-		Dirs:        dirs,
-		Logger:      log,
-		HostVersion: version.Version,
-		StopGrace:   time.Duration(cfg.TTHost.StopGraceSecs) * time.Second,
-		Reattach:    reattach,
-	})
+	mgr, err := newBackendManager(f, cfg, log, nil)
 	if err != nil {
 		return err
 	}
@@ -136,7 +120,41 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 		OnUp:    loop.RedisUp,
 		Abandon: abandon,
 	})
-	return loop.Run(ctx)
+	if err := loop.Run(ctx); err != nil {
+		return err
+	}
+	if ctx.Err() == nil {
+		// The agent stopped (stop request, idle timeout, round limit): no
+		// serve host should take it up again. A signal leaves it wanted.
+		if _, err := store.Unwant(context.WithoutCancel(ctx), id); err != nil {
+			log.Warn("release the agent from the serve hosts", "error", err)
+		}
+	}
+	return nil
+}
+
+// newBackendManager discovers the plugins a worker (agent-loop) or a host
+// (serve) launches, and the ones an author runs under a debugger
+// (`plugin --debug`, sdk.ReattachEnv).
+func newBackendManager(f *Factory, cfg *config.Config, log hclog.Logger, onExit func(string)) (*backend.Manager, error) {
+	dirs, err := f.PluginDirs()
+	if err != nil {
+		return nil, err
+	}
+	var reattach map[string]client.ReattachInfo
+	if v := f.Getenv(sdk.ReattachEnv); v != "" {
+		if reattach, err = client.ParseReattach(v); err != nil {
+			return nil, err
+		}
+	}
+	return backend.New(backend.Options{
+		Dirs:         dirs,
+		Logger:       log,
+		HostVersion:  version.Version,
+		StopGrace:    time.Duration(cfg.TTHost.StopGraceSecs) * time.Second,
+		Reattach:     reattach,
+		OnPluginExit: onExit,
+	})
 }
 
 // managerBackends adapts the backend manager to the loop's interface.
@@ -158,10 +176,11 @@ func (b managerBackends) OpenSession(ctx context.Context, ch backend.Choice, cfg
 // still waits for Redis, to write its outcomes, before it exits anyway.
 const outageStopGrace = 10 * time.Second
 
-// agentWakeups is a keyspace-notification watch of one agent, for the loop.
+// agentWakeups is a keyspace-notification watch of one agent, for the
+// loop, with the notifier it alone uses.
 type agentWakeups struct {
+	*notify.Watch
 	n *notify.Notifier
-	w *notify.Watch
 }
 
 // watchAgent opens the process's notifier (detecting, and where permitted
@@ -177,15 +196,11 @@ func watchAgent(ctx context.Context, store *town.Store, policy, id string, log h
 		_ = n.Close()
 		return nil, err
 	}
-	return &agentWakeups{n: n, w: w}, nil
+	return &agentWakeups{Watch: w, n: n}, nil
 }
-
-func (a *agentWakeups) C() <-chan struct{} { return a.w.C() }
-func (a *agentWakeups) Active() bool       { return a.n.Mode() == notify.ModeKeyspace }
-func (a *agentWakeups) String() string     { return a.n.Status().String() }
 
 // Close ends the watch and the notifier's connection.
 func (a *agentWakeups) Close() {
-	a.w.Close()
+	a.Watch.Close()
 	_ = a.n.Close()
 }

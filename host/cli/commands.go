@@ -21,6 +21,9 @@ func commands(f *Factory) []*cobra.Command {
 		NewCmdResume(f, nil),
 		NewCmdRedis(f),
 		NewCmdAgentLoop(f, nil),
+		NewCmdServe(f, nil),
+		NewCmdHosts(f, nil),
+		NewCmdAdopt(f, nil),
 		NewCmdPlugin(f),
 		NewCmdVersion(f),
 	}

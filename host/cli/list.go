@@ -80,7 +80,12 @@ type AgentRow struct {
 	Problems               []string    `json:"problems,omitempty"`
 	Activity               []string    `json:"activity,omitempty"`
 	Runtime                *RuntimeRow `json:"runtime,omitempty"`
-	heartbeat              time.Time   // for the table's age column
+	// ServedBy names the worker holding the agent's lease: "host ID" for a
+	// serve host, "pid N on HOST" for an agent-loop ("" when none does).
+	ServedBy string `json:"served_by,omitempty"`
+	// Wanted is true when the agent is registered for the serve hosts.
+	Wanted    bool      `json:"wanted"`
+	heartbeat time.Time // for the table's age column
 }
 
 // RuntimeRow is what serves an agent (town.Runtime), as `status` shows it.
@@ -143,6 +148,18 @@ func rowsFor(ctx context.Context, store *town.Store, agents []*town.Agent) ([]*A
 	if err != nil {
 		return nil, err
 	}
+	ids := make([]string, len(agents))
+	for i, a := range agents {
+		ids[i] = a.ID
+	}
+	owners, err := store.LeaseOwners(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	wanted, _, err := store.WantedAgents(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for i, a := range agents {
 		r := &AgentRow{
 			ID: a.ID, ShortID: a.ShortID(), Name: a.Name, Nickname: a.Nickname, Label: a.DisplayLabel(),
@@ -155,6 +172,10 @@ func rowsFor(ctx context.Context, store *town.Store, agents []*town.Agent) ([]*A
 			RuntimeSessionID: a.RuntimeSessionID, Problems: problems(a.Problems),
 			heartbeat: a.LastHeartbeat,
 		}
+		if o, ok := owners[a.ID]; ok {
+			r.ServedBy = servedBy(o)
+		}
+		_, r.Wanted = wanted[a.ID]
 		if a.RawState != "" && a.RawState != string(a.State) {
 			r.State = a.RawState // show what is stored, not tt's fallback
 		}
@@ -166,6 +187,14 @@ func rowsFor(ctx context.Context, store *town.Store, agents []*town.Agent) ([]*A
 		rows = append(rows, r)
 	}
 	return rows, nil
+}
+
+// servedBy names a lease holder for people.
+func servedBy(o town.LeaseOwner) string {
+	if o.HostID != "" {
+		return "host " + o.HostID
+	}
+	return fmt.Sprintf("pid %d on %s", o.PID, o.Host)
 }
 
 // stopFlags reads every agent's stop flag in one round trip.
@@ -218,7 +247,7 @@ func printAgentTable(w io.Writer, rows []*AgentRow, now time.Time) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tNICKNAME\tID\tSTATE\tCLI\tROUNDS\tTASKS\tINBOX/URGENT/IN-FLIGHT\tCURRENT TASK\tHEARTBEAT")
+	fmt.Fprintln(tw, "NAME\tNICKNAME\tID\tSTATE\tCLI\tROUNDS\tTASKS\tINBOX/URGENT/IN-FLIGHT\tCURRENT TASK\tSERVED BY\tHEARTBEAT")
 	for _, r := range rows {
 		state := r.State
 		if r.StopRequested && state != string(town.StateStopped) {
@@ -235,9 +264,16 @@ func printAgentTable(w io.Writer, rows []*AgentRow, now time.Time) {
 		if nick == "" {
 			nick = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d/%d/%d\t%s\t%s\n",
+		by := r.ServedBy
+		if by == "" {
+			by = "-"
+			if r.Wanted {
+				by = "(wanted)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d/%d/%d\t%s\t%s\t%s\n",
 			r.Name, nick, r.ShortID, state, r.CLI, r.RoundsCompleted, r.TasksCompleted,
-			r.Inbox, r.Urgent, r.InFlight, cur, ago(r.heartbeat, now))
+			r.Inbox, r.Urgent, r.InFlight, cur, by, ago(r.heartbeat, now))
 	}
 	tw.Flush()
 }

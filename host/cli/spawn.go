@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,7 +39,10 @@ type SpawnResult struct {
 	CLI       string `json:"cli"`
 	MaxRounds int    `json:"max_rounds"`
 	Pid       int    `json:"pid,omitempty"`
-	Log       string `json:"log,omitempty"`
+	// Hosts is how many serve hosts were alive to claim the agent (no
+	// worker of its own was started then).
+	Hosts int    `json:"hosts,omitempty"`
+	Log   string `json:"log,omitempty"`
 }
 
 // NewCmdSpawn builds `tthost spawn NAME`.
@@ -162,29 +166,65 @@ func spawnRun(ctx context.Context, opts *SpawnOptions) error {
 		return fmt.Errorf("create %s: %w", logDir, err)
 	}
 	logPath := filepath.Join(logDir, name+".log")
+	res.Log = logPath
+	// The agent is wanted by the town's serve hosts; one alive that may
+	// run its CLI claims it within milliseconds. Without one, a worker of
+	// its own serves it here, as tt spawn does.
+	if err := store.Want(ctx, town.WantedAgent{ID: a.ID, Name: a.Name, CLI: cliName, MaxRounds: opts.MaxRounds, By: "spawn"}); err != nil {
+		_ = store.DeleteAgent(ctx, a.ID)
+		return err
+	}
+	hosts, err := store.AliveServeHosts(ctx, map[string]string{"cli": cliName})
+	if err != nil {
+		_, _ = store.Unwant(ctx, a.ID)
+		_ = store.DeleteAgent(ctx, a.ID)
+		return err
+	}
+	if len(hosts) > 0 {
+		emitBestEffort(ctx, f, store, ev)
+		res.Hosts = len(hosts)
+		if opts.JSON {
+			return printJSON(f.IO.Out, res)
+		}
+		printSpawned(f.IO.Out, a, cliName, fmt.Sprintf("served by the town's hosts (%d alive: %s), up to %d rounds", len(hosts), hostNames(hosts), opts.MaxRounds), logPath, name)
+		return nil
+	}
 	pid, err := startDetached(exe, args, root, logPath, f.Env)
 	if err != nil {
+		_, _ = store.Unwant(ctx, a.ID)
 		// Nothing serves the agent: take the record back so the name is free.
 		if derr := store.DeleteAgent(ctx, a.ID); derr != nil {
 			err = errors.Join(err, fmt.Errorf("remove the agent record: %w", derr))
 		}
 		return fmt.Errorf("start the worker for %q: %w", name, err)
 	}
-	res.Pid, res.Log = pid, logPath
+	res.Pid = pid
 	emitBestEffort(ctx, f, store, ev)
 
 	if opts.JSON {
 		return printJSON(f.IO.Out, res)
 	}
-	out := f.IO.Out
+	printSpawned(f.IO.Out, a, cliName, fmt.Sprintf("pid %d, up to %d rounds", pid, opts.MaxRounds), logPath, name)
+	return nil
+}
+
+func printSpawned(out io.Writer, a *town.Agent, cliName, worker, logPath, name string) {
 	fmt.Fprintf(out, "🚀 Spawned agent %s\n", a.DisplayLabel())
 	fmt.Fprintf(out, "   id:       %s\n", a.ID)
 	fmt.Fprintf(out, "   nickname: %s\n", a.Nickname)
 	fmt.Fprintf(out, "   cli:      %s\n", cliName)
-	fmt.Fprintf(out, "   worker:   pid %d, up to %d rounds\n", pid, opts.MaxRounds)
+	fmt.Fprintf(out, "   worker:   %s\n", worker)
 	fmt.Fprintf(out, "   log:      %s\n", logPath)
 	fmt.Fprintf(out, "Give it work with `tthost assign %s \"...\"`; watch it with `tthost status %s`.\n", name, name)
-	return nil
+}
+
+// hostNames lists hosts' ids for a message.
+func hostNames(hosts []town.HostRecord) string {
+	ids := make([]string, len(hosts))
+	for i, h := range hosts {
+		ids[i] = h.ID
+	}
+	return strings.Join(ids, ", ")
 }
 
 // runForeground runs the worker with this command's stdio and waits. A

@@ -203,6 +203,14 @@ func agentStatusRun(ctx context.Context, opts *StatusOptions) error {
 		line("Current task", "none")
 	}
 	line("Heartbeat", ago(a.LastHeartbeat, now))
+	switch {
+	case r.ServedBy != "":
+		line("Served by", r.ServedBy)
+	case r.Wanted:
+		line("Served by", "nobody yet: wanted by the serve hosts (see `tthost hosts`)")
+	default:
+		line("Served by", "nobody")
+	}
 	line("Last active", ago(a.LastActiveAt, now))
 	line("Created", ago(a.CreatedAt, now))
 	if a.ParentAgentID != "" {

@@ -156,6 +156,11 @@ func stopAgent(ctx context.Context, f *Factory, store *town.Store, a *town.Agent
 	if err := store.RequestStop(ctx, a.ID); err != nil {
 		return err
 	}
+	// Released from the serve hosts: the one serving it ends its loop on
+	// the stop flag, and none claims it again.
+	if _, err := store.Unwant(ctx, a.ID); err != nil {
+		return err
+	}
 	if err := store.SetAgentState(ctx, a.ID, town.StateStopped); err != nil {
 		return err
 	}

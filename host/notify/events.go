@@ -33,6 +33,15 @@ func watchedKeys(keys town.Keys, agent string) []watchedKey {
 	}
 }
 
+// fleetKeys are the keys a serve host's claim loop watches: the wanted
+// agents (a hash, read like an agent hash) and the fleet wake list.
+func fleetKeys(keys town.Keys) []watchedKey {
+	return []watchedKey{
+		{keys.Wanted(), kindAgent},
+		{keys.FleetWake(), kindWake},
+	}
+}
+
 // keyspaceChannel is the channel Redis publishes key's events on.
 func keyspaceChannel(db int, key string) string {
 	return "__keyspace@" + strconv.Itoa(db) + "__:" + key

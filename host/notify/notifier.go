@@ -151,8 +151,19 @@ func (n *Notifier) Watch(ctx context.Context, agent string) (*Watch, error) {
 	if strings.TrimSpace(agent) == "" {
 		return nil, errors.New("notify: Watch needs an agent id")
 	}
+	return n.watch(ctx, "agent "+agent, watchedKeys(n.keys, agent))
+}
+
+// WatchFleet subscribes to what a serve host's claim loop waits for: a
+// change of the town's wanted agents (tthost spawn, adopt, stop) and a
+// push to the fleet wake list (a host that released agents). It
+// guarantees what Watch does.
+func (n *Notifier) WatchFleet(ctx context.Context) (*Watch, error) {
+	return n.watch(ctx, "the fleet", fleetKeys(n.keys))
+}
+
+func (n *Notifier) watch(ctx context.Context, what string, keys []watchedKey) (*Watch, error) {
 	w := &Watch{n: n, c: make(chan struct{}, 1)}
-	keys := watchedKeys(n.keys, agent)
 	for _, k := range keys {
 		w.channels = append(w.channels, keyspaceChannel(n.db, k.key))
 	}
@@ -200,19 +211,19 @@ func (n *Notifier) Watch(ctx context.Context, agent string) (*Watch, error) {
 		}
 		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
 			w.Close()
-			return nil, fmt.Errorf("watch agent %s: %w", agent, err)
+			return nil, fmt.Errorf("watch %s: %w", what, err)
 		}
-		n.log.Debug("subscribe again", "agent", agent, "error", err)
+		n.log.Debug("subscribe again", "watch", what, "error", err)
 		backoff = nextBackoff(backoff)
 		if !sleep(ctx, backoff) {
 			w.Close()
-			return nil, fmt.Errorf("watch agent %s: %w", agent, ctx.Err())
+			return nil, fmt.Errorf("watch %s: %w", what, ctx.Err())
 		}
 		n.subMu.Lock()
 		if n.isClosed() {
 			n.subMu.Unlock()
 			w.Close()
-			return nil, fmt.Errorf("watch agent %s: %w", agent, ErrClosed)
+			return nil, fmt.Errorf("watch %s: %w", what, ErrClosed)
 		}
 		err = n.subscribeLocked(ctx, w.channels) // SUBSCRIBE is idempotent
 		n.subMu.Unlock()
@@ -260,6 +271,13 @@ type Watch struct {
 // C receives a value after relevant writes: capacity 1, coalescing, never
 // closed. Read Redis after each receive; values may be spurious.
 func (w *Watch) C() <-chan struct{} { return w.c }
+
+// Active reports whether keyspace notifications reach the watch now (the
+// Notifier's Mode is ModeKeyspace).
+func (w *Watch) Active() bool { return w.n.Mode() == ModeKeyspace }
+
+// String says which path the town is on, for logs.
+func (w *Watch) String() string { return w.n.Status().String() }
 
 // Close ends the watch: its channels are unsubscribed once no other watch
 // needs them, and C gets no more values. Later calls do nothing.

@@ -30,6 +30,19 @@ import (
 // Wanted is the hash of agents that tthost hosts should serve.
 func (k Keys) Wanted() string { return k.prefix + "tthost:wanted" }
 
+// FleetWake is the list a serve host pushes to when it released agents,
+// so the other hosts claim them at once rather than at their next scan.
+func (k Keys) FleetWake() string { return k.prefix + "tthost:fleetwake" }
+
+// WakeFleet tells the serve hosts to look at the wanted agents now.
+func (s *Store) WakeFleet(ctx context.Context) error {
+	p := s.rdb.Pipeline()
+	p.LPush(ctx, s.keys.FleetWake(), "1")
+	p.LTrim(ctx, s.keys.FleetWake(), 0, 0)
+	_, err := p.Exec(ctx)
+	return err
+}
+
 // Hosts is the hash of serve hosts' records.
 func (k Keys) Hosts() string { return k.prefix + "tthost:hosts" }
 
@@ -145,7 +158,9 @@ type HostRecord struct {
 }
 
 // LeaseTTL is LeaseTTLMillis as a duration.
-func (r HostRecord) LeaseTTL() time.Duration { return time.Duration(r.LeaseTTLMillis) * time.Millisecond }
+func (r HostRecord) LeaseTTL() time.Duration {
+	return time.Duration(r.LeaseTTLMillis) * time.Millisecond
+}
 
 var hostIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
