@@ -115,6 +115,11 @@ type Options struct {
 	// heartbeat. The notifier fires every watch after a reconnect, which is
 	// the backstop the safety poll is otherwise.
 	TrustWakeups bool
+	// SharedPool (tthost serve) says the loop shares its host's Redis
+	// connection pool with many others: it never holds a connection
+	// blocked waiting (BLPOP on its wake list). Without active Wakeups it
+	// then waits on its timers and sees new messages at its safety poll.
+	SharedPool bool
 	// Observer, when set, is told of turns, steers, queue depths and Redis
 	// errors (a host's metrics).
 	Observer Observer
@@ -476,6 +481,9 @@ func (l *Loop) wait(ctx context.Context, d time.Duration) error {
 	}
 	if l.notified() {
 		return sleepUntil(ctx, l.opts.Wakeups.C(), d)
+	}
+	if l.opts.SharedPool {
+		return sleepUntil(ctx, nil, d)
 	}
 	_, err := l.store.WaitWake(ctx, l.id, d)
 	if err != nil && ctx.Err() != nil {

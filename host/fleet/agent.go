@@ -71,6 +71,7 @@ func (h *Host) start(ctx context.Context, w town.WantedAgent, lease *town.Lease,
 		Wakeups:      wakeups,
 		Claim:        &agentloop.Claim{Lease: lease, Fence: fence, FenceWhy: why},
 		TrustWakeups: true,
+		SharedPool:   true,
 		Observer:     h.metrics,
 	})
 	if err != nil {
