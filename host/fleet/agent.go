@@ -102,6 +102,7 @@ func (h *Host) start(ctx context.Context, w town.WantedAgent, lease *town.Lease,
 	h.wg.Add(1)
 	h.mu.Unlock()
 	h.metrics.SetAgentsServed(n)
+	h.loadChanged()
 
 	go func() {
 		defer h.wg.Done()
@@ -141,6 +142,7 @@ func (h *Host) ended(s *served, err error) {
 	h.mu.Unlock()
 	h.metrics.SetAgentsServed(n)
 	h.metrics.Forget(s.ref)
+	h.loadChanged()
 	if err == nil && !s.released.Load() && !closing {
 		// The agent stopped (stop request, idle timeout, round limit): it
 		// is done, as an agent-loop that exits is.

@@ -112,6 +112,7 @@ type Host struct {
 	lastBeatOK atomic.Int64 // unix nanos of the start of the last successful heartbeat
 	fenced     atomic.Bool  // the host gave up its leases for lack of Redis
 	kick       chan struct{}
+	beatNow    chan struct{} // the load changed: write the record now
 	wg         sync.WaitGroup
 }
 
@@ -138,7 +139,7 @@ func New(opts Options) (*Host, error) {
 	h := &Host{
 		opts: opts, store: opts.Store, log: opts.Logger.Named("serve"), ttl: opts.LeaseTTL, metrics: opts.Metrics,
 		agents: map[string]*served{}, retryAt: map[string]time.Time{}, failures: map[string]int{},
-		unclaimed: map[string]bool{}, badSeen: map[string]bool{}, kick: make(chan struct{}, 1),
+		unclaimed: map[string]bool{}, badSeen: map[string]bool{}, kick: make(chan struct{}, 1), beatNow: make(chan struct{}, 1),
 	}
 	if h.metrics == nil {
 		h.metrics = nopMetrics{}
@@ -295,6 +296,10 @@ func (h *Host) beatLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-h.beatNow:
+			if err := h.heartbeat(ctx); err != nil {
+				h.log.Warn("heartbeat failed", "error", err)
+			}
 		case <-t.C:
 			if err := h.heartbeat(ctx); err != nil {
 				h.log.Warn("heartbeat failed", "error", err)
@@ -432,6 +437,15 @@ func (h *Host) snapshot() []*served {
 		}
 	}
 	return out
+}
+
+// loadChanged has the heartbeat write the host's record soon, so `tthost
+// hosts` shows the new load.
+func (h *Host) loadChanged() {
+	select {
+	case h.beatNow <- struct{}{}:
+	default:
+	}
 }
 
 func (h *Host) poke() {
