@@ -107,19 +107,7 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 	if err != nil {
 		return err
 	}
-	// From here on, a Redis outage is waited out (up to redis_outage_secs)
-	// instead of ending the worker; see town.OutageHook.
-	// A stop (SIGTERM) during an outage waits for Redis a little while,
-	// then gives up: what the worker holds stays in flight.
-	abandon := make(chan struct{})
-	stopAbandon := context.AfterFunc(ctx, func() { time.AfterFunc(outageStopGrace, func() { close(abandon) }) })
-	defer stopAbandon()
-	store.Client().AddHook(&town.OutageHook{
-		Bound:   time.Duration(cfg.TTHost.RedisOutageSecs) * time.Second,
-		OnDown:  loop.RedisDown,
-		OnUp:    loop.RedisUp,
-		Abandon: abandon,
-	})
+	defer rideOutages(ctx, store, cfg, loop.RedisDown, loop.RedisUp)()
 	if err := loop.Run(ctx); err != nil {
 		return err
 	}
@@ -131,6 +119,23 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 		}
 	}
 	return nil
+}
+
+// rideOutages makes a Redis outage something the worker (or host) waits
+// out, up to redis_outage_secs, instead of an error; see town.OutageHook.
+// A stop (SIGTERM, ctx) during an outage waits for Redis a little while,
+// then gives up: what the worker holds stays in flight. The returned
+// function releases the stop timer.
+func rideOutages(ctx context.Context, store *town.Store, cfg *config.Config, down func(error), up func(time.Duration)) func() bool {
+	abandon := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(outageStopGrace, func() { close(abandon) }) })
+	store.Client().AddHook(&town.OutageHook{
+		Bound:   time.Duration(cfg.TTHost.RedisOutageSecs) * time.Second,
+		OnDown:  down,
+		OnUp:    up,
+		Abandon: abandon,
+	})
+	return stop
 }
 
 // newBackendManager discovers the plugins a worker (agent-loop) or a host

@@ -148,15 +148,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		}
 		log.Info("serving /healthz and /metrics", "addr", addr.String())
 	}
-	abandon := make(chan struct{})
-	stopAbandon := context.AfterFunc(ctx, func() { time.AfterFunc(outageStopGrace, func() { close(abandon) }) })
-	defer stopAbandon()
-	store.Client().AddHook(&town.OutageHook{
-		Bound:   time.Duration(cfg.TTHost.RedisOutageSecs) * time.Second,
-		OnDown:  host.RedisDown,
-		OnUp:    host.RedisUp,
-		Abandon: abandon,
-	})
+	defer rideOutages(ctx, store, cfg, host.RedisDown, host.RedisUp)()
 	fmt.Fprintf(f.IO.ErrOut, "tthost serve: host %s serving town %s (capacity %d, lease TTL %s)\n", hostID, cfg.Name, opts.Capacity, host.LeaseTTL())
 	return host.Run(ctx)
 }
