@@ -120,6 +120,10 @@ type Options struct {
 	// blocked waiting (BLPOP on its wake list). Without active Wakeups it
 	// then waits on its timers and sees new messages at its safety poll.
 	SharedPool bool
+	// HostHeartbeat (tthost serve) says the host writes the heartbeat of
+	// its agents while they wait, all of them in one command: the loop
+	// writes its own only while a turn runs.
+	HostHeartbeat bool
 	// Observer, when set, is told of turns, steers, queue depths and Redis
 	// errors (a host's metrics).
 	Observer Observer
@@ -531,6 +535,9 @@ func (l *Loop) heartbeatIfDue(ctx context.Context) {
 
 func (l *Loop) heartbeat(ctx context.Context, now time.Time) {
 	l.lastBeat = now
+	if l.opts.HostHeartbeat && l.running == nil {
+		return // the host's heartbeat covers a waiting agent (its lease is the host's too)
+	}
 	if l.lease != nil {
 		if err := l.lease.Refresh(ctx); errors.Is(err, town.ErrFenced) {
 			l.loseLease(ctx, err)

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -292,10 +293,14 @@ func (h *Host) record() town.HostRecord {
 func (h *Host) beatLoop(ctx context.Context) {
 	t := time.NewTicker(h.beatEvery())
 	defer t.Stop()
+	agents := time.NewTicker(time.Duration(max(h.opts.Config.TTHost.HeartbeatSecs, 1)) * time.Second)
+	defer agents.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-agents.C:
+			h.agentHeartbeats(ctx)
 		case <-h.beatNow:
 			if err := h.heartbeat(ctx); err != nil {
 				h.log.Warn("heartbeat failed", "error", err)
@@ -330,6 +335,28 @@ func (h *Host) heartbeat(ctx context.Context) error {
 	}
 	h.checkLeases(bctx)
 	return nil
+}
+
+// agentHeartbeats writes last_heartbeat of every served agent in one
+// command, and touches their log files (tt recover trusts their mtime):
+// Tinytown's liveness signal, for agents whose loops wait without a word.
+func (h *Host) agentHeartbeats(ctx context.Context) {
+	all := h.snapshot()
+	if len(all) == 0 {
+		return
+	}
+	ids := make([]string, len(all))
+	now := time.Now()
+	for i, s := range all {
+		ids[i] = s.want.ID
+		_ = os.Chtimes(filepath.Join(h.opts.TownDir, ".tt", "logs", s.want.Name+".log"), now, now)
+	}
+	bctx, cancel := context.WithTimeout(ctx, h.beatEvery())
+	defer cancel()
+	if err := h.store.HeartbeatAll(bctx, ids); err != nil {
+		h.metrics.RedisErrorHost()
+		h.log.Warn("agents' heartbeat", "error", err)
+	}
 }
 
 // checkLeases stops the loops of agents whose lease is no longer this

@@ -496,6 +496,32 @@ func (s *Store) SetAgentStateUnless(ctx context.Context, id string, state AgentS
 	return s.UpdateAgent(ctx, id, AgentUpdate{State: state, UnlessState: unless})
 }
 
+// heartbeatAllScript sets last_heartbeat on every agent hash that exists
+// (a deleted agent is not brought back as a partial record).
+// KEYS: the agent hashes. ARGV: the field, the time.
+var heartbeatAllScript = redis.NewScript(`
+for i, k in ipairs(KEYS) do
+  if redis.call('EXISTS', k) == 1 then redis.call('HSET', k, ARGV[1], ARGV[2]) end
+end
+return #KEYS
+`)
+
+// HeartbeatAll sets last_heartbeat to now on each of the agents that has a
+// record, in one round trip: a serve host's heartbeat for its idle agents.
+func (s *Store) HeartbeatAll(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.keys.Agent(id)
+	}
+	if err := heartbeatAllScript.Run(ctx, s.rdb, keys, fLastHeartbeat, FormatHashTime(s.nowUTC())).Err(); err != nil {
+		return fmt.Errorf("heartbeat of %d agents: %w", len(ids), err)
+	}
+	return nil
+}
+
 // Heartbeat sets last_heartbeat to now.
 func (s *Store) Heartbeat(ctx context.Context, id string) error {
 	_, err := s.UpdateAgent(ctx, id, AgentUpdate{Heartbeat: true})
