@@ -503,6 +503,15 @@ func TestServeThreeHostsKillOne(t *testing.T) {
 	})
 	h1pid := hs["h1"].cmd.Process.Pid
 	doomed := e.descendants(h1pid)
+	kinds := map[string]int{}
+	for _, p := range doomed {
+		f := strings.Fields(sdktest.Cmdline(p))
+		if len(f) > 0 {
+			kinds[filepath.Base(f[0])]++
+		}
+	}
+	t.Logf("killing h1 (pid %d) with %d descendant(s): %v", h1pid, len(doomed), kinds)
+	killedAt := time.Now()
 	if err := syscall.Kill(h1pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -521,8 +530,27 @@ func TestServeThreeHostsKillOne(t *testing.T) {
 		return len(left) == 0
 	})
 
+	t.Logf("h1's processes gone %s after the kill", time.Since(killedAt))
 	e.waitServed(ids, 3*time.Second+15*time.Second+long, "h2", "h3")
+	t.Logf("all agents served by h2/h3 %s after the kill", time.Since(killedAt))
 	e.waitRounds(ids, 1, long)
+	t.Logf("all turns completed %s after the kill", time.Since(killedAt))
+	// Each agent counts once in the loads of the live hosts (a host
+	// writes its load with each heartbeat, so wait for the next one).
+	var loads []hostRow
+	e.waitUntil(long, func() string { return fmt.Sprintf("hosts: %+v; want h2+h3 load 60, h1 dead", loads) }, func() bool {
+		loads = e.hosts()
+		sum := 0
+		for _, hr := range loads {
+			if hr.Alive {
+				if hr.ID == "h1" {
+					return false
+				}
+				sum += hr.Load
+			}
+		}
+		return sum == 60
+	})
 
 	killed := map[string]bool{}
 	for _, p := range doomed {
@@ -564,8 +592,10 @@ func TestServeThreeHostsKillOne(t *testing.T) {
 			t.Errorf("%s: %d completed CLI run(s), want 1: %v", n, ends, e.turns(n))
 		}
 	}
+	stopping := time.Now()
 	e.stopHost(hs["h2"])
 	e.stopHost(hs["h3"])
+	t.Logf("h2 and h3 stopped in %s", time.Since(stopping))
 	if left := e.waitOnlyRedis(10 * time.Second); len(left) != 0 {
 		t.Errorf("processes left: %v", left)
 	}
