@@ -566,9 +566,18 @@ func (t *serveTown) findAgent(ctx context.Context, name string) *town.Agent {
 // Measured from the kill: until the last agent's lease names the new host
 // (served-), and until the last of the 50 messages has its turn started
 // (turn-). Each iteration kills the host the previous one failed over to.
+// TTHOST_BENCH_FAILOVER_TTL (a Go duration) replaces the 3 s, e.g. with the
+// default 15s.
 func BenchmarkServeFailover(b *testing.B) {
 	const n = 50
-	const ttl = 3 * time.Second
+	ttl := 3 * time.Second
+	if v := os.Getenv("TTHOST_BENCH_FAILOVER_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ttl = d
+	}
 	t := startServeTown(b, nil)
 	ctx := context.Background()
 	cur := t.startHost("fail0", n+10, ttl)
