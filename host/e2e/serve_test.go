@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -641,6 +644,121 @@ func TestSpawnWithAndWithoutHost(t *testing.T) {
 		t.Errorf("turn file %q; want one run", lines)
 	}
 	e.stopHost(h)
+	if left := e.waitOnlyRedis(10 * time.Second); len(left) != 0 {
+		t.Errorf("processes left: %v", left)
+	}
+}
+
+// scrape returns the host's /metrics text.
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// metricLine is the value of the first sample whose line starts with
+// prefix ("" when there is none).
+func metricLine(text, prefix string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return strings.TrimSpace(strings.TrimPrefix(l, prefix))
+		}
+	}
+	return ""
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// An agent tt created is adopted: a host labelled for another CLI leaves
+// it alone, an unlabelled one serves it; its turns show in /metrics; when
+// the host's shared plugin is killed, the next turn runs on a relaunched
+// plugin and the restart is counted.
+func TestServeAdoptLabelsMetricsAndPluginCrash(t *testing.T) {
+	e := newEnv(t)
+	e.useTurnCLI()
+	a, err := e.store.CreateAgent(context.Background(), town.AgentSpec{Name: "ttmade", CLI: "turn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	lab := e.serve("lab", "--label", "cli=codex")
+	e.waitUntil(long, func() string { return "host lab is not alive" }, func() bool {
+		hs := e.hosts()
+		return len(hs) == 1 && hs[0].Alive
+	})
+	e.run("adopt", "ttmade")
+	if r := e.list()[a.ID]; !r.Wanted || r.ServedBy != "" {
+		t.Fatalf("after adopt with only a codex host: %+v; want wanted and unserved", r)
+	}
+
+	addr := freeAddr(t)
+	anyHost := e.serve("any", "--listen", addr)
+	e.waitServed([]string{a.ID}, long, "any")
+	if r := e.list()[a.ID]; r.ServedBy != "host any" {
+		t.Fatalf("served_by %q; want host any (lab is labelled cli=codex)", r.ServedBy)
+	}
+
+	e.send(a.ID, "first")
+	e.waitRounds([]string{a.ID}, 1, long)
+	m := scrape(t, addr)
+	if v := metricLine(m, `tthost_turns_total{backend="oneshot",cli="turn",outcome="completed"} `); v != "1" {
+		t.Errorf("completed turns in /metrics = %q; want 1\n%s", v, m)
+	}
+	if v := metricLine(m, "tthost_agents_served "); v != "1" {
+		t.Errorf("tthost_agents_served = %q; want 1", v)
+	}
+
+	pid := anyHost.cmd.Process.Pid
+	plugins := e.oneshotChildren(pid)
+	if len(plugins) != 1 {
+		t.Fatalf("one-shot plugins of host any: %v; want one", plugins)
+	}
+	var ppidOf int
+	fmt.Sscanf(plugins[0], "%d", &ppidOf)
+	if err := syscall.Kill(ppidOf, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.waitUntil(long, func() string { return "the killed plugin is still there" }, func() bool { return !sdktest.ProcessAlive(ppidOf) })
+	e.send(a.ID, "second")
+	e.waitRounds([]string{a.ID}, 2, long)
+	if lines := e.turnLines("ttmade"); len(lines) != 8 { // "start PID end PID" per run
+		t.Errorf("turn file %q; want two complete runs", lines)
+	}
+	if now := e.oneshotChildren(pid); len(now) != 1 || now[0] == plugins[0] {
+		t.Errorf("one-shot plugins after the crash: %v; want one new process", now)
+	}
+	m = scrape(t, addr)
+	if v := metricLine(m, `tthost_plugin_restarts_total{backend="oneshot"} `); v != "1" {
+		t.Errorf("plugin restarts in /metrics = %q; want 1", v)
+	}
+	if r := e.list()[a.ID]; r.InFlight != 0 || r.Inbox != 0 {
+		t.Errorf("after two turns: %+v; want nothing waiting or in flight", r)
+	}
+
+	e.run("stop", "ttmade")
+	e.waitUntil(long, func() string { return "the stopped agent is still wanted or served" }, func() bool {
+		r := e.list()[a.ID]
+		return !r.Wanted && r.ServedBy == ""
+	})
+	e.stopHost(anyHost)
+	e.stopHost(lab)
 	if left := e.waitOnlyRedis(10 * time.Second); len(left) != 0 {
 		t.Errorf("processes left: %v", left)
 	}
