@@ -65,6 +65,9 @@ func startServeTown(b *testing.B, configure func(*config.Config)) *serveTown {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { f.Close() })
+	// The benchmark's waits follow the town's keys (its hosts would turn
+	// the events on too, as they start).
+	testenv.EnableKeyspaceEvents(b, r.Client)
 	t := &serveTown{b: b, procs: procs, redis: r, store: town.New(r.Client, cfg.Name), bin: dir, root: root,
 		started: make(chan time.Time, 4096)}
 	go func() {
@@ -152,8 +155,8 @@ func (t *serveTown) want(ctx context.Context, a *town.Agent) {
 	}
 }
 
-// waitServedBy waits until every agent's lease names hostID; it polls the
-// leases (one MGET) every 2 ms: a lease has no event of its own.
+// waitServedBy waits until every agent's lease names hostID, re-reading
+// the leases (one MGET) after every write to a lease key.
 func (t *serveTown) waitServedBy(ctx context.Context, agents []*town.Agent, hostID string, timeout time.Duration) time.Time {
 	t.b.Helper()
 	at, err := t.servedBy(ctx, agents, hostID, timeout)
@@ -163,32 +166,35 @@ func (t *serveTown) waitServedBy(ctx context.Context, agents []*town.Agent, host
 	return at
 }
 
-// servedBy is waitServedBy for any goroutine: it returns the error.
+// servedBy is waitServedBy for any goroutine: it returns the error. The
+// time returned is when the last lease write was seen.
 func (t *serveTown) servedBy(ctx context.Context, agents []*town.Agent, hostID string, timeout time.Duration) (time.Time, error) {
 	ids := make([]string, len(agents))
 	for i, a := range agents {
 		ids[i] = a.ID
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		owners, err := t.store.LeaseOwners(ctx, ids)
-		now := time.Now()
-		n := 0
-		if err == nil {
-			for _, id := range ids {
-				if o, ok := owners[id]; ok && o.HostID == hostID {
-					n++
-				}
-			}
-			if n == len(ids) {
-				return now, nil
-			}
-		}
-		if now.After(deadline) {
-			return now, fmt.Errorf("%d of %d agents served by %s after %s (last error %v)", n, len(ids), hostID, timeout, err)
-		}
-		time.Sleep(2 * time.Millisecond)
+	changed, stop, err := testenv.SubscribeKeyspace(ctx, t.redis.Client, t.store.Keys().Prefix()+"tthost:lease:")
+	if err != nil {
+		return time.Time{}, err
 	}
+	defer stop()
+	var at time.Time
+	var n int
+	var lastErr error
+	ok := testenv.WaitFor(changed, timeout, func() bool {
+		owners, err := t.store.LeaseOwners(ctx, ids)
+		at, n, lastErr = time.Now(), 0, err
+		for _, id := range ids {
+			if o, ok := owners[id]; ok && o.HostID == hostID {
+				n++
+			}
+		}
+		return err == nil && n == len(ids)
+	})
+	if !ok {
+		return at, fmt.Errorf("%d of %d agents served by %s after %s (last error %v)", n, len(ids), hostID, timeout, lastErr)
+	}
+	return at, nil
 }
 
 // send puts a task in the agent's inbox (with tthost's wake signal).
@@ -255,22 +261,26 @@ func (t *serveTown) warm(ctx context.Context, agents []*town.Agent) {
 	t.waitIdle(ctx, agents)
 }
 
-// waitIdle waits until every agent's state is idle (polled: becoming idle
-// has no event of its own).
+// waitIdle waits until every agent's state is idle, re-reading their
+// states after every write to an agent record.
 func (t *serveTown) waitIdle(ctx context.Context, agents []*town.Agent) {
 	t.b.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for _, a := range agents {
-		for {
-			got, err := t.store.GetAgent(ctx, a.ID)
-			if err == nil && got.State == town.StateIdle {
-				break
+	changed, stop, err := testenv.SubscribeKeyspace(ctx, t.redis.Client, t.store.Keys().Prefix()+"agent:")
+	if err != nil {
+		t.b.Fatal(err)
+	}
+	defer stop()
+	next := 0 // agents before it were idle at an earlier check, and stay so
+	if !testenv.WaitFor(changed, 60*time.Second, func() bool {
+		for ; next < len(agents); next++ {
+			got, err := t.store.GetAgent(ctx, agents[next].ID)
+			if err != nil || got.State != town.StateIdle {
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.b.Fatalf("%s did not become idle", a.Name)
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
+		return true
+	}) {
+		t.b.Fatalf("%s did not become idle", agents[next].Name)
 	}
 }
 

@@ -34,6 +34,9 @@ type env struct {
 	bin   string // directory of tthost and its plugins
 	// extraEnv is added to the environment of tthost processes.
 	extraEnv []string
+	// changed fires on every write to the town's keys and every change in
+	// work (see changes); nil until a test asks for it.
+	changed <-chan struct{}
 }
 
 func newEnv(t *testing.T) *env {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tthost/tthost/host/config"
+	"github.com/tthost/tthost/host/internal/testenv"
 	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
@@ -135,17 +136,39 @@ func (e *env) serve(id string, flags ...string) *proc {
 	return e.tthost("", append([]string{"serve", "--host-id", id}, flags...)...)
 }
 
-// waitUntil polls cond (state in Redis or /proc, which has no event to
-// wait on) until it holds, failing the test after timeout with what()
-// describing the last state seen.
+// changes fires on every write to the town's keys in Redis (keyspace
+// events, turned on for the test's server) and every change of the CLI's
+// turn files: what waitUntil re-checks its condition on.
+func (e *env) changes() <-chan struct{} {
+	if e.changed == nil {
+		testenv.EnableKeyspaceEvents(e.t, e.redis.Client)
+		e.changed = testenv.Merge(e.t,
+			testenv.WatchKeyspace(e.t, e.redis.Client, e.store.Keys().Prefix()),
+			testenv.WatchDir(e.t, e.work))
+	}
+	return e.changed
+}
+
+// waitUntil re-checks cond (state in Redis or in the turn files) after
+// every change of either until it holds, failing the test after timeout
+// with what() describing the last state seen.
 func (e *env) waitUntil(timeout time.Duration, what func() string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("not within %s: %s", timeout, what())
+	if !testenv.WaitFor(e.changes(), timeout, cond) {
+		e.t.Fatalf("not within %s: %s", timeout, what())
+	}
+}
+
+// waitGone waits until every process of pids has exited (on pidfds),
+// failing the test with what and the survivors after timeout.
+func (e *env) waitGone(pids []int, timeout time.Duration, what string) {
+	e.t.Helper()
+	if left := testenv.WaitAllExit(pids, timeout); len(left) != 0 {
+		var desc []string
+		for _, p := range left {
+			desc = append(desc, fmt.Sprintf("%d %s", p, sdktest.Cmdline(p)))
 		}
-		time.Sleep(25 * time.Millisecond)
+		e.t.Fatalf("%s: still running after %s: %v", what, timeout, desc)
 	}
 }
 
@@ -298,16 +321,13 @@ func (e *env) stopHost(p *proc) {
 	if code := p.wait(e.t, long); code != 0 {
 		e.t.Fatalf("serve exited %d on SIGTERM:\n%s", code, p.out.String())
 	}
-	var left []int
-	e.waitUntil(10*time.Second, func() string { return fmt.Sprintf("process group %d still has %v", pid, left) }, func() bool {
-		left = left[:0]
-		for _, q := range e.procs.Alive() {
-			if g, err := syscall.Getpgid(q); err == nil && g == pid {
-				left = append(left, q)
-			}
+	var group []int
+	for _, q := range e.procs.Alive() {
+		if g, err := syscall.Getpgid(q); err == nil && g == pid {
+			group = append(group, q)
 		}
-		return len(left) == 0
-	})
+	}
+	e.waitGone(group, 10*time.Second, fmt.Sprintf("process group %d of the stopped host", pid))
 }
 
 func names(prefix string, n int) []string {
@@ -522,16 +542,7 @@ func TestServeThreeHostsKillOne(t *testing.T) {
 		t.Logf("h1 exit code %d", code)
 	}
 	// Its plugins die with it (parent-death signal), and their CLIs too.
-	var left []string
-	e.waitUntil(10*time.Second, func() string { return fmt.Sprintf("h1's processes outlive it: %v", left) }, func() bool {
-		left = left[:0]
-		for _, p := range doomed {
-			if sdktest.ProcessAlive(p) {
-				left = append(left, fmt.Sprintf("%d %s", p, sdktest.Cmdline(p)))
-			}
-		}
-		return len(left) == 0
-	})
+	e.waitGone(doomed, 10*time.Second, "h1's processes outlive it")
 
 	t.Logf("h1's processes gone %s after the kill", time.Since(killedAt))
 	e.waitServed(ids, 3*time.Second+15*time.Second+long, "h2", "h3")
@@ -624,7 +635,7 @@ func TestSpawnWithAndWithoutHost(t *testing.T) {
 		t.Errorf("served_by %q; want the agent-loop's pid %d", r.ServedBy, alone.Pid)
 	}
 	e.run("stop", "alone")
-	e.waitUntil(long, func() string { return "the agent-loop did not exit" }, func() bool { return !sdktest.ProcessAlive(alone.Pid) })
+	e.waitGone([]int{alone.Pid}, long, "the agent-loop after stop")
 
 	h := e.serve("withhost")
 	e.waitUntil(long, func() string { return "no alive host" }, func() bool {
@@ -735,7 +746,7 @@ func TestServeAdoptLabelsMetricsAndPluginCrash(t *testing.T) {
 	if err := syscall.Kill(ppidOf, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	e.waitUntil(long, func() string { return "the killed plugin is still there" }, func() bool { return !sdktest.ProcessAlive(ppidOf) })
+	e.waitGone([]int{ppidOf}, long, "the killed plugin")
 	e.send(a.ID, "second")
 	e.waitRounds([]string{a.ID}, 2, long)
 	if lines := e.turnLines("ttmade"); len(lines) != 8 { // "start PID end PID" per run

@@ -96,27 +96,9 @@ func newEnv(t *testing.T, s settings) *env {
 // renewal counts as a change, since writes may have been missed) and from
 // the recording directory (inotify). Workers' exits feed it in agentLoop.
 func (e *env) watchChanges() {
-	ps := e.rdb.PSubscribe(e.ctx(), "__keyspace@*__:"+e.store.Keys().Prefix()+"*")
-	if _, err := ps.Receive(e.ctx()); err != nil { // the subscription is in place
-		e.t.Fatalf("subscribe to the town's keyspace events: %v", err)
-	}
-	files := testenv.WatchDir(e.t, e.faults)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		msgs := ps.ChannelWithSubscriptions()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-msgs:
-			case <-files:
-			}
-			e.signalChange()
-		}
-	}()
-	e.t.Cleanup(func() { close(stop); <-done; _ = ps.Close() })
+	testenv.Forward(e.t, e.changed,
+		testenv.WatchKeyspace(e.t, e.rdb, e.store.Keys().Prefix()),
+		testenv.WatchDir(e.t, e.faults))
 }
 
 func (e *env) signalChange() {

@@ -31,16 +31,12 @@ func (b backends) OpenSession(ctx context.Context, ch backend.Choice, cfg sdk.Se
 	return b.m.Open(ctx, ch, cfg)
 }
 
-// waitFor polls cond (a Redis or file read) until it holds or the
-// deadline passes: the state it waits for has no event of its own here.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+// waitFor re-checks cond on every change of changed until it holds,
+// failing the test after timeout.
+func waitFor(t *testing.T, changed <-chan struct{}, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.WaitFor(changed, timeout, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 }
 
@@ -73,6 +69,10 @@ echo done
 		t.Fatal(err)
 	}
 	store := town.New(r.Client, cfg.Name)
+	// What the test waits for: the CLI's runs file and the agent's record.
+	// The host turns keyspace events on again after Redis restarts.
+	testenv.EnableKeyspaceEvents(t, r.Client)
+	changed := testenv.Merge(t, testenv.WatchKeyspace(t, r.Client, store.Keys().Prefix()), testenv.WatchDir(t, dir))
 	a, err := store.CreateAgent(ctx, town.AgentSpec{Name: "worker", CLI: "sh " + script})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ echo done
 		t.Fatal(err)
 	}
 	var firstPID int
-	waitFor(t, "the first run of the turn", 30*time.Second, func() bool {
+	waitFor(t, changed, "the first run of the turn", 30*time.Second, func() bool {
 		b, _ := os.ReadFile(runs)
 		firstPID, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		return firstPID > 0
@@ -126,7 +126,7 @@ echo done
 	}
 
 	r.Restart()
-	waitFor(t, "the turn to complete once after Redis came back", 60*time.Second, func() bool {
+	waitFor(t, changed, "the turn to complete once after Redis came back", 60*time.Second, func() bool {
 		ag, err := store.GetAgent(ctx, a.ID)
 		return err == nil && ag.RoundsCompleted == 1
 	})
