@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/tthost/tthost/host/internal/procinfo"
 	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/sdk/client"
 )
@@ -35,18 +33,9 @@ func (l *Loop) acquireLease(ctx context.Context) error {
 	return nil
 }
 
-// workerAlive reports whether pid is a live agent-loop for the agent (a
-// reused pid running something else does not count).
+// workerAlive reports whether pid is a live agent-loop for the agent.
 func workerAlive(pid int, agentID string) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return true // cannot tell: assume alive, the lease's TTL decides
-	}
-	cmd := string(b)
-	return strings.Contains(cmd, "agent-loop") && strings.Contains(cmd, agentID)
+	return procinfo.Running(pid, "agent-loop", agentID)
 }
 
 // deadHolderFence is how long a worker waits before re-delivering what a

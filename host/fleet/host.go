@@ -25,17 +25,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tthost/tthost/host/agentloop"
 	"github.com/tthost/tthost/host/config"
+	"github.com/tthost/tthost/host/internal/procinfo"
 	"github.com/tthost/tthost/host/notify"
 	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/sdk/client"
@@ -255,7 +253,7 @@ func (h *Host) checkHostID(ctx context.Context) error {
 		if r.ID != h.opts.HostID || !r.Alive {
 			continue
 		}
-		if r.Hostname == h.opts.Hostname && !serveAlive(r.PID) {
+		if r.Hostname == h.opts.Hostname && !procinfo.Running(r.PID, "serve") {
 			h.log.Info("taking over the host id of a serve process that is gone", "pid", r.PID)
 			return nil
 		}
@@ -268,17 +266,6 @@ func (h *Host) checkHostID(ctx context.Context) error {
 	return nil
 }
 
-// serveAlive reports whether pid is a live tthost serve process.
-func serveAlive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return true // cannot tell: assume alive
-	}
-	return strings.Contains(string(b), "serve")
-}
 
 func (h *Host) record() town.HostRecord {
 	h.mu.Lock()
