@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/tthost/tthost/host/config"
 	"github.com/tthost/tthost/host/internal/procinfo"
 	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/sdk/client"
@@ -16,7 +17,7 @@ import (
 // a live one is refused with an error naming it.
 func (l *Loop) acquireLease(ctx context.Context) error {
 	host, _ := os.Hostname()
-	ttl := 3 * time.Duration(l.cfg.TTHost.HeartbeatSecs) * time.Second
+	ttl := leaseTTL(l.cfg)
 	lease, err := l.store.AcquireLease(ctx, l.id, town.LeaseOwner{PID: os.Getpid(), Host: host}, ttl, func(o town.LeaseOwner) bool {
 		if o.HostID != "" {
 			// A serve host's lease lives as long as the host does.
@@ -65,10 +66,23 @@ func (l *Loop) fenceWait() (time.Duration, string) {
 	if l.lease.TookOver || (prev.Host == host && !workerAlive(prev.PID, l.id)) {
 		return deadHolderFence, fmt.Sprintf("the previous worker (pid %d) died", prev.PID)
 	}
-	hb := time.Duration(l.cfg.TTHost.HeartbeatSecs) * time.Second
-	grace := time.Duration(l.cfg.TTHost.StopGraceSecs) * time.Second
-	d := max(hb+client.HostLostAfter+grace+time.Second-l.lease.TTL(), 0)
-	return d, fmt.Sprintf("the previous worker (pid %d on %s) let its lease expire and may still be running their turn", prev.PID, prev.Host)
+	return ExpiredLeaseFence(l.cfg), fmt.Sprintf("the previous worker (pid %d on %s) let its lease expire and may still be running their turn", prev.PID, prev.Host)
+}
+
+// ExpiredLeaseFence is how long a successor waits before delivering again
+// what an agent-loop whose lease expired left in flight: its plugins
+// cancelled its turns client.HostLostAfter after it stopped answering, at
+// most one heartbeat after its last refresh, and its CLI got the stop
+// grace; the lease's TTL (3 × heartbeat) has passed since that refresh.
+func ExpiredLeaseFence(cfg *config.Config) time.Duration {
+	hb := time.Duration(cfg.TTHost.HeartbeatSecs) * time.Second
+	grace := time.Duration(cfg.TTHost.StopGraceSecs) * time.Second
+	return max(hb+client.HostLostAfter+grace+time.Second-leaseTTL(cfg), 0)
+}
+
+// leaseTTL is an agent-loop's lease TTL: 3 × heartbeat.
+func leaseTTL(cfg *config.Config) time.Duration {
+	return 3 * time.Duration(cfg.TTHost.HeartbeatSecs) * time.Second
 }
 
 // awaitFence waits fenceWait before n in-flight messages are delivered

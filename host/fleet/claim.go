@@ -7,8 +7,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/tthost/tthost/host/agentloop"
 	"github.com/tthost/tthost/host/town"
-	"github.com/tthost/tthost/sdk/client"
 )
 
 // scan claims wanted agents up to the host's capacity and fair share, and
@@ -17,7 +17,7 @@ import (
 // when another host released agents, and when one of this host's loops
 // ended. A scan of a town in a steady state costs four commands: the
 // wanted hash, the host records, the leases of the agents this host does
-// not serve (one MGET) and their hosts' liveness (one MGET).
+// not serve (one MGET), and the hosts' records with their liveness.
 func (h *Host) scan(ctx context.Context) {
 	if h.fenced.Load() || ctx.Err() != nil {
 		return
@@ -41,7 +41,9 @@ func (h *Host) scan(ctx context.Context) {
 		return
 	}
 	live := 0
+	alive := make(map[string]bool, len(hosts)) // every host writes its record with its liveness key
 	for _, r := range hosts {
+		alive[r.ID] = r.Alive
 		if r.Alive {
 			live++
 		}
@@ -82,19 +84,6 @@ func (h *Host) scan(ctx context.Context) {
 	if err != nil {
 		h.metrics.RedisErrorHost()
 		h.log.Warn("read the agents' leases", "error", err)
-		return
-	}
-	var hostIDs []string
-	seen := map[string]bool{}
-	for _, o := range owners {
-		if o.HostID != "" && o.HostID != h.opts.HostID && !seen[o.HostID] {
-			seen[o.HostID] = true
-			hostIDs = append(hostIDs, o.HostID)
-		}
-	}
-	alive, err := h.store.HostsAlive(ctx, hostIDs)
-	if err != nil {
-		h.metrics.RedisErrorHost()
 		return
 	}
 	// Free agents: no lease, or a lease whose host is gone (or is this
@@ -206,8 +195,7 @@ func (h *Host) fenceFor(l *town.Lease) (time.Duration, string) {
 	default:
 		// An agent-loop's lease (TTL 3 × heartbeat) expired: as its
 		// successor agent-loop would wait.
-		hb := time.Duration(h.opts.Config.TTHost.HeartbeatSecs) * time.Second
-		return max(hb+client.HostLostAfter+h.stopGrace()+time.Second-3*hb, 0), fmt.Sprintf("the previous worker (pid %d on %s) let its lease expire and may still be running their turn", prev.PID, prev.Host)
+		return agentloop.ExpiredLeaseFence(h.opts.Config), fmt.Sprintf("the previous worker (pid %d on %s) let its lease expire and may still be running their turn", prev.PID, prev.Host)
 	}
 }
 

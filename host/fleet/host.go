@@ -266,7 +266,6 @@ func (h *Host) checkHostID(ctx context.Context) error {
 	return nil
 }
 
-
 func (h *Host) record() town.HostRecord {
 	h.mu.Lock()
 	load := len(h.agents)

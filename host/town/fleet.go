@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"sort"
 	"time"
 
@@ -337,13 +336,8 @@ func (s *Store) AliveServeHosts(ctx context.Context, want map[string]string) ([]
 // value for that key (a host labelled cli=codex serves only codex agents;
 // a host without labels serves every agent).
 func LabelsMatch(host, agent map[string]string) bool {
-	keys := make([]string, 0, len(host))
-	for k := range host {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if agent[k] != host[k] {
+	for k, v := range host {
+		if agent[k] != v {
 			return false
 		}
 	}
