@@ -58,7 +58,7 @@ func (l *Loop) idle(ctx context.Context, backlogLen int64) (exit bool, err error
 		}
 		wait = min(wait, left)
 	}
-	if l.opts.TrustWakeups && l.notified() {
+	if l.opts.Hosted && l.notified() {
 		return false, l.idleOnWakeups(ctx, timeout)
 	}
 	return false, l.wait(ctx, wait)

@@ -109,21 +109,15 @@ type Options struct {
 	// Claim, when set, is the lease a host (tthost serve) took for this
 	// loop: the loop serves under it instead of taking its own.
 	Claim *Claim
-	// TrustWakeups (tthost serve) lets an idle agent rely on Wakeups while
-	// they are Active: it wakes for its heartbeat only, without an intake
-	// of its own, so an idle agent costs its host no Redis command but the
-	// heartbeat. The notifier fires every watch after a reconnect, which is
-	// the backstop the safety poll is otherwise.
-	TrustWakeups bool
-	// SharedPool (tthost serve) says the loop shares its host's Redis
-	// connection pool with many others: it never holds a connection
-	// blocked waiting (BLPOP on its wake list). Without active Wakeups it
-	// then waits on its timers and sees new messages at its safety poll.
-	SharedPool bool
-	// HostHeartbeat (tthost serve) says the host writes the heartbeat of
-	// its agents while they wait, all of them in one command: the loop
-	// writes its own only while a turn runs.
-	HostHeartbeat bool
+	// Hosted says a serve host runs the loop among many others:
+	//   - while idle with Active Wakeups the loop issues no Redis command
+	//     of its own, not even a safety poll (the notifier fires every
+	//     watch after a reconnect, the backstop the poll is otherwise);
+	//   - it never holds a pooled connection blocked in BLPOP on its wake
+	//     list; without active Wakeups it polls on its timers;
+	//   - the host writes its heartbeat while it waits (all its agents in
+	//     one command); the loop writes its own only during a turn.
+	Hosted bool
 	// Observer, when set, is told of turns, steers, queue depths and Redis
 	// errors (a host's metrics).
 	Observer Observer
@@ -486,7 +480,7 @@ func (l *Loop) wait(ctx context.Context, d time.Duration) error {
 	if l.notified() {
 		return sleepUntil(ctx, l.opts.Wakeups.C(), d)
 	}
-	if l.opts.SharedPool {
+	if l.opts.Hosted {
 		return sleepUntil(ctx, nil, d)
 	}
 	_, err := l.store.WaitWake(ctx, l.id, d)
@@ -535,7 +529,7 @@ func (l *Loop) heartbeatIfDue(ctx context.Context) {
 
 func (l *Loop) heartbeat(ctx context.Context, now time.Time) {
 	l.lastBeat = now
-	if l.opts.HostHeartbeat && l.running == nil {
+	if l.opts.Hosted && l.running == nil {
 		return // the host's heartbeat covers a waiting agent (its lease is the host's too)
 	}
 	if l.lease != nil {
