@@ -38,6 +38,8 @@ var internalEnv = []string{
 	DebugEnv,                      // TTHOST_PLUGIN_DEBUG: serve in debug mode when started by hand
 	ReattachEnv,                   // TTHOST_REATTACH_PLUGINS: debug plugins the outer host attached to
 	PluginCLIEnv,                  // TTHOST_PLUGIN_CLI: the CLI a per-CLI plugin process serves
+	ReattachWindowEnv,             // TTHOST_PLUGIN_REATTACH_WINDOW_MS: how long to wait for a new host
+	DetachedLogEnv,                // TTHOST_PLUGIN_DETACHED_LOG: where to log while no host reads stderr
 }
 
 // InternalEnv lists the variables that CleanEnv strips by name, beside
@@ -62,6 +64,19 @@ func CleanEnv(env []string) []string {
 	}
 	return out
 }
+
+// ReattachWindowEnv carries the reattach window in milliseconds: how long
+// a plugin whose host is gone (the host process died, or every event
+// stream of a host that was attached broke) keeps its sessions and their
+// running turns for a new host to reattach. Past the window the plugin
+// closes its sessions, kills their processes and exits. Unset or 0: the
+// plugin stops as soon as its host is gone, as before reattach existed.
+const ReattachWindowEnv = "TTHOST_PLUGIN_REATTACH_WINDOW_MS"
+
+// DetachedLogEnv names a file the plugin appends its logs to while it is
+// detached: its stderr was a pipe to the host that died, so nobody reads
+// it any more. Unset: logs written while detached are lost.
+const DetachedLogEnv = "TTHOST_PLUGIN_DETACHED_LOG"
 
 // LogLevelEnv names the environment variable that sets the plugin's log
 // level (trace, debug, info, warn, error; default info). The host sets it

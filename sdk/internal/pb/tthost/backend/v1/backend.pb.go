@@ -888,7 +888,12 @@ type EventsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// Stream events with seq greater than this; 0 streams from the start.
-	AfterSeq      uint64 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	AfterSeq uint64 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	// When events after after_seq are no longer buffered, start at the oldest
+	// buffered event instead of failing with OUT_OF_RANGE: a host reattaching
+	// after a long absence takes what is left (the seq jump tells it how many
+	// events it missed). Plugins that predate the field ignore it.
+	AllowGap      bool `protobuf:"varint,3,opt,name=allow_gap,json=allowGap,proto3" json:"allow_gap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -935,6 +940,13 @@ func (x *EventsRequest) GetAfterSeq() uint64 {
 		return x.AfterSeq
 	}
 	return 0
+}
+
+func (x *EventsRequest) GetAllowGap() bool {
+	if x != nil {
+		return x.AllowGap
+	}
+	return false
 }
 
 // Event is one thing that happened in a session.
@@ -1983,11 +1995,12 @@ const file_tthost_backend_v1_backend_proto_rawDesc = "" +
 	"\x10DELIVERY_STARTED\x10\x01\x12\x14\n" +
 	"\x10DELIVERY_STEERED\x10\x02\x12\x16\n" +
 	"\x12DELIVERY_CANCELLED\x10\x03\x12\x14\n" +
-	"\x10DELIVERY_NO_TURN\x10\x04\"K\n" +
+	"\x10DELIVERY_NO_TURN\x10\x04\"h\n" +
 	"\rEventsRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
-	"\tafter_seq\x18\x02 \x01(\x04R\bafterSeq\"\xf7\x05\n" +
+	"\tafter_seq\x18\x02 \x01(\x04R\bafterSeq\x12\x1b\n" +
+	"\tallow_gap\x18\x03 \x01(\bR\ballowGap\"\xf7\x05\n" +
 	"\x05Event\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x10\n" +

@@ -73,7 +73,7 @@ type BackendClient interface {
 	// Events emitted before the host subscribed are buffered by the plugin, so
 	// nothing between OpenSession and Events is lost. The stream ends after the
 	// Exited event. Errors: NOT_FOUND for an unknown session, OUT_OF_RANGE when
-	// after_seq is older than the plugin's buffer.
+	// after_seq is older than the plugin's buffer (unless allow_gap is set).
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	// CloseSession ends a session: GRACEFUL lets the CLI finish cleanly within
 	// grace_ms, IMMEDIATE cancels any running turn and stops the CLI at once.
@@ -175,7 +175,7 @@ type BackendServer interface {
 	// Events emitted before the host subscribed are buffered by the plugin, so
 	// nothing between OpenSession and Events is lost. The stream ends after the
 	// Exited event. Errors: NOT_FOUND for an unknown session, OUT_OF_RANGE when
-	// after_seq is older than the plugin's buffer.
+	// after_seq is older than the plugin's buffer (unless allow_gap is set).
 	Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error
 	// CloseSession ends a session: GRACEFUL lets the CLI finish cleanly within
 	// grace_ms, IMMEDIATE cancels any running turn and stops the CLI at once.
