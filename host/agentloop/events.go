@@ -34,15 +34,40 @@ type detail struct {
 
 // emit writes an event to the town and agent streams. Events are
 // best-effort: a failure is logged, never fatal to the turn.
+//
+// While a session is open, the write also moves the agent's session record
+// to the last session event handled (town.Store.EmitAt), in one MULTI: a
+// successor that reattaches to the session resumes after it, so no event is
+// written twice or lost.
 func (l *Loop) emit(ctx context.Context, typ town.EventType, message string, d detail) {
+	l.emitAt(ctx, typ, message, d, false)
+}
+
+// emitOutcome is emit for a turn's outcome, the last write of a turn: it
+// also clears the running turn from the session record, atomically.
+// seq is the session event that ended the turn (0: none).
+func (l *Loop) emitOutcome(ctx context.Context, seq uint64, typ town.EventType, message string, d detail) {
+	l.handled(seq)
+	l.emitAt(ctx, typ, message, d, true)
+}
+
+func (l *Loop) emitAt(ctx context.Context, typ town.EventType, message string, d detail, endTurn bool) {
 	ev := town.NewEvent(typ, message)
 	ev.AgentID = l.id
 	ev.Scope = "tthost." + d.Kind
 	ev.Extra = map[string]any{"tthost": d}
-	if err := l.store.Emit(ctx, ev); err != nil {
+	c := town.Cursor{Agent: l.id, Seq: l.cursor, EndTurn: endTurn && l.registered}
+	if !l.registered {
+		c = town.Cursor{}
+	}
+	if err := l.store.EmitAt(ctx, ev, c); err != nil {
 		l.log.Warn("emit event", "type", typ, "error", err)
 	}
 }
+
+// handled moves the loop's place in the session's events to seq: every
+// event up to it has been handled, and the next write records that.
+func (l *Loop) handled(seq uint64) { l.cursor = max(l.cursor, seq) }
 
 // activity appends a line to the agent's activity log (best-effort).
 func (l *Loop) activity(ctx context.Context, text string) {
@@ -67,6 +92,7 @@ type deltaBuffer struct {
 	pending strings.Builder
 	timer   *time.Timer
 	last    time.Time
+	seq     uint64 // the session event seq of the last delta in pending
 }
 
 const (
@@ -78,8 +104,9 @@ func newDeltaBuffer(l *Loop, round int, turnID string) *deltaBuffer {
 	return &deltaBuffer{l: l, round: round, turnID: turnID}
 }
 
-func (d *deltaBuffer) add(ctx context.Context, text string) {
+func (d *deltaBuffer) add(ctx context.Context, text string, seq uint64) {
 	d.pending.WriteString(text)
+	d.seq = max(d.seq, seq)
 	if d.timer == nil {
 		wait := deltaInterval - time.Since(d.last)
 		d.timer = time.NewTimer(max(wait, 0))
@@ -112,6 +139,7 @@ func (d *deltaBuffer) flush(ctx context.Context) {
 	if len(text) > deltaTextMax {
 		text = strings.ToValidUTF8(text[len(text)-deltaTextMax:], "")
 	}
+	d.l.handled(d.seq) // the event written now settles the deltas up to it
 	d.l.emit(ctx, town.EventAgentAssistantDelta, "Assistant delta: "+prompt.Truncate(lastLine(text), 160), detail{
 		Kind: "assistant_delta", TurnID: d.turnID, Round: d.round, Text: text,
 	})

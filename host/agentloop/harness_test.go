@@ -428,6 +428,8 @@ func (s *fakeSession) Send(ctx context.Context, in sdk.Input) (sdk.Delivery, err
 
 func (s *fakeSession) Events() <-chan sdk.Event { return s.events }
 
+func (s *fakeSession) ID() string { return "fake-session" }
+
 func (s *fakeSession) Close(ctx context.Context, mode sdk.CloseMode) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -60,9 +60,22 @@ type Backends interface {
 
 // Session is one backend session (sdk/client.Session satisfies it).
 type Session interface {
+	// ID is the plugin's id of the session.
+	ID() string
 	Send(ctx context.Context, in sdk.Input) (sdk.Delivery, error)
 	Events() <-chan sdk.Event
 	Close(ctx context.Context, mode sdk.CloseMode) error
+}
+
+// Resumer is implemented by Backends that reattached to the plugins a
+// previous worker process left running (a host restart or upgrade).
+type Resumer interface {
+	// ResumeSession follows the agent's surviving session sessionID from
+	// event afterSeq+1 on. ok is false when this process holds no such
+	// session (it was another process's, or its plugin is gone): the
+	// session's turn cannot be adopted and its messages are delivered
+	// again.
+	ResumeSession(ctx context.Context, agentID, sessionID string, afterSeq uint64) (s Session, ok bool, err error)
 }
 
 // Wakeups tells the loop about writes to its agent's keys that carry no
@@ -144,6 +157,7 @@ type Loop struct {
 	cliName, cliCmd string
 	choice          backend.Choice
 	session         *live        // the open backend session, nil before the first turn
+	cursor          uint64       // the last event of the session handled (see emit)
 	running         *pendingTurn // the turn in progress
 	next            *pendingTurn // a turn an urgent message started while running ended
 
@@ -159,6 +173,7 @@ type Loop struct {
 	lease       *town.Lease
 	worker      *town.Worker       // the lease's fenced message moves
 	leaseLost   atomic.Bool        // another worker took the agent over
+	detaching   atomic.Bool        // the process hands its sessions to a successor (Detach)
 	outages     chan time.Duration // Redis outages to record (RedisUp)
 	offered     map[string]bool    // backlog tasks already offered to the agent
 	backlogLen  int64              // backlog length seen at the last snapshot
@@ -268,6 +283,12 @@ func (l *Loop) claim(ctx context.Context) error {
 func (l *Loop) start(ctx context.Context) error {
 	agent := l.agent
 	var err error
+	var prev *town.Runtime
+	if l.registered {
+		if prev, err = l.store.Runtime(ctx, l.id); err != nil {
+			l.log.Warn("read the previous runtime record", "error", err)
+		}
+	}
 	ref := l.cfg.DefaultCLI
 	if agent != nil && agent.CLI != "" {
 		ref = agent.CLI
@@ -305,6 +326,12 @@ func (l *Loop) start(ctx context.Context) error {
 	for _, w := range l.choice.Warnings { // e.g. a corrupt plugins.lock.json: the agent serves on, the town should know
 		l.say("⚠️ %s", w)
 		l.emit(ctx, town.EventAgentRuntimeError, w, detail{Kind: "plugin_dir_unusable"})
+	}
+
+	// A turn a previous worker process left running in a plugin this
+	// process reattached to is followed to its end, not delivered again.
+	if adopted, err := l.adopt(ctx, prev); err != nil || adopted {
+		return err
 	}
 
 	// What a previous worker left in flight goes back to the front of its
@@ -431,6 +458,10 @@ func (l *Loop) paused(ctx context.Context, was town.AgentState) error {
 // that lost its lease leaves everything to the worker that took over: it
 // closes its session at once and writes nothing but an event.
 func (l *Loop) finish(ctx context.Context, runErr error) {
+	if l.detaching.Load() {
+		l.detached(ctx)
+		return
+	}
 	if l.leaseLost.Load() {
 		l.closeSession(ctx, sdk.CloseImmediate)
 		l.emit(ctx, town.EventAgentStopped, fmt.Sprintf("Worker of %s stopped: its lease was taken over", l.name), detail{Kind: "loop_finished", Code: "lease_lost"})

@@ -44,6 +44,17 @@ func (l *Loop) openSession(ctx context.Context) (*live, error) {
 	if resume != "" {
 		l.say("↻ Resuming the saved runtime session %s", resume)
 	}
+	l.cursor = 0
+	if l.registered {
+		if err := l.store.RecordSessionOpened(ctx, l.id, s.ID(), l.choice.Backend); err != nil {
+			l.log.Warn("record the session", "error", err)
+		}
+	}
+	return l.follow(s), nil
+}
+
+// follow pumps a session's events into a live session.
+func (l *Loop) follow(s Session) *live {
 	lv := &live{s: s, events: make(chan sdk.Event, 256)}
 	go func() {
 		defer close(lv.events)
@@ -55,7 +66,7 @@ func (l *Loop) openSession(ctx context.Context) (*live, error) {
 			}
 		}
 	}()
-	return lv, nil
+	return lv
 }
 
 // ensureSession returns the open session, first taking the events that
@@ -90,10 +101,15 @@ func (l *Loop) drainIdle(ctx context.Context) bool {
 				msg := "The backend session ended while the agent was idle (" + reason + "); the next turn opens a new one"
 				l.say("↻ %s", msg)
 				l.activity(ctx, msg)
+				if ok {
+					l.handled(ev.Seq)
+				}
 				l.emit(ctx, town.EventAgentRuntimeError, msg, detail{Kind: "runtime_exited", Code: reason})
 				l.session = nil
+				l.forgetSession(ctx)
 				return false
 			}
+			l.handled(ev.Seq)
 			l.sessionEvent(ctx, ev, l.round)
 		default:
 			return true
@@ -111,6 +127,7 @@ func (l *Loop) closeSession(ctx context.Context, mode sdk.CloseMode) {
 	grace := time.Duration(l.cfg.TTHost.StopGraceSecs) * time.Second
 	cctx, cancel := context.WithTimeout(ctx, grace+time.Second)
 	defer cancel()
+	defer l.forgetSession(ctx)
 	if err := lv.s.Close(cctx, mode); err != nil {
 		l.log.Warn("close backend session", "error", err)
 	}
@@ -123,10 +140,23 @@ func (l *Loop) closeSession(ctx context.Context, mode sdk.CloseMode) {
 				return
 			}
 			if ev.Kind != sdk.EventExited {
+				l.handled(ev.Seq)
 				l.sessionEvent(ctx, ev, l.round)
 			}
 		case <-cctx.Done():
 			return
 		}
+	}
+}
+
+// forgetSession drops the closed session from the session record: no
+// successor resumes it.
+func (l *Loop) forgetSession(ctx context.Context) {
+	l.cursor = 0
+	if !l.registered {
+		return
+	}
+	if err := l.store.ForgetSession(context.WithoutCancel(ctx), l.id); err != nil {
+		l.log.Warn("forget the closed session", "error", err)
 	}
 }

@@ -26,6 +26,15 @@ type turnResult struct {
 	cause turnCause
 	// lost is set when the backend session ended before the turn did.
 	lost string
+	// detached is set when the worker handed the turn, still running, to
+	// a successor process (Loop.Detach): it has no outcome here.
+	detached bool
+	// unsent is set for an adopted turn that never reached the CLI.
+	unsent bool
+	// seq is the session event that ended the turn (its TurnCompleted):
+	// the outcome's write settles it, never an earlier write, so a
+	// successor that resumes after a crash in between sees the end again.
+	seq uint64
 }
 
 // turnCause is why the loop cancels a running turn. Its value is written
@@ -58,6 +67,17 @@ type pendingTurn struct {
 	deltas  *deltaBuffer
 	started time.Time
 	usage   sdk.Usage // the sum of the turn's usage events
+	adopted bool      // taken over from a previous worker process (adopt)
+}
+
+// adopt learns the turn's id from the session's events when a worker
+// adopted a turn its predecessor was still sending (town.TurnPending): the
+// first turn the events name is that turn.
+func (pt *pendingTurn) adopt(ev sdk.Event) {
+	if pt.id == "" && ev.TurnID != "" {
+		pt.id = ev.TurnID
+		pt.deltas.turnID = ev.TurnID
+	}
 }
 
 func (pt *pendingTurn) addUsage(u sdk.Usage) {
@@ -118,6 +138,7 @@ func (l *Loop) turn(ctx context.Context, b *batch) error {
 	l.say("🤖 Round %d: running %s through the %s backend (%d actionable, %d informational, %d confirmations)",
 		display, l.cliName, l.choice.Backend, len(b.actionable), len(b.informational), b.confirmCount)
 	in := sdk.Input{Kind: sdk.InputTurn, Text: text, TranscriptPath: l.transcriptPath(display)}
+	l.recordTurn(ctx, town.TurnPending, display)
 	d, err := lv.s.Send(ctx, in)
 	if errors.Is(err, sdk.ErrPluginExited) {
 		// The plugin died while the agent was idle and the news had not
@@ -135,8 +156,20 @@ func (l *Loop) turn(ctx context.Context, b *batch) error {
 		}
 		return l.notStarted(ctx, b, display, "turn_start_failed", err)
 	}
+	l.recordTurn(ctx, d.TurnID, display)
 	l.running = &pendingTurn{id: d.TurnID, display: display, batch: b, deltas: newDeltaBuffer(l, display, d.TurnID), started: time.Now()}
 	return nil
+}
+
+// recordTurn notes the running turn in the session record, for a
+// successor that reattaches to the session (TurnPending while it is sent).
+func (l *Loop) recordTurn(ctx context.Context, turnID string, display int) {
+	if !l.registered {
+		return
+	}
+	if err := l.store.RecordTurn(ctx, l.id, turnID, display); err != nil {
+		l.log.Warn("record the running turn", "error", err)
+	}
 }
 
 // finishTurn follows the running turn to its end and settles it; a turn an
@@ -144,6 +177,13 @@ func (l *Loop) turn(ctx context.Context, b *batch) error {
 func (l *Loop) finishTurn(ctx context.Context) error {
 	pt := l.running
 	res := l.await(ctx, pt)
+	if res.detached {
+		return ctx.Err() // the successor settles the turn
+	}
+	if res.unsent {
+		l.running = nil
+		return l.unsent(context.WithoutCancel(ctx), pt)
+	}
 	l.running, l.next = l.next, nil
 	if l.running != nil && (res.lost != "" || res.cause != "") {
 		// The follow-up turn died with the session, or is cancelled with it.
@@ -183,7 +223,7 @@ func (l *Loop) notStarted(ctx context.Context, b *batch, display int, code strin
 	msg := fmt.Sprintf("Round %d: turn could not start: %v; %d message(s) re-queued", display, cause, n)
 	l.say("❌ %s", msg)
 	l.activity(ctx, fmt.Sprintf("Round %d: ❌ failed: %s", display, prompt.Truncate(cause.Error(), 120)))
-	l.runtimeError(ctx, display, code, msg)
+	l.emitOutcome(ctx, 0, town.EventAgentRuntimeError, msg, detail{Kind: "runtime_error", Round: display, Code: code})
 	if l.failures >= maxStartFailures {
 		return fmt.Errorf("%d turns in a row could not start; last error: %w", l.failures, cause)
 	}
@@ -205,6 +245,7 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 	var dying string
 	var forceClose <-chan time.Time
 	bg := context.WithoutCancel(ctx)
+	unnamed := pt.pendingGuard()
 	// cancelTurn asks the backend to end the turn; one that does not end it
 	// promptly has its session closed.
 	cancelTurn := func(why turnCause) {
@@ -225,6 +266,9 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 		}
 		select {
 		case ev, ok := <-lv.events:
+			if !ok && l.detaching.Load() {
+				return turnResult{detached: true}
+			}
 			if !ok {
 				l.session = nil
 				pt.deltas.flush(bg)
@@ -232,24 +276,31 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 			}
 			if ev.Kind != sdk.EventAssistantDelta {
 				pt.deltas.flush(bg)
+				if ev.Kind != sdk.EventTurnCompleted {
+					l.handled(ev.Seq)
+				}
 			}
+			pt.adopt(ev)
 			switch ev.Kind {
 			case sdk.EventAssistantDelta:
 				if ev.TurnID == pt.id || ev.TurnID == "" {
-					pt.deltas.add(bg, ev.Text)
+					pt.deltas.add(bg, ev.Text, ev.Seq)
+				} else {
+					l.handled(ev.Seq) // another turn's text: nothing to write
 				}
 			case sdk.EventTurnCompleted:
 				if ev.Completed == nil || ev.TurnID != pt.id {
 					l.log.Warn("ignoring the completion of another turn", "turn", ev.TurnID, "running", pt.id)
+					l.handled(ev.Seq)
 					continue
 				}
 				c := ev.Completed
 				if dying != "" && c.Status != sdk.StatusCompleted {
 					// The turn failed because its session is going away: the
 					// runtime died, not the work. Deliver it again.
-					return turnResult{status: c.Status, lost: dying, cause: cause}
+					return turnResult{status: c.Status, lost: dying, cause: cause, seq: ev.Seq}
 				}
-				return turnResult{status: c.Status, exitCode: c.ExitCode, summary: c.Summary, errText: c.Error, cause: cause}
+				return turnResult{status: c.Status, exitCode: c.ExitCode, summary: c.Summary, errText: c.Error, cause: cause, seq: ev.Seq}
 			case sdk.EventExited:
 				l.session = nil
 				reason := "the backend session exited"
@@ -276,7 +327,16 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 			if cause != "" {
 				continue
 			}
+			if why == causeShutdown && l.detaching.Load() {
+				// Handed to a successor: the turn runs on, unread here.
+				l.say("🔌 Round %d: left running for the next worker process", pt.display)
+				return turnResult{detached: true}
+			}
 			cancelTurn(why)
+		case <-unnamed:
+			if pt.id == "" {
+				return turnResult{unsent: true}
+			}
 		case <-forceClose:
 			l.log.Warn("the backend did not end the cancelled turn in time; closing the session")
 			l.closeSession(bg, sdk.CloseImmediate)
@@ -379,7 +439,9 @@ func (l *Loop) settle(ctx context.Context, b *batch, display int, turnID string,
 		l.completed++
 		l.failures, l.retries = 0, 0
 		if l.registered {
-			if err := l.store.IncrRoundsCompleted(bg, l.id); err != nil {
+			// Once per turn: a successor may replay a completion whose
+			// outcome was not written yet.
+			if err := l.store.CountRound(bg, l.id, turnID); err != nil {
 				return err
 			}
 		}
@@ -395,7 +457,7 @@ func (l *Loop) settle(ctx context.Context, b *batch, display int, turnID string,
 		}
 		l.say("✅ Round %d completed", display)
 		l.activity(bg, fmt.Sprintf("Round %d: ✅ completed", display))
-		l.emit(bg, town.EventAgentTurnCompleted, fmt.Sprintf("Round %d completed: %s", display, prompt.Truncate(summary, 100)), detail{
+		l.emitOutcome(bg, res.seq, town.EventAgentTurnCompleted, fmt.Sprintf("Round %d completed: %s", display, prompt.Truncate(summary, 100)), detail{
 			Kind: "turn_completed", TurnID: turnID, Round: display, Status: string(sdk.StatusCompleted), ExitCode: res.exitCode,
 		})
 		return nil
@@ -406,7 +468,7 @@ func (l *Loop) settle(ctx context.Context, b *batch, display int, turnID string,
 		msg := fmt.Sprintf("Round %d interrupted (%s); %d message(s) re-queued", display, res.cause, n)
 		l.say("⏸️ %s", msg)
 		l.activity(bg, fmt.Sprintf("Round %d: ⏸️ interrupted (%s); %d message(s) re-queued", display, res.cause, n))
-		l.emit(bg, town.EventAgentTurnCompleted, msg, detail{Kind: "turn_interrupted", TurnID: turnID, Round: display, Status: string(sdk.StatusInterrupted), Requeued: n})
+		l.emitOutcome(bg, res.seq, town.EventAgentTurnCompleted, msg, detail{Kind: "turn_interrupted", TurnID: turnID, Round: display, Status: string(sdk.StatusInterrupted), Requeued: n})
 		switch res.cause {
 		case causeStop:
 			return l.stopRequested(bg)
@@ -422,7 +484,7 @@ func (l *Loop) settle(ctx context.Context, b *batch, display int, turnID string,
 		msg := fmt.Sprintf("Round %d: %s before the turn finished; %d message(s) re-queued", display, res.lost, n)
 		l.say("❌ %s", msg)
 		l.activity(bg, fmt.Sprintf("Round %d: ❌ failed: %s", display, res.lost))
-		l.runtimeError(bg, display, "runtime_lost", msg)
+		l.emitOutcome(bg, res.seq, town.EventAgentRuntimeError, msg, detail{Kind: "runtime_error", Round: display, Code: "runtime_lost"})
 		return l.backoff(ctx)
 
 	default: // the CLI failed the turn
@@ -437,7 +499,7 @@ func (l *Loop) settle(ctx context.Context, b *batch, display int, turnID string,
 		msg := fmt.Sprintf("Round %d failed: %s; %d message(s) re-queued", display, why, n)
 		l.say("⚠️ %s", msg)
 		l.activity(bg, fmt.Sprintf("Round %d: ⚠️ CLI error (%s)", display, prompt.Truncate(why, 100)))
-		l.emit(bg, town.EventAgentRuntimeError, msg, detail{Kind: "turn_failed", TurnID: turnID, Round: display, Status: string(res.status), ExitCode: res.exitCode, Requeued: n})
+		l.emitOutcome(bg, res.seq, town.EventAgentRuntimeError, msg, detail{Kind: "turn_failed", TurnID: turnID, Round: display, Status: string(res.status), ExitCode: res.exitCode, Requeued: n})
 		if err := l.becomeIdle(bg); err != nil {
 			return err
 		}

@@ -594,7 +594,7 @@ func (s *Store) ClearRuntimeSessionID(ctx context.Context, id string) error {
 func (s *Store) DeleteAgent(ctx context.Context, id string) error {
 	k := s.keys
 	err := s.rdb.Del(ctx, k.Agent(id), k.Inbox(id), k.Urgent(id), k.Activity(id), k.Stop(id),
-		k.InFlight(id), k.DeadLetter(id), k.Wake(id), k.LeaseLast(id), k.Runtime(id)).Err()
+		k.InFlight(id), k.DeadLetter(id), k.Wake(id), k.LeaseLast(id), k.Runtime(id), k.SessionRecord(id)).Err()
 	if err != nil {
 		return fmt.Errorf("delete agent %s: %w", id, err)
 	}

@@ -222,6 +222,12 @@ func ParseEvent(data string) (*TownEvent, error) {
 // MAXLEN ~. Unlike tt, errors are returned: the caller decides whether an
 // event is worth failing for.
 func (s *Store) Emit(ctx context.Context, ev TownEvent) error {
+	return s.emit(ctx, ev, nil)
+}
+
+// emit writes the event; with also set, it adds also's writes and runs
+// everything as one MULTI.
+func (s *Store) emit(ctx context.Context, ev TownEvent, also func(redis.Pipeliner)) error {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = s.nowUTC()
 	}
@@ -246,12 +252,20 @@ func (s *Store) Emit(ctx context.Context, ev TownEvent) error {
 	if ev.MissionID != "" {
 		targets = append(targets, target{k.EventsMission(ev.MissionID), missionEventsMax})
 	}
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	write := func(p redis.Pipeliner) error {
 		for _, t := range targets {
 			p.XAdd(ctx, &redis.XAddArgs{Stream: t.key, MaxLen: t.max, Approx: true, ID: "*", Values: values})
 		}
+		if also != nil {
+			also(p)
+		}
 		return nil
-	})
+	}
+	if also != nil {
+		_, err = s.rdb.TxPipelined(ctx, write)
+	} else {
+		_, err = s.rdb.Pipelined(ctx, write)
+	}
 	if err != nil {
 		return fmt.Errorf("emit %s: %w", ev.Type, err)
 	}

@@ -92,6 +92,11 @@ func (k Keys) Wake(id string) string { return k.prefix + "tthost:wake:" + canoni
 // serves it, its live session and steer mode.
 func (k Keys) Runtime(id string) string { return k.prefix + "tthost:runtime:" + canonicalOr(id) }
 
+// SessionRecord is where the agent's worker stands in its backend session
+// (Store.SessionRecord): the session, the last event written, the running
+// turn. A successor that reattaches to the session resumes from it.
+func (k Keys) SessionRecord(id string) string { return k.prefix + "tthost:session:" + canonicalOr(id) }
+
 // AgentPattern and TaskPattern are SCAN patterns for the agent and task
 // hashes. Unlike tt, glob characters in the town name are escaped, so a town
 // named "a*" does not list the agents of "ab".
