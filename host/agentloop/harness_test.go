@@ -397,6 +397,7 @@ type fakeSession struct {
 	current  string
 	events   chan sdk.Event
 	isClosed bool
+	seq      uint64 // the last event's seq
 	closed   chan sdk.CloseMode
 	// steerMode is what a steered receipt says.
 	steerMode sdk.SteerMode
@@ -441,11 +442,14 @@ func (s *fakeSession) Close(ctx context.Context, mode sdk.CloseMode) error {
 	return nil
 }
 
-// emit sends an event as the backend would (dropped once closed).
+// emit sends an event as the backend would, numbered in order (dropped
+// once closed).
 func (s *fakeSession) emit(ev sdk.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.isClosed {
+		s.seq++
+		ev.Seq = s.seq
 		s.events <- ev
 	}
 }

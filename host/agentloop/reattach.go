@@ -13,7 +13,7 @@ import (
 // name it. A plugin emits TurnStarted before it answers the Send, so a turn
 // that started is named by the first replayed events; one that never
 // started is given up and its messages delivered as if never shown.
-const adoptPendingWait = 5 * time.Second
+var adoptPendingWait = 5 * time.Second
 
 // Detach makes the loop end without touching its session, for a successor
 // process that reattaches to the same plugins (a host restart or upgrade):
