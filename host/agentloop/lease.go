@@ -24,7 +24,9 @@ func (l *Loop) acquireLease(ctx context.Context) error {
 			alive, err := l.store.HostsAlive(ctx, []string{o.HostID})
 			return err == nil && !alive[o.HostID]
 		}
-		return o.Host == host && !workerAlive(o.PID, l.id)
+		// This very process held it before it re-executed itself (a
+		// restart that keeps the pid, see Detach), or a worker here died.
+		return o.Host == host && (o.PID == os.Getpid() || !workerAlive(o.PID, l.id))
 	})
 	if err != nil {
 		return fmt.Errorf("agent %s (%s): %w", l.name, l.id, err)

@@ -189,6 +189,24 @@ func (s *served) lose(cause error, closeNow bool) {
 	s.cancel()
 }
 
+// ResumeSession resumes the agent's session on the host's shared backends
+// (when they reattached to a previous process's plugins) and remembers it
+// for the agent, as OpenSession does.
+func (b agentBackends) ResumeSession(ctx context.Context, agentID, sessionID string, afterSeq uint64) (agentloop.Session, bool, error) {
+	r, ok := b.Backends.(agentloop.Resumer)
+	if !ok {
+		return nil, false, nil
+	}
+	sess, found, err := r.ResumeSession(ctx, agentID, sessionID, afterSeq)
+	if err != nil || !found {
+		return nil, found, err
+	}
+	b.s.mu.Lock()
+	b.s.session = sess
+	b.s.mu.Unlock()
+	return sess, true, nil
+}
+
 // agentBackends opens an agent's sessions on the host's shared backends
 // and remembers them for the agent.
 type agentBackends struct {

@@ -107,6 +107,7 @@ type Host struct {
 	unclaimed map[string]bool
 	badSeen   map[string]bool // wanted records already reported as bad
 	closing   bool
+	detaching atomic.Bool // Detach: hand everything to a successor process
 
 	lastBeatOK atomic.Int64 // unix nanos of the start of the last successful heartbeat
 	fenced     atomic.Bool  // the host gave up its leases for lack of Redis
@@ -223,6 +224,13 @@ func (h *Host) Run(ctx context.Context) error {
 	h.shutdown(context.WithoutCancel(ctx))
 	stopBeat()
 	<-beatDone
+	if h.detaching.Load() {
+		// The host id, its liveness key and its agents' leases stay: the
+		// successor process (the same host id) takes them over at once, and
+		// no other host claims the agents meanwhile.
+		h.log.Info("detached: running turns and sessions are left for the next process of this host", "host_id", h.opts.HostID)
+		return nil
+	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := h.store.RemoveHost(fctx, h.opts.HostID); err != nil {
@@ -479,12 +487,26 @@ func (h *Host) shutdown(ctx context.Context) {
 		all = append(all, s)
 	}
 	h.mu.Unlock()
-	h.log.Info("stopping", "agents", len(all))
+	detach := h.detaching.Load()
+	h.log.Info("stopping", "agents", len(all), "detach", detach)
+	var wg sync.WaitGroup
 	for _, s := range all {
-		s.stop()
+		if detach {
+			s.loop.Detach()
+		}
+		wg.Go(s.stop)
 	}
+	wg.Wait()
 	h.wg.Wait()
 }
+
+// Detach makes Run end without interrupting anything, for a successor
+// process of this host (an upgrade or restart that reattaches to the
+// host's plugins): every loop detaches (its turn runs on in its plugin),
+// no lease is released, and the host's record and liveness key stay for
+// the successor, which has the same host id. Cancel Run's context after
+// it, then detach the backends (backend.Manager.Detach).
+func (h *Host) Detach() { h.detaching.Store(true) }
 
 type nopMetrics struct{}
 
