@@ -18,7 +18,8 @@ import (
 func (l *Loop) acquireLease(ctx context.Context) error {
 	host, _ := os.Hostname()
 	ttl := leaseTTL(l.cfg)
-	lease, err := l.store.AcquireLease(ctx, l.id, town.LeaseOwner{PID: os.Getpid(), Host: host}, ttl, func(o town.LeaseOwner) bool {
+	owner := town.LeaseOwner{PID: os.Getpid(), Host: host, ReattachMillis: int64(l.cfg.TTHost.ReattachWindowSecs) * 1000}
+	lease, err := l.store.AcquireLease(ctx, l.id, owner, ttl, func(o town.LeaseOwner) bool {
 		if o.HostID != "" {
 			// A serve host's lease lives as long as the host does.
 			alive, err := l.store.HostsAlive(ctx, []string{o.HostID})
@@ -68,7 +69,14 @@ func (l *Loop) fenceWait() (time.Duration, string) {
 	if l.lease.TookOver || (prev.Host == host && !workerAlive(prev.PID, l.id)) {
 		return deadHolderFence, fmt.Sprintf("the previous worker (pid %d) died", prev.PID)
 	}
-	return ExpiredLeaseFence(l.cfg), fmt.Sprintf("the previous worker (pid %d on %s) let its lease expire and may still be running their turn", prev.PID, prev.Host)
+	fence := ExpiredLeaseFence(l.cfg)
+	if prev.ReattachMillis > 0 {
+		// Its plugins keep a turn running for the reattach window after it
+		// is gone (about one lease TTL ago), then the CLI gets the grace.
+		grace := time.Duration(l.cfg.TTHost.StopGraceSecs) * time.Second
+		fence = max(fence, time.Duration(prev.ReattachMillis)*time.Millisecond+grace+time.Second-leaseTTL(l.cfg))
+	}
+	return fence, fmt.Sprintf("the previous worker (pid %d on %s) let its lease expire and may still be running their turn", prev.PID, prev.Host)
 }
 
 // ExpiredLeaseFence is how long a successor waits before delivering again

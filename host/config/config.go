@@ -136,6 +136,12 @@ type TTHostConfig struct {
 	HeartbeatSecs int `toml:"heartbeat_secs"`
 	// StopGraceSecs is how long a plugin or CLI gets to stop before SIGKILL.
 	StopGraceSecs int `toml:"stop_grace_secs"`
+	// ReattachWindowSecs is how long the plugins of a host (serve or
+	// agent-loop) that died or restarted keep its sessions and running
+	// turns for its next process to reattach; 0 makes them stop with it.
+	// Another host taking the agents over waits for the window to pass
+	// before it delivers their in-flight messages again.
+	ReattachWindowSecs int `toml:"reattach_window_secs"`
 	// RedisOutageSecs is how long a worker rides out an unreachable Redis,
 	// retrying with backoff and keeping its outcomes until they can be
 	// written, before it exits with an error.
@@ -211,15 +217,16 @@ func defaults() *Config {
 		},
 		Agent: AgentConfig{IdleTimeoutSecs: 300},
 		TTHost: TTHostConfig{
-			SafetyPollSecs:  5,
-			HeartbeatSecs:   60,
-			StopGraceSecs:   5,
-			RedisOutageSecs: 300,
-			MaxTurnMessages: 100,
-			MaxTurnBytes:    DefaultMaxTurnBytes,
-			TurnPollMillis:  250,
-			RedisServer:     RedisServerAuto,
-			Notifications:   NotificationsAuto,
+			SafetyPollSecs:     5,
+			HeartbeatSecs:      60,
+			StopGraceSecs:      5,
+			ReattachWindowSecs: 180,
+			RedisOutageSecs:    300,
+			MaxTurnMessages:    100,
+			MaxTurnBytes:       DefaultMaxTurnBytes,
+			TurnPollMillis:     250,
+			RedisServer:        RedisServerAuto,
+			Notifications:      NotificationsAuto,
 		},
 	}
 }

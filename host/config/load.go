@@ -162,6 +162,7 @@ func (c *Config) problems() []problem {
 	intRange([]string{"tthost", "safety_poll_secs"}, int64(c.TTHost.SafetyPollSecs), 1, 3600, " seconds")
 	intRange([]string{"tthost", "heartbeat_secs"}, int64(c.TTHost.HeartbeatSecs), 1, 3600, " seconds")
 	intRange([]string{"tthost", "stop_grace_secs"}, int64(c.TTHost.StopGraceSecs), 0, 600, " seconds")
+	intRange([]string{"tthost", "reattach_window_secs"}, int64(c.TTHost.ReattachWindowSecs), 0, 86400, " seconds (0 makes plugins stop with their host)")
 	intRange([]string{"tthost", "redis_outage_secs"}, int64(c.TTHost.RedisOutageSecs), 1, 86400, " seconds")
 	intRange([]string{"tthost", "max_turn_messages"}, int64(c.TTHost.MaxTurnMessages), 1, 100000, "")
 	intRange([]string{"tthost", "max_turn_bytes"}, int64(c.TTHost.MaxTurnBytes), 1024, MaxTurnBytesLimit, " bytes")
@@ -191,7 +192,7 @@ var (
 		"password", "tls_enabled", "tls_cert", "tls_key", "tls_ca_cert", "bind"}
 	knownAgent  = []string{"idle_timeout_secs", "persistent"}
 	knownCLI    = []string{"name", "command", "workdir", "env", "backend", "options"}
-	knownTTHost = []string{"plugin_dir", "safety_poll_secs", "heartbeat_secs", "stop_grace_secs", "redis_outage_secs",
+	knownTTHost = []string{"plugin_dir", "safety_poll_secs", "heartbeat_secs", "stop_grace_secs", "reattach_window_secs", "redis_outage_secs",
 		"max_turn_messages", "max_turn_bytes", "turn_poll_ms", "redis_server", "notifications", "backends"}
 )
 

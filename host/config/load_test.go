@@ -67,6 +67,7 @@ func TestLoadAppliesTTDefaults(t *testing.T) {
 		{"tthost.safety_poll_secs", c.TTHost.SafetyPollSecs, 5},
 		{"tthost.heartbeat_secs", c.TTHost.HeartbeatSecs, 60},
 		{"tthost.stop_grace_secs", c.TTHost.StopGraceSecs, 5},
+		{"tthost.reattach_window_secs", c.TTHost.ReattachWindowSecs, 180},
 		{"tthost.redis_server", c.TTHost.RedisServer, "auto"},
 		{"tthost.notifications", c.TTHost.Notifications, "auto"},
 	}

@@ -130,6 +130,7 @@ func (c *Config) Encode() []byte {
 	w.kv("safety_poll_secs", int64(t.SafetyPollSecs))
 	w.kv("heartbeat_secs", int64(t.HeartbeatSecs))
 	w.kv("stop_grace_secs", int64(t.StopGraceSecs))
+	w.kv("reattach_window_secs", int64(t.ReattachWindowSecs))
 	w.kv("redis_outage_secs", int64(t.RedisOutageSecs))
 	w.kv("max_turn_messages", int64(t.MaxTurnMessages))
 	w.kv("max_turn_bytes", int64(t.MaxTurnBytes))

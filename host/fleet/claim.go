@@ -191,7 +191,8 @@ func (h *Host) fenceFor(l *town.Lease) (time.Duration, string) {
 		// plugins got its parent-death signal.
 		return time.Second, fmt.Sprintf("the previous worker of this host id (pid %d) ended", prev.PID)
 	case prev.HostID != "":
-		return h.takeoverFence(), fmt.Sprintf("host %s (pid %d on %s) stopped renewing its lease and may still be ending their turn", prev.HostID, prev.PID, prev.Host)
+		fence := max(h.takeoverFence(), h.reattachFence(prev.HostID))
+		return fence, fmt.Sprintf("host %s (pid %d on %s) stopped renewing its lease and may still be ending their turn", prev.HostID, prev.PID, prev.Host)
 	default:
 		// An agent-loop's lease (TTL 3 × heartbeat) expired: as its
 		// successor agent-loop would wait.
@@ -204,4 +205,24 @@ func (h *Host) serving(id string) bool {
 	defer h.mu.Unlock()
 	_, ok := h.agents[id]
 	return ok
+}
+
+// reattachFence is how long after taking over a lease from the gone host
+// id its plugins may still run its turns: they keep them for the host's
+// reattach window (from its record) after it stopped, which was about one
+// lease TTL ago, and the CLI then gets the stop grace.
+func (h *Host) reattachFence(id string) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hosts, _, err := h.store.Hosts(ctx)
+	if err != nil {
+		// Unknown: assume this host's own window, as fleets share a config.
+		return max(time.Duration(h.opts.Config.TTHost.ReattachWindowSecs)*time.Second+h.stopGrace()+time.Second-h.ttl, 0)
+	}
+	for _, r := range hosts {
+		if r.ID == id && r.ReattachMillis > 0 {
+			return max(time.Duration(r.ReattachMillis)*time.Millisecond+h.stopGrace()+time.Second-h.ttl, 0)
+		}
+	}
+	return 0
 }

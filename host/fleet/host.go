@@ -281,6 +281,7 @@ func (h *Host) record() town.HostRecord {
 	return town.HostRecord{
 		ID: h.opts.HostID, Hostname: h.opts.Hostname, PID: os.Getpid(), Version: h.opts.Version,
 		Capacity: h.opts.Capacity, Load: load, Labels: h.opts.Labels, Listen: h.opts.Listen, Started: h.started.UTC(),
+		ReattachMillis: int64(h.opts.Config.TTHost.ReattachWindowSecs) * 1000,
 	}
 }
 

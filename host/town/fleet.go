@@ -151,7 +151,12 @@ type HostRecord struct {
 	Listen   string            `json:"listen,omitempty"`
 	// LeaseTTLMillis is the host's lease TTL: how long after its last
 	// heartbeat its agents may be taken by other hosts.
-	LeaseTTLMillis int64     `json:"lease_ttl_ms"`
+	LeaseTTLMillis int64 `json:"lease_ttl_ms"`
+	// ReattachMillis is the host's reattach window: how long its plugins
+	// keep running turns after the host is gone, for its next process.
+	// Another host taking its agents over waits for it before delivering
+	// their in-flight messages again.
+	ReattachMillis int64     `json:"reattach_ms,omitempty"`
 	Started        time.Time `json:"started"`
 	Heartbeat      time.Time `json:"heartbeat"`
 }

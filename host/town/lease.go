@@ -46,6 +46,10 @@ type LeaseOwner struct {
 	// as the host's liveness key (Keys.HostAlive), which the host renews
 	// with one heartbeat for all its agents.
 	HostID string `json:"host_id,omitempty"`
+	// ReattachMillis is the holder's reattach window (see
+	// HostRecord.ReattachMillis): its plugins may run its turn that long
+	// after it is gone.
+	ReattachMillis int64 `json:"reattach_ms,omitempty"`
 }
 
 // Generation is the lease generation in the token (0 if it has none).
