@@ -209,6 +209,9 @@ func startTownWith(b *testing.B, o townOpts) *benchTown {
 	}
 	b.Cleanup(func() { _ = os.RemoveAll(root) })
 	cfg := config.New("bench")
+	// Plugins stop with a killed tthost here, so a test's kill leaves
+	// nothing behind; the reattach tests set a window of their own.
+	cfg.TTHost.ReattachWindowSecs = 0
 	if o.command != "" {
 		cfg.AgentCLIs["bench"] = config.AgentCLI{Name: "bench", Command: o.command}
 	}

@@ -51,6 +51,9 @@ func startServeTown(b *testing.B, configure func(*config.Config)) *serveTown {
 		b.Fatal(err)
 	}
 	cfg := config.New("bench")
+	// Plugins stop with a killed tthost here, so a test's kill leaves
+	// nothing behind; the reattach tests set a window of their own.
+	cfg.TTHost.ReattachWindowSecs = 0
 	cfg.AgentCLIs["bench"] = config.AgentCLI{Name: "bench", Command: "echo started > " + fifo + "; cat >/dev/null"}
 	cfg.Agent.IdleTimeoutSecs = 0
 	if configure != nil {

@@ -80,6 +80,9 @@ func newEnv(t *testing.T, s settings) *env {
 		t.Fatal(err)
 	}
 	cfg := config.New("faults")
+	// Plugins stop with a killed tthost here, so a test's kill leaves
+	// nothing behind; the reattach tests set a window of their own.
+	cfg.TTHost.ReattachWindowSecs = 0
 	cfg.DefaultCLI = "record"
 	cfg.AgentCLIs["record"] = config.AgentCLI{Name: "record", Command: "sh " + record}
 	cfg.Agent.IdleTimeoutSecs = 0

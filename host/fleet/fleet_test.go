@@ -52,6 +52,9 @@ func TestHostCutOffFromRedisStopsItsTurnsAndServesAgainAfter(t *testing.T) {
 
 	dir := t.TempDir()
 	cfg := config.New("fleet")
+	// Plugins stop with a killed tthost here, so a test's kill leaves
+	// nothing behind; the reattach tests set a window of their own.
+	cfg.TTHost.ReattachWindowSecs = 0
 	cfg.Agent.IdleTimeoutSecs = 0
 	cfg.TTHost.StopGraceSecs = 1
 	cfg.TTHost.HeartbeatSecs = 3600
