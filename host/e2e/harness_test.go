@@ -56,6 +56,9 @@ func newEnv(t *testing.T) *env {
 	cfg.DefaultCLI = "test"
 	cfg.AgentCLIs["test"] = config.AgentCLI{Name: "test", Command: "sh " + testdataPath(t, "cli.sh")}
 	cfg.Agent.IdleTimeoutSecs = 0
+	// Plugins stop with a killed tthost here, so a test's kill leaves
+	// nothing behind; the reattach tests set a window of their own.
+	cfg.TTHost.ReattachWindowSecs = 0
 	e := &env{t: t, procs: procs, redis: r, cfg: cfg, dir: dir, work: work, bin: testenv.Binaries(t)}
 	e.saveConfig()
 	e.store = town.New(r.Client, cfg.Name)
