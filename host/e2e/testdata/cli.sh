@@ -31,6 +31,14 @@ case "$prompt" in
 		wait
 	fi
 	;;
+*WAIT_GATE*)
+	# A long turn the test controls: it records its start and end in
+	# runs.log and works until the test creates gate-open.
+	echo "start $$" >> "$E2E_DIR/runs.log"
+	: > "$E2E_DIR/gate-waiting-$$"
+	while [ ! -e "$E2E_DIR/gate-open" ]; do sleep 0.05; done
+	echo "end $$" >> "$E2E_DIR/runs.log"
+	;;
 *FAIL_ONCE*)
 	if [ ! -e "$E2E_DIR/failed" ]; then
 		: > "$E2E_DIR/failed"

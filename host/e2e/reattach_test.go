@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tthost/tthost/host/town"
+	"github.com/tthost/tthost/sdk/sdktest"
+)
+
+// Host restarts that keep running turns (reattach): a worker restarted in
+// place (SIGUSR2) or killed with SIGKILL leaves its plugin running its
+// turn; the next worker reattaches, adopts the turn, and its outcome is
+// written once, its message never delivered again. These tests use the
+// one-shot backend with the shell CLI (testdata/cli.sh), whose WAIT_GATE
+// turn works until the test opens the gate; realcodex_test.go does the
+// same with the real Codex CLI.
+
+const reattachTimeout = 60 * time.Second
+
+// reattachEnv is a town whose workers' plugins survive them for window.
+func reattachEnv(t *testing.T, window time.Duration) *env {
+	e := newEnv(t)
+	e.cfg.TTHost.ReattachWindowSecs = int(window / time.Second)
+	e.saveConfig()
+	return e
+}
+
+// runLines are the CLI's WAIT_GATE runs as runs.log records them, in
+// order: "start PID" and "end PID".
+func (e *env) runLines() []string {
+	b, _ := os.ReadFile(filepath.Join(e.work, "runs.log"))
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// gateWaiters are the pids of the CLI runs waiting at the gate now.
+func (e *env) gateWaiters() []string {
+	m, _ := filepath.Glob(filepath.Join(e.work, "gate-waiting-*"))
+	return m
+}
+
+func (e *env) openGate() {
+	e.t.Helper()
+	if err := os.WriteFile(filepath.Join(e.work, "gate-open"), nil, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// pluginPids are the live backend plugin processes of the test.
+func (e *env) pluginPids() []int {
+	var out []int
+	for _, p := range e.procs.Alive() {
+		if strings.Contains(sdktest.Cmdline(p), "tthost-backend-") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// assertOneCompletedRun checks the end state of a turn that survived its
+// worker: one CLI run, started and ended once; one completion written;
+// nothing interrupted, re-queued or left in flight.
+func (e *env) assertOneCompletedRun(a *town.Agent) {
+	e.t.Helper()
+	if lines := e.runLines(); len(lines) != 2 || !strings.HasPrefix(lines[0], "start ") || lines[1] != "end "+strings.TrimPrefix(lines[0], "start ") {
+		e.t.Errorf("CLI runs %q, want exactly one start and its end", lines)
+	}
+	if n := e.countEvents(a.ID, "Round 1 completed"); n != 1 {
+		e.t.Errorf("%d \"Round 1 completed\" events, want 1:\n%s", n, e.dumpEvents(a.ID))
+	}
+	for _, bad := range []string{"interrupted", "re-queued", "delivering them again"} {
+		if strings.Contains(e.dumpEvents(a.ID), bad) {
+			e.t.Errorf("the agent's events mention %q:\n%s", bad, e.dumpEvents(a.ID))
+		}
+	}
+	if got := e.getAgent(a.ID).RoundsCompleted; got != 1 {
+		e.t.Errorf("rounds_completed %d, want 1", got)
+	}
+	if n := e.inFlightLen(a.ID); n != 0 {
+		e.t.Errorf("%d message(s) still in flight", n)
+	}
+	if n := e.inboxLen(a.ID); n != 0 {
+		e.t.Errorf("%d message(s) back in the inbox: delivered again", n)
+	}
+	if n := len(e.prompts()); n != 1 {
+		e.t.Errorf("the CLI got %d prompts, want 1", n)
+	}
+}
+
+// A worker restarted in place (SIGUSR2: the binary is checked, the worker
+// detaches, the process re-executes itself with the same pid) adopts the
+// turn it left running: the turn completes once and is not re-run.
+func TestRestartInPlaceKeepsTheRunningTurn(t *testing.T) {
+	e := reattachEnv(t, 60*time.Second)
+	a := e.agent("keeper")
+	e.send(a.ID, "WAIT_GATE build the thing")
+	p := e.agentLoop(a, 5)
+	e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+	plugins := e.pluginPids()
+	if len(plugins) != 1 {
+		t.Fatalf("plugin processes %v, want the one-shot plugin", plugins)
+	}
+
+	mark := p.out.Len()
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	if !p.out.WaitAfter(mark, "adopted the turn the previous worker process left running", reattachTimeout) {
+		t.Fatalf("the restarted worker did not adopt the turn:\n%s", p.out.String())
+	}
+	if now := e.pluginPids(); len(now) != 1 || now[0] != plugins[0] {
+		t.Errorf("plugin processes %v after the restart, want the same %v", now, plugins)
+	}
+	e.openGate()
+	e.waitEvent(a.ID, reattachTimeout, "the adopted turn's completion", func(ev *town.TownEvent) bool {
+		return strings.Contains(ev.Message, "Round 1 completed")
+	})
+	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, reattachTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	e.assertOneCompletedRun(a)
+	e.waitGone(plugins, 10*time.Second, "the plugin after the worker stopped")
+}
+
+// A worker killed with SIGKILL leaves its plugin running the turn; one that
+// finished while no worker was attached has its outcome written once by
+// the next worker, which reattaches; one still running is adopted.
+func TestKilledWorkersTurnIsAdoptedByTheNextWorker(t *testing.T) {
+	for _, finishWhileAway := range []bool{false, true} {
+		t.Run(fmt.Sprintf("finished_while_away=%v", finishWhileAway), func(t *testing.T) {
+			e := reattachEnv(t, 60*time.Second)
+			a := e.agent("survivor")
+			e.send(a.ID, "WAIT_GATE build the thing")
+			p := e.agentLoop(a, 5)
+			e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+			plugins := e.pluginPids()
+			if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			p.wait(t, reattachTimeout)
+			if now := e.pluginPids(); len(now) != 1 || now[0] != plugins[0] {
+				t.Fatalf("plugin processes %v after the worker's death, want %v still running", now, plugins)
+			}
+			if finishWhileAway {
+				e.openGate()
+				e.waitUntil(reattachTimeout, func() string { return fmt.Sprintf("runs %q", e.runLines()) }, func() bool { return len(e.runLines()) == 2 })
+			}
+			p2 := e.agentLoop(a, 5)
+			if !p2.out.WaitAfter(0, "adopted the turn the previous worker process left running", reattachTimeout) {
+				t.Fatalf("the next worker did not adopt the turn:\n%s", p2.out.String())
+			}
+			if !finishWhileAway {
+				e.openGate()
+			}
+			e.waitEvent(a.ID, reattachTimeout, "the adopted turn's completion", func(ev *town.TownEvent) bool {
+				return strings.Contains(ev.Message, "Round 1 completed")
+			})
+			if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
+				t.Fatal(err)
+			}
+			if code := p2.wait(t, reattachTimeout); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, p2.out.String())
+			}
+			e.assertOneCompletedRun(a)
+		})
+	}
+}
+
+// A worker that stays away past the reattach window finds nothing to
+// reattach: the plugin closed the session, killed the CLI and exited
+// within the window, and the next worker delivers the message again.
+func TestPluginExitsAfterTheWindowAndTheMessageIsDeliveredAgain(t *testing.T) {
+	e := reattachEnv(t, 2*time.Second)
+	a := e.agent("late")
+	e.send(a.ID, "WAIT_GATE build the thing")
+	p := e.agentLoop(a, 5)
+	e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+	others := e.procs.Alive() // the plugin, the CLI (sh and its sleep) and redis-server
+	plugins := e.pluginPids()
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t, reattachTimeout)
+	e.waitGone(plugins, 30*time.Second, "the plugin after its reattach window")
+	var left []int
+	for _, pid := range others {
+		if pid != e.redis.Pid() && pid != p.cmd.Process.Pid {
+			left = append(left, pid)
+		}
+	}
+	e.waitGone(left, 10*time.Second, "the plugin's processes after its reattach window")
+
+	e.openGate()
+	p2 := e.agentLoop(a, 5)
+	e.waitEvent(a.ID, reattachTimeout, "the re-delivered turn's completion", func(ev *town.TownEvent) bool {
+		return strings.Contains(ev.Message, "completed")
+	})
+	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p2.wait(t, reattachTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p2.out.String())
+	}
+	lines := e.runLines()
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "start ") || !strings.HasPrefix(lines[1], "start ") || !strings.HasPrefix(lines[2], "end ") {
+		t.Errorf("CLI runs %q, want the killed run's start, then one complete run", lines)
+	}
+	if n := len(e.prompts()); n != 2 {
+		t.Errorf("the CLI got %d prompts, want 2 (the message delivered again)", n)
+	}
+	if got := e.getAgent(a.ID).RoundsCompleted; got != 1 {
+		t.Errorf("rounds_completed %d, want 1", got)
+	}
+}
