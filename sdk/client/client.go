@@ -112,7 +112,7 @@ type Plugin struct {
 	// done is closed when the process exited or the host detached: the
 	// Plugin is finished with either way.
 	done   <-chan struct{}
-	reaped chan struct{}   // go-plugin finished with it; exitState is set
+	reaped chan struct{} // go-plugin finished with it; exitState is set
 	// ctx is cancelled once the process is reaped, ending event streams.
 	ctx       context.Context
 	cancel    context.CancelFunc

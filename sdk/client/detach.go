@@ -6,7 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-		"errors"
+	"errors"
 	"fmt"
 	"net"
 	"os"

@@ -41,7 +41,7 @@ type Session struct {
 	// allowGap: a resumed session takes what the plugin still buffers
 	// (EventsRequest.allow_gap) and reports a gap as EventsDropped.
 	allowGap bool
-	after    uint64     // the last seq queued
+	after    uint64    // the last seq queued
 	first    *firstSub // the subscription ResumeSession opened, taken by receive
 }
 
