@@ -455,17 +455,21 @@ func (p *Plugin) reapAdopted() {
 // to exit, SIGKILLs the group, then kills every process still carrying
 // the instance token and removes the socket directory.
 //
-// When the pid names another process, its process group is left alone
-// and the error wraps ErrNotOurs; processes carrying the instance token
-// (only this plugin's could) are still killed. When the plugin is already
-// gone, only that cleanup runs and the result is nil. The error also
-// reports processes that survived SIGKILL.
+// When the pid names another process (or the record does not match it),
+// KillDetached does nothing and returns an error wrapping ErrNotOurs.
+// When the plugin is already gone, it kills what still carries the
+// instance token (only this plugin's processes can), removes the socket
+// directory and returns nil. The error also reports processes that
+// survived SIGKILL.
 func KillDetached(st ReattachState, grace time.Duration) error {
 	if st.Pid <= 1 || st.StartTime == 0 || !isHex(st.Instance, 16, 128) {
 		return fmt.Errorf("KillDetached: the record names no plugin (pid %d, start_time %d, instance %q)", st.Pid, st.StartTime, st.Instance)
 	}
-	token := InstanceEnv + "=" + st.Instance
 	identityErr := checkIdentity(st.Pid, st.StartTime, st.Instance)
+	if identityErr != nil && !errors.Is(identityErr, errProcessGone) {
+		return identityErr
+	}
+	var errs []error
 	if identityErr == nil {
 		_ = signalGroup(st.Pid, syscall.SIGTERM)
 		timeout := make(chan struct{})
@@ -475,27 +479,20 @@ func KillDetached(st ReattachState, grace time.Duration) error {
 		case <-timeout:
 		}
 		t.Stop()
-		// SIGKILL the group while its leader is still the plugin, or
-		// while members keep the group id from being reused.
+		// SIGKILL the group while its leader is still the plugin, or while
+		// members keep the group's id from being reused.
 		if checkIdentity(st.Pid, st.StartTime, st.Instance) == nil || len(groupAlive(st.Pid)) > 0 {
 			_ = signalGroup(st.Pid, syscall.SIGKILL)
 		}
-		waitGroupGone(st.Pid, groupGoneTimeout)
-	}
-	var errs []error
-	if !errors.Is(identityErr, errProcessGone) && identityErr != nil {
-		errs = append(errs, identityErr)
-	}
-	if left := procscan.KillByEnv(token, groupGoneTimeout); len(left) > 0 {
-		errs = append(errs, fmt.Errorf("processes of the plugin %s are still alive after SIGKILL: %v", st.Backend, left))
-	}
-	if identityErr == nil || errors.Is(identityErr, errProcessGone) {
-		if left := groupAlive(st.Pid); identityErr == nil && len(left) > 0 {
+		if left := waitGroupGone(st.Pid, groupGoneTimeout); len(left) > 0 {
 			errs = append(errs, fmt.Errorf("process group %d of the plugin %s still has live processes %v after SIGKILL", st.Pid, st.Backend, left))
 		}
-		if isSocketDir(st.SocketDir) {
-			_ = os.RemoveAll(st.SocketDir)
-		}
+	}
+	if left := procscan.KillByEnv(InstanceEnv+"="+st.Instance, groupGoneTimeout); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("processes of the plugin %s are still alive after SIGKILL: %v", st.Backend, left))
+	}
+	if isSocketDir(st.SocketDir) {
+		_ = os.RemoveAll(st.SocketDir)
 	}
 	return errors.Join(errs...)
 }
