@@ -2,10 +2,14 @@
 // contract.
 //
 // Launch verifies the binary (present, executable, SHA-256 as recorded),
-// starts it in its own process group with go-plugin (AutoMTLS, gRPC, the
-// tthost handshake), and asks it to Describe itself. The returned Plugin
-// opens sessions; a Session sends input and delivers the session's events
-// on a channel. Stop ends the plugin and everything in its process group.
+// starts it in its own process group with go-plugin (gRPC over mTLS with
+// an identity the host makes, the tthost handshake), and asks it to
+// Describe itself. The returned Plugin opens sessions; a Session sends
+// input and delivers the session's events on a channel. Stop ends the plugin and everything in its process group.
+//
+// A plugin launched with a reattach window can outlive its host: the host
+// keeps its ReattachState and Detaches, a successor Reattaches and resumes
+// the sessions (see Reattach).
 //
 // Errors say what happened and what to do: launch failures are a
 // *LaunchError wrapping one of this package's sentinels, and session calls

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 
+	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/internal/convert"
 	"github.com/tthost/tthost/sdk/internal/procscan"
 	"github.com/tthost/tthost/sdk/internal/wire"
@@ -250,9 +251,10 @@ func (p *Plugin) Detach() error {
 // be served by that process; the connection is mTLS with the recorded
 // identities; and the plugin must describe itself as st.Backend.
 //
-// Of cfg it uses Checksum, Logger, DescribeTimeout, HostVersion and
-// ReattachWindow (the window kept in the returned Plugin's ReattachState;
-// zero keeps st's). A failed Reattach leaves the process as it was.
+// Of cfg it uses Checksum, Logger, DescribeTimeout and HostVersion; the
+// reattach window is st's (the plugin got it at launch). A plugin that is
+// gone is an error wrapping sdk.ErrPluginExited (KillDetached then clears
+// what it left). A failed Reattach leaves the process as it was.
 //
 // The returned Plugin works like a launched one: Stop ends the plugin and
 // its process group, Detach lets go of it again (and its ReattachState
@@ -279,9 +281,7 @@ func Reattach(ctx context.Context, st ReattachState, cfg Config) (*Plugin, error
 	if err := ctx.Err(); err != nil {
 		return nil, fail("reattach", err)
 	}
-	if cfg.ReattachWindow <= 0 {
-		cfg.ReattachWindow = time.Duration(st.WindowMS) * time.Millisecond
-	}
+	cfg.ReattachWindow = time.Duration(st.WindowMS) * time.Millisecond
 	cfg.Path = st.Path
 
 	p := newPlugin(cfg, filepath.Base(st.Path))
@@ -348,7 +348,6 @@ func Reattach(ctx context.Context, st ReattachState, cfg Config) (*Plugin, error
 			ErrNotOurs, p.desc.Name, st.Backend))
 	}
 	id := st
-	id.WindowMS = max(cfg.ReattachWindow.Milliseconds(), 1)
 	p.identity = &id
 	p.log.Info("reattached to the plugin", "pid", p.pid, "backend", p.desc.Name, "socket", st.Addr)
 	return p, nil
@@ -397,17 +396,14 @@ func verifyReattach(st ReattachState, checksum []byte) error {
 	return nil
 }
 
-// errProcessGone: the recorded process no longer exists.
-var errProcessGone = errors.New("the process is gone")
-
 // checkIdentity proves that pid is the recorded plugin: alive (not a
 // zombie), started at startTime, carrying the instance token. It wraps
-// errProcessGone when there is no such live process, ErrNotOurs when the
-// pid names another.
+// sdk.ErrPluginExited when there is no such live process, ErrNotOurs when
+// the pid names another.
 func checkIdentity(pid int, startTime uint64, instance string) error {
 	stat, err := readStat(pid)
 	if errors.Is(err, os.ErrNotExist) || (err == nil && (stat.state == 'Z' || stat.state == 'X')) {
-		return fmt.Errorf("plugin pid %d: %w", pid, errProcessGone)
+		return fmt.Errorf("plugin pid %d is gone: %w", pid, sdk.ErrPluginExited)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: cannot read pid %d: %v", ErrNotOurs, pid, err)
@@ -466,7 +462,7 @@ func KillDetached(st ReattachState, grace time.Duration) error {
 		return fmt.Errorf("KillDetached: the record names no plugin (pid %d, start_time %d, instance %q)", st.Pid, st.StartTime, st.Instance)
 	}
 	identityErr := checkIdentity(st.Pid, st.StartTime, st.Instance)
-	if identityErr != nil && !errors.Is(identityErr, errProcessGone) {
+	if identityErr != nil && !errors.Is(identityErr, sdk.ErrPluginExited) {
 		return identityErr
 	}
 	var errs []error

@@ -363,8 +363,8 @@ func TestKillDetachedEndsThePluginAndEverythingItStarted(t *testing.T) {
 	if err := client.KillDetached(st, time.Second); err != nil {
 		t.Errorf("kill a plugin that is gone: %v", err)
 	}
-	if _, err := client.Reattach(context.Background(), st, e.config(st.Path)); err == nil {
-		t.Error("reattached to a plugin that was killed")
+	if _, err := client.Reattach(context.Background(), st, e.config(st.Path)); !errors.Is(err, sdk.ErrPluginExited) {
+		t.Errorf("reattach to a plugin that was killed: %v, want ErrPluginExited", err)
 	}
 }
 
