@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,6 +35,7 @@ func (e *env) launchWindow(bin string) *client.Plugin {
 	e.t.Helper()
 	cfg := e.config(bin)
 	cfg.ReattachWindow = time.Minute
+	cfg.DetachedLog = filepath.Join(e.t.TempDir(), "detached.log")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	p, err := client.Launch(ctx, cfg)
@@ -80,6 +83,16 @@ func drain(t *testing.T, s *client.Session) []sdk.Event {
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
+// environ returns the plugin process's environment entries.
+func environ(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(string(b), "\x00")
+}
+
 func TestASuccessorHostReattachesAndResumesSessions(t *testing.T) {
 	e := newEnv(t)
 	bin := echoCopy(t)
@@ -95,6 +108,17 @@ func TestASuccessorHostReattachesAndResumesSessions(t *testing.T) {
 	}
 	if parsed, err := client.ParseReattachState(raw); err != nil || !reflect.DeepEqual(parsed, st) {
 		t.Fatalf("the state does not survive JSON: %v\n%+v\n%+v", err, parsed, st)
+	}
+	env := environ(t, st.Pid)
+	if !slices.ContainsFunc(env, func(kv string) bool {
+		return strings.HasPrefix(kv, sdk.DetachedLogEnv+"=/") && strings.HasSuffix(kv, "/detached.log")
+	}) {
+		t.Errorf("the plugin's environment lacks %s", sdk.DetachedLogEnv)
+	}
+	for _, want := range []string{sdk.ReattachWindowEnv + "=60000", "PLUGIN_CLIENT_CERT=" + st.ClientCertPEM} {
+		if !slices.Contains(env, want) {
+			t.Errorf("the plugin's environment lacks %.60q", want)
+		}
 	}
 
 	s := e.open(p, sdk.SessionConfig{CLIName: "echo"})
@@ -389,6 +413,11 @@ func TestDetachNeedsAReattachWindow(t *testing.T) {
 	}
 	if err := p.Detach(); err == nil {
 		t.Error("detached from a plugin that dies with its host")
+	}
+	for _, kv := range environ(t, p.Pid()) {
+		if strings.HasPrefix(kv, sdk.ReattachWindowEnv+"=") || strings.HasPrefix(kv, sdk.DetachedLogEnv+"=") {
+			t.Errorf("a plugin launched without a window got %s", kv)
+		}
 	}
 	s := e.open(p, sdk.SessionConfig{CLIName: "echo"})
 	readUntil(t, s, is(sdk.EventSessionReady))
