@@ -5,7 +5,8 @@
 // starts it in its own process group with go-plugin (gRPC over mTLS with
 // an identity the host makes, the tthost handshake), and asks it to
 // Describe itself. The returned Plugin opens sessions; a Session sends
-// input and delivers the session's events on a channel. Stop ends the plugin and everything in its process group.
+// input and delivers the session's events on a channel. Stop ends the
+// plugin and everything in its process group.
 //
 // A plugin launched with a reattach window can outlive its host: the host
 // keeps its ReattachState and Detaches, a successor Reattaches and resumes
@@ -497,7 +498,8 @@ func (p *Plugin) Description() sdk.Description { return p.desc }
 // Pid is the plugin process's id; it is also its process group id.
 func (p *Plugin) Pid() int { return p.pid }
 
-// Done is closed when the plugin process has exited, for whatever reason.
+// Done is closed when the plugin process has exited, for whatever reason,
+// or when the host detached from it (Detach).
 func (p *Plugin) Done() <-chan struct{} { return p.done }
 
 // ExitState says how the plugin process ended, once it ended and was
@@ -527,7 +529,9 @@ func (p *Plugin) exited() bool {
 // alive. It is safe to call more than once and concurrently.
 //
 // A plugin from Attach is not stopped: Stop closes the sessions this host
-// opened (immediately, within grace) and disconnects.
+// opened (immediately, within grace) and disconnects. A plugin from
+// Reattach is stopped like a launched one. After Detach, Stop does
+// nothing.
 func (p *Plugin) Stop(grace time.Duration) error {
 	p.stopOnce.Do(func() {
 		if p.debug {
