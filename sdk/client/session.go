@@ -99,6 +99,9 @@ func (p *Plugin) follow(s *Session) *Session {
 // lost event), then what the plugin still has. A broken stream is
 // subscribed again like an opened session's.
 //
+// A session whose Exited the host already saw (afterSeq is its seq)
+// yields a channel that closes at once, empty.
+//
 // An unknown session is an error wrapping sdk.ErrSessionNotFound. The
 // plugin is asked at once, replaying the event afterSeq to learn that the
 // session exists; with afterSeq 0 and a session that has emitted nothing
