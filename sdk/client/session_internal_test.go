@@ -286,3 +286,16 @@ func TestResumingAnUnknownSessionFails(t *testing.T) {
 		t.Errorf("got %v, want ErrSessionNotFound", err)
 	}
 }
+
+func TestResumingASessionThatEndedClosesAtOnce(t *testing.T) {
+	f := &fakeBackend{streams: []fakeSub{{events: []*backendv1.Event{pe(5, "exited")}}}}
+	p, done := fakePlugin(t, f)
+	defer close(done)
+	s, err := p.ResumeSession(context.Background(), "s-1", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs := collect(t, s); len(evs) != 0 {
+		t.Errorf("got %v after the Exited the host saw, want nothing", evs)
+	}
+}
