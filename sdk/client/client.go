@@ -2,10 +2,15 @@
 // contract.
 //
 // Launch verifies the binary (present, executable, SHA-256 as recorded),
-// starts it in its own process group with go-plugin (AutoMTLS, gRPC, the
-// tthost handshake), and asks it to Describe itself. The returned Plugin
-// opens sessions; a Session sends input and delivers the session's events
-// on a channel. Stop ends the plugin and everything in its process group.
+// starts it in its own process group with go-plugin (gRPC over mTLS with
+// an identity the host makes, the tthost handshake), and asks it to
+// Describe itself. The returned Plugin opens sessions; a Session sends
+// input and delivers the session's events on a channel. Stop ends the
+// plugin and everything in its process group.
+//
+// A plugin launched with a reattach window can outlive its host: the host
+// keeps its ReattachState and Detaches, a successor Reattaches and resumes
+// the sessions (see Reattach).
 //
 // Errors say what happened and what to do: launch failures are a
 // *LaunchError wrapping one of this package's sentinels, and session calls
@@ -17,6 +22,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,6 +43,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -80,6 +87,14 @@ type Config struct {
 	DescribeTimeout time.Duration
 	// HostVersion is sent in Describe, for the plugin's logs.
 	HostVersion string
+	// ReattachWindow, when positive, lets the plugin outlive this host by
+	// that long, so that a successor can Reattach: the plugin gets no
+	// parent-death signal, sdk.ReattachWindowEnv tells it the window, and
+	// the Plugin has a ReattachState. Zero: the plugin dies with the host.
+	ReattachWindow time.Duration
+	// DetachedLog, with a ReattachWindow, is the file the plugin appends
+	// its logs to while no host reads its stderr (sdk.DetachedLogEnv).
+	DetachedLog string
 }
 
 // Plugin is a running backend plugin process.
@@ -98,8 +113,11 @@ type Plugin struct {
 	instance  string // the token in InstanceEnv
 	stderr    *tail
 
-	done   <-chan struct{} // the process exited
-	reaped chan struct{}   // go-plugin finished with it; exitState is set
+	exit <-chan struct{} // the process exited
+	// done is closed when the process exited or the host detached: the
+	// Plugin is finished with either way.
+	done   <-chan struct{}
+	reaped chan struct{} // go-plugin finished with it; exitState is set
 	// ctx is cancelled once the process is reaped, ending event streams.
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -109,7 +127,23 @@ type Plugin struct {
 	stopOnce sync.Once
 	stopErr  error
 
-	attach *attachment // set for a plugin from Attach (debug mode)
+	debug   bool // from Attach: a plugin in debug mode, not ours to stop
+	adopted bool // from Reattach: ours to stop, but not our child
+
+	// What a successor needs to reattach; set for a plugin launched with a
+	// reattach window, or reattached.
+	identity *ReattachState
+	// tls is the connection's TLS configuration (nil in debug mode).
+	tls        *tls.Config
+	certPEM    []byte
+	keyPEM     []byte
+	serverCert []byte // the plugin's certificate, as the connection saw it
+
+	detached   chan struct{} // closed by Detach, or by Attach's disconnect
+	detachOnce sync.Once
+
+	sessMu   sync.Mutex
+	sessions map[*Session]struct{} // sessions whose events are being read
 }
 
 // Launch starts the plugin binary, completes the handshake and calls
@@ -143,22 +177,22 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 		return nil, &LaunchError{Path: cfg.Path, Stage: "start", Err: err}
 	}
 
-	p := &Plugin{
-		cfg:      cfg,
-		instance: newInstanceToken(),
-		name:     filepath.Base(cfg.Path),
-		stderr:   newTail(stderrTailBytes),
-		reaped:   make(chan struct{}),
+	p := newPlugin(cfg, filepath.Base(cfg.Path))
+	p.instance = newInstanceToken()
+	p.stderr = newTail(stderrTailBytes)
+	if p.certPEM, p.keyPEM, err = newClientIdentity(); err == nil {
+		p.tls, err = clientTLS(p.certPEM, p.keyPEM, nil)
 	}
-	p.log = cfg.Logger.Named(p.name)
-	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if err != nil {
+		return nil, &LaunchError{Path: cfg.Path, Stage: "start", Err: fmt.Errorf("cannot make the host's TLS identity: %w", err)}
+	}
 	if p.socketDir, err = socketDir(); err != nil {
 		return nil, &LaunchError{Path: cfg.Path, Stage: "start", Err: err}
 	}
 
 	p.cmd = exec.Command(cfg.Path, cfg.Args...)
 	p.cmd.Env = p.environ()
-	p.cmd.SysProcAttr = sysProcAttr()
+	p.cmd.SysProcAttr = sysProcAttr(cfg.ReattachWindow > 0)
 	startTimeout := cfg.StartTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		startTimeout = max(min(startTimeout, time.Until(dl)), time.Millisecond)
@@ -169,8 +203,10 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 		Cmd:              p.cmd,
 		// go-plugin hashes into Hash without resetting it, so every launch
 		// needs a fresh one.
-		SecureConfig:     &plugin.SecureConfig{Checksum: cfg.Checksum, Hash: sha256.New()},
-		AutoMTLS:         true,
+		SecureConfig: &plugin.SecureConfig{Checksum: cfg.Checksum, Hash: sha256.New()},
+		// Our own mTLS identity (see tls.go); go-plugin adds the plugin's
+		// certificate from the handshake line to p.tls.RootCAs.
+		TLSConfig:        p.tls,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		GRPCDialOptions:  wire.DialOptions(),
 		StartTimeout:     startTimeout,
@@ -185,12 +221,16 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 	_, startErr := p.gp.Start()
 	if p.cmd.Process != nil { // go-plugin's Start ran cmd.Start on this goroutine
 		p.pid = p.cmd.Process.Pid
-		p.done = watchExit(p.cmd.Process)
+		p.exit = watchExit(p.cmd.Process)
+		p.done = p.exit
+		if cfg.ReattachWindow > 0 {
+			p.done = either(p.exit, p.detached)
+		}
 		go p.reap()
 	} else {
 		closed := make(chan struct{})
 		close(closed)
-		p.done = closed
+		p.exit, p.done = closed, closed
 		p.finish()
 	}
 	if startErr != nil {
@@ -232,6 +272,11 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 		p.log.Warn("plugin reports another protocol version than it negotiated",
 			"reported", p.desc.ProtocolVersion, "negotiated", v)
 	}
+	if cfg.ReattachWindow > 0 {
+		if err := p.recordIdentity(); err != nil {
+			return nil, p.abort(func(startFacts) (string, error) { return "start", err })
+		}
+	}
 	p.log.Debug("plugin ready", "pid", p.pid, "backend", p.desc.Name, "version", p.desc.Version)
 	return p, nil
 }
@@ -241,6 +286,14 @@ func Launch(ctx context.Context, cfg Config) (*Plugin, error) {
 // a gRPC server whose deadline passes resets the stream, and that reset can
 // arrive before the host's context expires, looking like another failure.
 func (p *Plugin) describe(ctx context.Context) (resp *backendv1.DescribeResponse, timedOut bool, err error) {
+	var pr peer.Peer
+	defer func() {
+		// The Describe call proves the connection is TLS (when it was meant
+		// to be) and shows the plugin's certificate.
+		if err == nil && p.tls != nil {
+			p.serverCert, err = peerCert(&pr)
+		}
+	}()
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.DescribeTimeout+time.Second)
 	defer cancel()
 	var expired atomic.Bool
@@ -249,7 +302,7 @@ func (p *Plugin) describe(ctx context.Context) (resp *backendv1.DescribeResponse
 		cancel()
 	})
 	defer timer.Stop()
-	resp, err = p.rpc.Describe(dctx, &backendv1.DescribeRequest{HostVersion: p.cfg.HostVersion})
+	resp, err = p.rpc.Describe(dctx, &backendv1.DescribeRequest{HostVersion: p.cfg.HostVersion}, grpc.Peer(&pr))
 	return resp, err != nil && expired.Load() && ctx.Err() == nil, err
 }
 
@@ -268,6 +321,13 @@ func (p *Plugin) environ() []string {
 	// The stdout guard acts in the process whose parent is this host, and
 	// so never in a CLI that inherited the plugin's environment.
 	env = append(env, wire.HostPIDEnv+"="+strconv.Itoa(os.Getpid()))
+	if w := p.cfg.ReattachWindow; w > 0 {
+		env = append(env, sdk.ReattachWindowEnv+"="+strconv.FormatInt(max(w.Milliseconds(), 1), 10))
+		if p.cfg.DetachedLog != "" {
+			env = append(env, sdk.DetachedLogEnv+"="+p.cfg.DetachedLog)
+		}
+	}
+	env = append(env, clientCertEnv+"="+string(p.certPEM))
 	// A private socket directory: short enough for the 108-byte limit and
 	// removed after the plugin, even when it was killed.
 	return append(env, "PLUGIN_UNIX_SOCKET_DIR="+p.socketDir)
@@ -381,7 +441,16 @@ func (p *Plugin) abort(explain func(startFacts) (stage string, err error)) error
 // empty. The group is signalled only here and while the leader lives:
 // once the group is empty, the kernel may give its id to a new group.
 func (p *Plugin) reap() {
-	<-p.done
+	<-p.exit
+	if p.isDetached() {
+		// A successor host owns the plugin now (or nobody does, until its
+		// window passes): only collect go-plugin's goroutines and the exit
+		// status of our child.
+		p.gp.Kill()
+		p.exitState = p.cmd.ProcessState
+		close(p.reaped)
+		return
+	}
 	if err := signalGroup(p.pid, syscall.SIGKILL); err != nil {
 		p.log.Warn("could not kill the plugin's process group", "pgid", p.pid, "error", err)
 	}
@@ -429,7 +498,8 @@ func (p *Plugin) Description() sdk.Description { return p.desc }
 // Pid is the plugin process's id; it is also its process group id.
 func (p *Plugin) Pid() int { return p.pid }
 
-// Done is closed when the plugin process has exited, for whatever reason.
+// Done is closed when the plugin process has exited, for whatever reason,
+// or when the host detached from it (Detach).
 func (p *Plugin) Done() <-chan struct{} { return p.done }
 
 // ExitState says how the plugin process ended, once it ended and was
@@ -459,10 +529,12 @@ func (p *Plugin) exited() bool {
 // alive. It is safe to call more than once and concurrently.
 //
 // A plugin from Attach is not stopped: Stop closes the sessions this host
-// opened (immediately, within grace) and disconnects.
+// opened (immediately, within grace) and disconnects. A plugin from
+// Reattach is stopped like a launched one. After Detach, Stop does
+// nothing.
 func (p *Plugin) Stop(grace time.Duration) error {
 	p.stopOnce.Do(func() {
-		if p.attach != nil {
+		if p.debug {
 			p.stopErr = p.stopAttached(grace)
 			return
 		}
@@ -534,6 +606,9 @@ func (p *Plugin) diedSoon() bool {
 }
 
 func (p *Plugin) exitedErr() error {
+	if p.isDetached() && !p.debug {
+		return fmt.Errorf("plugin %s (pid %d): %w", p.name, p.pid, ErrDetached)
+	}
 	return fmt.Errorf("plugin %s (pid %d): %w", p.name, p.pid, sdk.ErrPluginExited)
 }
 

@@ -8,13 +8,17 @@ import (
 )
 
 // sysProcAttr makes the plugin a process-group leader, so that one signal
-// reaches it and every child it did not move elsewhere, and asks the kernel
-// to send it SIGTERM when the host dies.
+// reaches it and every child it did not move elsewhere, and, unless the
+// plugin is to outlive the host (reattach), asks the kernel to send it
+// SIGTERM when the host dies.
 //
 // The parent-death signal is tied to the host thread that forked the
 // plugin: Go ends a thread only when a goroutine exits while locked to it,
 // which tthost does not do. The SDK also polls its parent as a backstop.
-func sysProcAttr() *syscall.SysProcAttr {
+func sysProcAttr(outliveHost bool) *syscall.SysProcAttr {
+	if outliveHost {
+		return &syscall.SysProcAttr{Setpgid: true}
+	}
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
 

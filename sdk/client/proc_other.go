@@ -10,7 +10,7 @@ import (
 // sysProcAttr makes the plugin a process-group leader. Without a
 // parent-death signal on this system, the SDK's parent poll notices a dead
 // host.
-func sysProcAttr() *syscall.SysProcAttr {
+func sysProcAttr(bool) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
 

@@ -5,6 +5,7 @@ package client
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,22 +92,56 @@ func zombie(pid int) bool {
 
 // procStat reads a process's state and process group from /proc/PID/stat.
 func procStat(pid int) (state byte, pgrp int, ok bool) {
+	st, err := readStat(pid)
+	if err != nil {
+		return 0, 0, false
+	}
+	return st.state, st.pgrp, true
+}
+
+// procStatus is what the host reads from /proc/PID/stat.
+type procStatus struct {
+	state byte
+	pgrp  int
+	// startTime is field 22, the process's start in clock ticks after
+	// boot: with the pid, it names one process for the machine's uptime,
+	// so a pid reused by another process is told apart.
+	startTime uint64
+}
+
+func readStat(pid int) (procStatus, error) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return 0, 0, false
+		return procStatus{}, err
 	}
-	// "pid (comm) state ppid pgrp ...": comm may hold spaces and parens.
+	return parseStat(b)
+}
+
+// parseStat parses the contents of /proc/PID/stat:
+// "pid (comm) state ppid pgrp session tty_nr tpgid flags minflt cminflt
+// majflt cmajflt utime stime cutime cstime priority nice num_threads
+// itrealvalue starttime ...". comm may hold spaces and parentheses, so the
+// fields are counted from its last ')'.
+func parseStat(b []byte) (procStatus, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, false
+		return procStatus{}, errors.New("/proc stat: no ')' after the command name")
 	}
 	f := bytes.Fields(b[i+1:])
-	if len(f) < 3 || len(f[0]) != 1 {
-		return 0, 0, false
+	// f[0] is field 3 (state), so field n is f[n-3].
+	if len(f) < 20 {
+		return procStatus{}, fmt.Errorf("/proc stat: %d fields after the command name, want at least 20", len(f))
 	}
-	pgrp, err = strconv.Atoi(string(f[2]))
+	if len(f[0]) != 1 {
+		return procStatus{}, fmt.Errorf("/proc stat: state %q is not one letter", f[0])
+	}
+	pgrp, err := strconv.Atoi(string(f[2]))
 	if err != nil {
-		return 0, 0, false
+		return procStatus{}, fmt.Errorf("/proc stat: process group: %v", err)
 	}
-	return f[0][0], pgrp, true
+	start, err := strconv.ParseUint(string(f[19]), 10, 64)
+	if err != nil {
+		return procStatus{}, fmt.Errorf("/proc stat: start time: %v", err)
+	}
+	return procStatus{state: f[0][0], pgrp: pgrp, startTime: start}, nil
 }

@@ -94,19 +94,15 @@ func Attach(ctx context.Context, info ReattachInfo, cfg Config) (*Plugin, error)
 		return nil, fail("attach", err)
 	}
 
-	p := &Plugin{
-		cfg:    cfg,
-		name:   "pid-" + strconv.Itoa(info.Pid),
-		pid:    info.Pid,
-		reaped: make(chan struct{}),
-		attach: &attachment{detach: make(chan struct{}), sessions: map[*Session]struct{}{}},
-	}
+	name := "pid-" + strconv.Itoa(info.Pid)
 	if cfg.Path != "" {
-		p.name = filepath.Base(cfg.Path)
+		name = filepath.Base(cfg.Path)
 	}
-	p.log = cfg.Logger.Named(p.name)
-	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.done = watchPid(info.Pid, p.attach.detach)
+	p := newPlugin(cfg, name)
+	p.pid = info.Pid
+	p.debug = true
+	p.exit = watchPid(info.Pid, p.detached)
+	p.done = p.exit
 	go func() {
 		<-p.done
 		p.finish()
@@ -127,7 +123,7 @@ func Attach(ctx context.Context, info ReattachInfo, cfg Config) (*Plugin, error)
 			// Test: go-plugin never kills the process; it is the
 			// developer's.
 			Test:         true,
-			ReattachFunc: func() (runner.AttachedRunner, error) { return attachedRunner{p}, nil },
+			ReattachFunc: func() (runner.AttachedRunner, error) { return attachedRunner{p: p}, nil },
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		GRPCDialOptions:  wire.DialOptions(),
@@ -191,42 +187,73 @@ func checkReattach(info ReattachInfo) (plugin.PluginSet, error) {
 	return set, nil
 }
 
-// attachment is what a Plugin from Attach keeps beyond a launched one.
-type attachment struct {
-	detach     chan struct{} // closed by detach
-	detachOnce sync.Once
-
-	mu       sync.Mutex
-	sessions map[*Session]struct{} // open sessions this host opened
+// newPlugin is a Plugin before its process is known.
+func newPlugin(cfg Config, name string) *Plugin {
+	p := &Plugin{
+		cfg:      cfg,
+		name:     name,
+		log:      cfg.Logger.Named(name),
+		reaped:   make(chan struct{}),
+		detached: make(chan struct{}),
+		sessions: map[*Session]struct{}{},
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	return p
 }
 
-// track and untrack keep the sessions an attached plugin's Stop closes.
+// track and untrack keep the sessions whose events are being read: an
+// attached plugin's Stop closes them, Detach waits for their readers.
 func (p *Plugin) track(s *Session) {
-	if a := p.attach; a != nil {
-		a.mu.Lock()
-		a.sessions[s] = struct{}{}
-		a.mu.Unlock()
+	p.sessMu.Lock()
+	if p.sessions != nil {
+		p.sessions[s] = struct{}{}
 	}
+	p.sessMu.Unlock()
 }
 
 func (p *Plugin) untrack(s *Session) {
-	if a := p.attach; a != nil {
-		a.mu.Lock()
-		delete(a.sessions, s)
-		a.mu.Unlock()
+	p.sessMu.Lock()
+	delete(p.sessions, s)
+	p.sessMu.Unlock()
+}
+
+func (p *Plugin) openSessions() []*Session {
+	p.sessMu.Lock()
+	defer p.sessMu.Unlock()
+	open := make([]*Session, 0, len(p.sessions))
+	for s := range p.sessions {
+		open = append(open, s)
 	}
+	return open
+}
+
+func (p *Plugin) isDetached() bool {
+	select {
+	case <-p.detached:
+		return true
+	default:
+		return false
+	}
+}
+
+// either returns a channel closed once a or b is closed.
+func either(a, b <-chan struct{}) <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		defer close(c)
+		select {
+		case <-a:
+		case <-b:
+		}
+	}()
+	return c
 }
 
 // stopAttached closes the sessions this host opened, within grace, and
 // detaches. The plugin process keeps running: it belongs to whoever
 // started it in debug mode.
 func (p *Plugin) stopAttached(grace time.Duration) error {
-	p.attach.mu.Lock()
-	open := make([]*Session, 0, len(p.attach.sessions))
-	for s := range p.attach.sessions {
-		open = append(open, s)
-	}
-	p.attach.mu.Unlock()
+	open := p.openSessions()
 
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -253,16 +280,17 @@ func (p *Plugin) stopAttached(grace time.Duration) error {
 // detach disconnects from the plugin and waits until the client's
 // goroutines are done; it does not signal the process.
 func (p *Plugin) detach() {
-	p.attach.detachOnce.Do(func() { close(p.attach.detach) })
+	p.detachOnce.Do(func() { close(p.detached) })
 	if p.conn != nil {
 		_ = p.conn.Close()
 	}
 	<-p.reaped
 }
 
-// attachedRunner is go-plugin's handle on the attached process. Its Wait
-// returns when the process exits or the host detaches, which ends
-// go-plugin's goroutines for it; it never kills.
+// attachedRunner is go-plugin's handle on an attached or reattached
+// process. Its Wait returns when the process exits or the host detaches,
+// which ends go-plugin's goroutines for it. It kills only a reattached
+// plugin (ours), never one in debug mode.
 type attachedRunner struct{ p *Plugin }
 
 func (r attachedRunner) Wait(context.Context) error {
@@ -271,7 +299,13 @@ func (r attachedRunner) Wait(context.Context) error {
 }
 
 func (r attachedRunner) Kill(context.Context) error {
-	return errors.New("a plugin in debug mode is stopped by whoever started it")
+	if r.p.debug {
+		return errors.New("a plugin in debug mode is stopped by whoever started it")
+	}
+	if r.p.exited() {
+		return nil
+	}
+	return signalGroup(r.p.pid, syscall.SIGKILL)
 }
 
 func (r attachedRunner) ID() string { return strconv.Itoa(r.p.pid) }

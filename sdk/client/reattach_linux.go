@@ -57,30 +57,40 @@ func watchPid(pid int, stop <-chan struct{}) <-chan struct{} {
 // runs as this user, so a stale or mistyped entry cannot make the host
 // talk to someone else's process.
 func checkPeer(path string, pid int) error {
+	peer, uid, err := socketPeer(path)
+	if err != nil {
+		return fmt.Errorf("%v; the plugin has stopped: start it again with --debug", err)
+	}
+	if peer != pid {
+		return fmt.Errorf("%s is served by pid %d, not by pid %d as the entry says; copy the line the plugin printed", path, peer, pid)
+	}
+	if uid != os.Getuid() {
+		return fmt.Errorf("pid %d runs as user %d, not as this user (%d)", pid, uid, os.Getuid())
+	}
+	return nil
+}
+
+// socketPeer connects to a unix socket and returns the pid and user of
+// the process that accepted.
+func socketPeer(path string) (pid, uid int, err error) {
 	conn, err := net.Dial("unix", path)
 	if err != nil {
-		return fmt.Errorf("nothing accepts connections on %s (%v); the plugin has stopped: start it again with --debug", path, err)
+		return 0, 0, fmt.Errorf("nothing accepts connections on %s (%v)", path, err)
 	}
 	defer conn.Close()
 	raw, err := conn.(*net.UnixConn).SyscallConn()
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	var cred *unix.Ucred
 	var credErr error
 	if err := raw.Control(func(fd uintptr) {
 		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	}); err != nil {
-		return err
+		return 0, 0, err
 	}
 	if credErr != nil {
-		return fmt.Errorf("the socket's owner: %v", credErr)
+		return 0, 0, fmt.Errorf("the socket's owner: %v", credErr)
 	}
-	if int(cred.Pid) != pid {
-		return fmt.Errorf("%s is served by pid %d, not by pid %d as the entry says; copy the line the plugin printed", path, cred.Pid, pid)
-	}
-	if int(cred.Uid) != os.Getuid() {
-		return fmt.Errorf("pid %d runs as user %d, not as this user (%d)", pid, cred.Uid, os.Getuid())
-	}
-	return nil
+	return int(cred.Pid), int(cred.Uid), nil
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ type fakeBackend struct {
 	mu      sync.Mutex
 	streams []fakeSub
 	afters  []uint64 // after_seq of each subscription
+	gaps    []bool   // allow_gap of each subscription
 	drained chan struct{}
 }
 
@@ -43,6 +45,7 @@ func (f *fakeBackend) Events(ctx context.Context, in *backendv1.EventsRequest, _
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.afters = append(f.afters, in.GetAfterSeq())
+	f.gaps = append(f.gaps, in.GetAllowGap())
 	if len(f.streams) == 0 {
 		// Nothing scripted: block like a quiet plugin until cancelled.
 		return &fakeStream{ctx: ctx, block: true}, nil
@@ -222,4 +225,77 @@ func TestASlowReaderDoesNotStallTheStream(t *testing.T) {
 		t.Fatal("the stream stalled behind a reader that does not read")
 	}
 	checkTail(t, collect(t, s), n+1, sdk.EventExited, sdk.ExitClosed)
+}
+
+func TestAResumedSessionReportsEventsThePluginDropped(t *testing.T) {
+	// The host saw up to seq 5; the plugin's buffer starts at 9.
+	f := &fakeBackend{streams: []fakeSub{
+		{events: []*backendv1.Event{pe(9, "delta"), pe(10, "delta")}, err: status.Error(codes.Unavailable, "broken")},
+		{events: []*backendv1.Event{pe(11, "exited")}},
+	}}
+	p, done := fakePlugin(t, f)
+	defer close(done)
+	s, err := p.ResumeSession(context.Background(), "s-1", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := collect(t, s)
+	want := []struct {
+		seq  uint64
+		kind sdk.EventKind
+	}{{8, sdk.EventError}, {9, sdk.EventAssistantDelta}, {10, sdk.EventAssistantDelta}, {11, sdk.EventExited}}
+	if len(evs) != len(want) {
+		t.Fatalf("got %d events %v, want %v", len(evs), evs, want)
+	}
+	for i, w := range want {
+		if evs[i].Seq != w.seq || evs[i].Kind != w.kind {
+			t.Errorf("event %d: %s seq %d, want %s seq %d", i, evs[i].Kind, evs[i].Seq, w.kind, w.seq)
+		}
+	}
+	if e := evs[0].Error; e == nil || e.Code != EventsDropped || e.Fatal || !strings.Contains(e.Message, "3 events") {
+		t.Errorf("gap report %+v, want a non-fatal %s saying 3 events were lost", e, EventsDropped)
+	}
+	// Asked after 4 to learn at once that the session exists; then after
+	// the last seq received, both taking what is buffered.
+	if len(f.afters) != 2 || f.afters[0] != 4 || f.afters[1] != 10 || !f.gaps[0] || !f.gaps[1] {
+		t.Errorf("subscriptions after %v allow_gap %v, want [4 10] [true true]", f.afters, f.gaps)
+	}
+}
+
+func TestAResumedSessionSkipsTheEventItAlreadySaw(t *testing.T) {
+	f := &fakeBackend{streams: []fakeSub{
+		{events: []*backendv1.Event{pe(5, "delta"), pe(6, "delta"), pe(7, "exited")}},
+	}}
+	p, done := fakePlugin(t, f)
+	defer close(done)
+	s, err := p.ResumeSession(context.Background(), "s-1", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := collect(t, s)
+	if len(evs) != 2 || evs[0].Seq != 6 || evs[1].Seq != 7 || evs[1].Kind != sdk.EventExited {
+		t.Errorf("got %v, want seq 6 and Exited 7", evs)
+	}
+}
+
+func TestResumingAnUnknownSessionFails(t *testing.T) {
+	f := &fakeBackend{streams: []fakeSub{{err: status.Error(codes.NotFound, `session "s-9": session not found`)}}}
+	p, done := fakePlugin(t, f)
+	defer close(done)
+	if _, err := p.ResumeSession(context.Background(), "s-9", 3); !errors.Is(err, sdk.ErrSessionNotFound) {
+		t.Errorf("got %v, want ErrSessionNotFound", err)
+	}
+}
+
+func TestResumingASessionThatEndedClosesAtOnce(t *testing.T) {
+	f := &fakeBackend{streams: []fakeSub{{events: []*backendv1.Event{pe(5, "exited")}}}}
+	p, done := fakePlugin(t, f)
+	defer close(done)
+	s, err := p.ResumeSession(context.Background(), "s-1", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs := collect(t, s); len(evs) != 0 {
+		t.Errorf("got %v after the Exited the host saw, want nothing", evs)
+	}
 }

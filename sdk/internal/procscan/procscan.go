@@ -41,6 +41,14 @@ func FindByEnv(entry string) []int {
 	return pids
 }
 
+// HasEnv reports whether the process pid's environment (as it was
+// exec'd) contains the exact KEY=VALUE entry. A process that is gone or
+// unreadable (another user's) has none.
+func HasEnv(pid int, entry string) bool {
+	env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+	return err == nil && hasEntry(env, []byte(entry))
+}
+
 // hasEntry reports whether the NUL-separated environment env holds entry.
 func hasEntry(env, entry []byte) bool {
 	for _, kv := range bytes.Split(env, []byte{0}) {
