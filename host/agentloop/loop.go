@@ -78,6 +78,14 @@ type Resumer interface {
 	ResumeSession(ctx context.Context, agentID, sessionID string, afterSeq uint64) (s Session, ok bool, err error)
 }
 
+// Recoverer is implemented by Backends that can reattach to the plugins a
+// previous process left running. The loop calls Recover once it holds the
+// agent's lease and before it chooses a backend (a plugin launched before
+// would overwrite what the previous process left to reattach).
+type Recoverer interface {
+	Recover(ctx context.Context) error
+}
+
 // Wakeups tells the loop about writes to its agent's keys that carry no
 // wake signal (Tinytown's `tt send`, `tt stop`, `tt send --urgent`): a
 // keyspace-notification watch (host/notify). C fires after such a write
@@ -283,6 +291,11 @@ func (l *Loop) claim(ctx context.Context) error {
 func (l *Loop) start(ctx context.Context) error {
 	agent := l.agent
 	var err error
+	if r, ok := l.opts.Backends.(Recoverer); ok {
+		if err := r.Recover(ctx); err != nil {
+			return fmt.Errorf("reattach to the previous worker's plugins: %w", err)
+		}
+	}
 	var prev *town.Runtime
 	if l.registered {
 		if prev, err = l.store.Runtime(ctx, l.id); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tthost/tthost/host/pluginstore"
+	"github.com/tthost/tthost/host/reattach"
 	"github.com/tthost/tthost/sdk"
 	"github.com/tthost/tthost/sdk/client"
 )
@@ -42,6 +43,19 @@ type Options struct {
 	// OnPluginExit, when set, is called after a plugin process exited
 	// unexpectedly (it is relaunched on next use): a host's metrics.
 	OnPluginExit func(backend string)
+	// ReattachWindow, above 0, launches plugins that outlive this process
+	// for that long with its sessions and running turns, for its next
+	// process to reattach (see Recover, Detach). 0: plugins stop with it.
+	ReattachWindow time.Duration
+	// StateFile is the reattach file (host/reattach) this process keeps
+	// for its successor; "" keeps none (and nothing is reattached).
+	StateFile string
+	// Owner names this process in the reattach file ("serve:<host id>",
+	// "agent-loop:<agent id>").
+	Owner string
+	// LogDir is where a plugin logs while no host reads its stderr
+	// (plugin-<backend>.log); "" drops those logs.
+	LogDir string
 }
 
 // Manager owns the plugin processes of one host process.
@@ -58,6 +72,12 @@ type Manager struct {
 	plugins map[string]*instance       // by instance key (see Choice.Instance)
 	descs   map[string]sdk.Description // by backend name, from the last launch
 	closed  bool
+	// For the reattach file (reattach.go), by instance key and agent id.
+	states      map[string]client.ReattachState
+	sessions    map[string]reattach.Session // each agent's last session
+	recovered   map[string]reattach.Session // sessions Recover found, not yet resumed
+	saveMu      sync.Mutex                  // one write of the file at a time
+	recoverOnce sync.Once
 }
 
 // instance is one plugin process (a backend, or a backend for one CLI)
@@ -94,7 +114,8 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{opts: opts, log: opts.Logger.Named("backend"), candidates: map[string]pluginstore.Candidate{},
-		warnings: warnings, plugins: map[string]*instance{}, descs: map[string]sdk.Description{}}
+		warnings: warnings, plugins: map[string]*instance{}, descs: map[string]sdk.Description{},
+		states: map[string]client.ReattachState{}, sessions: map[string]reattach.Session{}, recovered: map[string]reattach.Session{}}
 	for _, w := range warnings {
 		m.log.Warn(w)
 	}
@@ -194,7 +215,7 @@ func (m *Manager) Plugin(ctx context.Context, key string) (*client.Plugin, error
 	if inst.cli != "" {
 		env = append(append([]string(nil), env...), PluginCLIEnv+"="+inst.cli)
 	}
-	p, err := client.Launch(ctx, client.Config{
+	cfg := client.Config{
 		Path:            inst.cand.Path,
 		Env:             env,
 		Checksum:        inst.cand.Checksum,
@@ -202,7 +223,12 @@ func (m *Manager) Plugin(ctx context.Context, key string) (*client.Plugin, error
 		StartTimeout:    m.opts.StartTimeout,
 		DescribeTimeout: m.opts.DescribeTimeout,
 		HostVersion:     m.opts.HostVersion,
-	})
+	}
+	if m.opts.StateFile != "" && m.opts.ReattachWindow > 0 {
+		cfg.ReattachWindow = m.opts.ReattachWindow
+		cfg.DetachedLog = m.detachedLog(name)
+	}
+	p, err := client.Launch(ctx, cfg)
 	if err != nil {
 		m.failedLocked(inst, err)
 		return nil, err
@@ -223,7 +249,21 @@ func (m *Manager) started(inst *instance, name string, p *client.Plugin) {
 	}
 	inst.plugin = p
 	inst.launched = time.Now()
+	if ps, ok := p.ReattachState(); ok && m.opts.StateFile != "" {
+		m.mu.Lock()
+		m.states[inst.key()] = ps
+		m.mu.Unlock()
+		m.saveState()
+	}
 	go m.watch(inst, p)
+}
+
+// key is the instance's key (see Choice.Instance).
+func (inst *instance) key() string {
+	if inst.cli != "" {
+		return inst.cand.Name + "@" + inst.cli
+	}
+	return inst.cand.Name
 }
 
 // reattachInfo finds the debug-mode entry for an instance key: the key
@@ -274,6 +314,13 @@ func (m *Manager) watch(inst *instance, p *client.Plugin) {
 	inst.plugin = nil
 	if closing {
 		return
+	}
+	m.mu.Lock()
+	_, recorded := m.states[inst.key()]
+	delete(m.states, inst.key())
+	m.mu.Unlock()
+	if recorded {
+		m.saveState()
 	}
 	if time.Since(inst.launched) > healthyRun {
 		inst.crashes = 0 // it ran well for a while: this crash starts a new count
@@ -354,6 +401,11 @@ func (m *Manager) Open(ctx context.Context, ch Choice, cfg sdk.SessionConfig) (*
 	if key == "" {
 		key = ch.Backend
 	}
+	if rs, ok := m.unadopted(cfg.AgentID); ok {
+		// The agent's loop did not take its surviving session back (it
+		// delivers the turn again): that session must not run on.
+		m.closeRecovered(ctx, rs)
+	}
 	p, err := m.Plugin(ctx, key)
 	if err != nil {
 		return nil, err
@@ -362,6 +414,7 @@ func (m *Manager) Open(ctx context.Context, ch Choice, cfg sdk.SessionConfig) (*
 	if err != nil {
 		return nil, fmt.Errorf("open a session on the %s backend: %w", ch.Backend, err)
 	}
+	m.trackSession(reattach.Session{AgentID: cfg.AgentID, AgentName: cfg.AgentName, Instance: key, Backend: ch.Backend, SessionID: s.ID()})
 	return s, nil
 }
 
@@ -399,5 +452,11 @@ func (m *Manager) Close() error {
 		}()
 	}
 	wg.Wait()
+	if m.opts.StateFile != "" {
+		// Every plugin is stopped: nothing is left to reattach to.
+		if err := reattach.Remove(m.opts.StateFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tthost/tthost/host/backend"
 	"github.com/tthost/tthost/host/config"
 	"github.com/tthost/tthost/host/notify"
+	hostreattach "github.com/tthost/tthost/host/reattach"
 	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/host/version"
 	"github.com/tthost/tthost/sdk"
@@ -70,7 +71,7 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 		return err
 	}
 	log := f.Logger("tthost")
-	mgr, err := newBackendManager(f, cfg, log, nil)
+	mgr, err := newBackendManager(f, cfg, root, "agent-loop:"+id, log, nil)
 	if err != nil {
 		return err
 	}
@@ -108,8 +109,17 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 		return err
 	}
 	defer rideOutages(ctx, store, cfg, loop.RedisDown, loop.RedisUp)()
-	if err := loop.Run(ctx); err != nil {
+	// SIGUSR2 restarts the worker in place, its turn running on.
+	rctx, restart := watchRestart(ctx, exe, log, loop.Detach)
+	defer restart.Close()
+	if err := loop.Run(rctx); err != nil {
 		return err
+	}
+	if restart.Asked() {
+		if err := mgr.Detach(); err != nil {
+			log.Warn("detach from the plugins", "error", err)
+		}
+		return restart.Exec()
 	}
 	if ctx.Err() == nil {
 		// The agent stopped (stop request, idle timeout, round limit): no
@@ -141,7 +151,11 @@ func rideOutages(ctx context.Context, store *town.Store, cfg *config.Config, dow
 // newBackendManager discovers the plugins a worker (agent-loop) or a host
 // (serve) launches, and the ones an author runs under a debugger
 // (`plugin --debug`, sdk.ReattachEnv).
-func newBackendManager(f *Factory, cfg *config.Config, log hclog.Logger, onExit func(string)) (*backend.Manager, error) {
+//
+// owner names the process in the town's reattach file (host/reattach): its
+// plugins outlive it for [tthost] reattach_window_secs, and its next
+// process reattaches to them (backend.Manager.Recover).
+func newBackendManager(f *Factory, cfg *config.Config, townDir, owner string, log hclog.Logger, onExit func(string)) (*backend.Manager, error) {
 	dirs, err := f.PluginDirs()
 	if err != nil {
 		return nil, err
@@ -159,6 +173,11 @@ func newBackendManager(f *Factory, cfg *config.Config, log hclog.Logger, onExit 
 		StopGrace:    time.Duration(cfg.TTHost.StopGraceSecs) * time.Second,
 		Reattach:     reattach,
 		OnPluginExit: onExit,
+
+		ReattachWindow: time.Duration(cfg.TTHost.ReattachWindowSecs) * time.Second,
+		StateFile:      hostreattach.Path(townDir, owner),
+		Owner:          owner,
+		LogDir:         filepath.Join(townDir, ".tt", "logs"),
 	})
 }
 
@@ -167,6 +186,20 @@ type managerBackends struct{ m *backend.Manager }
 
 func (b managerBackends) Select(ctx context.Context, w backend.Want) (backend.Choice, error) {
 	return b.m.Select(ctx, w)
+}
+
+// Recover reattaches to the plugins the previous process left (once).
+func (b managerBackends) Recover(ctx context.Context) error { return b.m.Recover(ctx) }
+
+// CloseUnadopted closes the recovered sessions no agent took back.
+func (b managerBackends) CloseUnadopted(ctx context.Context) { b.m.CloseUnadopted(ctx) }
+
+func (b managerBackends) ResumeSession(ctx context.Context, agentID, sessionID string, afterSeq uint64) (agentloop.Session, bool, error) {
+	s, ok, err := b.m.ResumeSession(ctx, agentID, sessionID, afterSeq)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	return s, true, nil
 }
 
 func (b managerBackends) OpenSession(ctx context.Context, ch backend.Choice, cfg sdk.SessionConfig) (agentloop.Session, error) {

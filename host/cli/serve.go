@@ -116,7 +116,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	log := f.Logger("tthost")
 
 	m := metrics.New(metrics.Options{HostID: hostID, Version: version.Version, Capacity: opts.Capacity})
-	mgr, err := newBackendManager(f, cfg, log, m.PluginRestarted)
+	mgr, err := newBackendManager(f, cfg, root, "serve:"+hostID, log, m.PluginRestarted)
 	if err != nil {
 		return err
 	}
