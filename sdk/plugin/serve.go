@@ -97,7 +97,9 @@ func newDefaultLogger(w io.Writer, level string) hclog.Logger {
 // SIGTERM, or the host process dies. Then it closes every open session
 // immediately, calls b's Shutdown if b is a Shutdowner, and exits with
 // status 0. It is the one call a plugin's main makes, and it does not
-// return.
+// return. With a reattach window (sdk.ReattachWindowEnv) the plugin
+// outlives its host for that window instead, and at its end closes the
+// sessions gracefully first (see the package documentation).
 //
 // Started by hand (without the host's handshake cookie), the binary prints
 // its Description as JSON when given --describe, serves in debug mode when
