@@ -38,6 +38,7 @@ type attachment struct {
 	windowTimer  *time.Timer // runs while detached
 	hostIsParent bool        // the attached host is the process that launched the plugin
 	orphaned     bool        // the process that launched the plugin is gone
+	stopped      bool        // the plugin is stopping: no more state changes
 	streams      int         // open Events streams
 	lost         *time.Timer // grace after the last stream broke
 	expiredOnce  sync.Once
@@ -132,7 +133,7 @@ func (a *attachment) streamClosed(broken bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.streams--
-	if !broken || a.streams > 0 || a.detached || a.lost != nil {
+	if !broken || a.streams > 0 || a.detached || a.stopped || a.lost != nil {
 		return
 	}
 	var t *time.Timer
@@ -153,7 +154,7 @@ func (a *attachment) streamClosed(broken bool) {
 // detach starts a fresh window, unless the plugin is already detached.
 func (a *attachment) detach(reason string) {
 	a.mu.Lock()
-	if a.detached {
+	if a.detached || a.stopped {
 		a.mu.Unlock()
 		return
 	}
@@ -181,10 +182,11 @@ func (a *attachment) detach(reason string) {
 	a.tell("detached")
 }
 
-// stop disarms the timers: the plugin is stopping for another reason.
+// stop disarms the timers for good: the plugin is stopping.
 func (a *attachment) stop() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.stopped = true
 	if a.windowTimer != nil {
 		a.windowTimer.Stop()
 		a.windowTimer = nil

@@ -651,3 +651,34 @@ func TestDetachMovesTheLogBeforeSayingSo(t *testing.T) {
 		t.Errorf("the detach line went to the dead stderr: %q", stderr.String())
 	}
 }
+
+func TestStoppedAttachmentNeverDetaches(t *testing.T) {
+	a := newAttachment(time.Hour, hclog.NewNullLogger(), func() { t.Error("a stopping plugin moved its log") })
+	a.grace = 0
+	a.streamOpened()
+	a.stop()
+	a.streamClosed(true) // a stream broken by the shutdown itself
+	a.parentGone()
+	a.mu.Lock()
+	detached, lost := a.detached, a.lost
+	a.mu.Unlock()
+	if detached || lost != nil {
+		t.Errorf("after stop: detached=%v, loss timer armed=%v; want neither", detached, lost != nil)
+	}
+}
+
+func FuzzReattachWindow(f *testing.F) {
+	for _, s := range []string{"", "0", "1500", " 7 ", "-1", "1e3", "99999999999999999999", "abc"} {
+		f.Add(s)
+	}
+	log := hclog.NewNullLogger()
+	f.Fuzz(func(t *testing.T, value string) {
+		w := reattachWindow(value, log, sdk.ReattachWindowEnv)
+		if w < 0 {
+			t.Errorf("%q: negative window %v", value, w)
+		}
+		if w%time.Millisecond != 0 {
+			t.Errorf("%q: window %v is not whole milliseconds", value, w)
+		}
+	})
+}
