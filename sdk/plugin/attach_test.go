@@ -682,3 +682,47 @@ func FuzzReattachWindow(f *testing.F) {
 		}
 	})
 }
+
+func TestOrphanWithoutSessionsDetachesAndExpires(t *testing.T) {
+	b := &recordingBackend{}
+	ta := newTestAttach(t, b, 200*time.Millisecond, time.Hour)
+	id := ta.open(t)
+	parent, _, code := ta.serveLoop(t)
+	parent.pid.Store(1)
+	ta.waitState(t, "detached")
+	if _, err := (versionedServer{server: ta.srv, protocol: 1}).Describe(context.Background(), &backendv1.DescribeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	ta.waitState(t, "reattached")
+	// The reattached host closes the last session: nothing would notice
+	// that host's loss, so the orphan detaches and the window bounds it.
+	if _, err := ta.srv.CloseSession(context.Background(), &backendv1.CloseSessionRequest{SessionId: id}); err != nil {
+		t.Fatal(err)
+	}
+	ta.waitState(t, "detached")
+	ta.waitState(t, "expired")
+	if c := waitExit(t, code); c != 0 {
+		t.Errorf("exit status %d, want 0", c)
+	}
+}
+
+func TestParentLossAfterAnotherHostReattachedKeepsAttached(t *testing.T) {
+	a := newAttachment(time.Hour, hclog.NewNullLogger(), nil)
+	defer a.stop()
+	a.grace = 0
+	states := make(chan string, 8)
+	a.notify = func(s string) { states <- s }
+	a.streamOpened()
+	a.streamClosed(true) // the launching host froze: its stream was dropped
+	if s := <-states; s != "detached" {
+		t.Fatalf("got %q, want detached", s)
+	}
+	a.hostSeen("describe") // another host reattached
+	if s := <-states; s != "reattached" {
+		t.Fatalf("got %q, want reattached", s)
+	}
+	a.parentGone() // the frozen launching host is killed at last
+	if a.isDetached() {
+		t.Error("the launching host's death detached a plugin another host is attached to")
+	}
+}
