@@ -50,7 +50,8 @@ type EventSink interface {
 // Shutdowner is an optional interface for backends that hold resources of
 // their own beyond their sessions. The SDK calls Shutdown once before the
 // plugin exits (host asked it to stop, SIGTERM, or the host died), after
-// every open session was closed immediately.
+// every open session was closed: immediately, or, when the plugin exits
+// because its reattach window ran out with no host, gracefully first.
 type Shutdowner interface {
 	Shutdown(ctx context.Context) error
 }

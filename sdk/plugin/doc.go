@@ -6,7 +6,62 @@
 //
 // Serve performs the go-plugin handshake, serves the backend, handles
 // --describe and --debug, guards stdout and closes every session before the
-// plugin exits. Logger is the plugin's logger (JSON on stderr).
+// plugin exits. Logger is the plugin's logger (JSON on stderr, or the
+// detached log: see below).
+//
+// # Surviving the host: the reattach window
+//
+// A host that supports reattach launches the plugin with
+// TTHOST_PLUGIN_REATTACH_WINDOW_MS (sdk.ReattachWindowEnv) set. Without
+// it (or with 0) the plugin stops as soon as its host is gone and a host
+// that stops reading a session's events has that session's running turn
+// cancelled after wire.ResubscribeGrace, as it always did. With a window,
+// a backend gets the following for free, without any code of its own.
+//
+// The plugin is attached while a host talks to it. It detaches when the
+// process that launched it dies (the plugin notices that its parent
+// changed), or when every Events stream a host had open broke (not ended
+// after the session's Exited) and no new one opened within the
+// resubscribe grace (two seconds): a host that died or froze, whose
+// connection keepalive dropped. A plugin whose launching host died and
+// that has no open session has nothing to keep and stops at once, as
+// before.
+//
+// While detached, nothing is cancelled: sessions, their CLIs and their
+// running turns go on, and every event is numbered and buffered as usual.
+// Each session keeps its last 8192 events (historySize); past that bound
+// the oldest are overwritten. A host that comes back asks for the events
+// after the last seq it consumed; if some were overwritten it gets
+// OUT_OF_RANGE, or, when it sets allow_gap, the events from the oldest
+// still buffered, and sees the gap in the seqs. Logs go to the file named
+// by TTHOST_PLUGIN_DETACHED_LOG (sdk.DetachedLogEnv; appended, created
+// 0600) from the moment the plugin first detaches to its exit, since no
+// host reads its stderr any more; the switch applies to Logger and every
+// logger derived from it, not to one given with WithLogger.
+//
+// A host reattaches by calling Describe, OpenSession or Events: the
+// window stops ("host reattached" is logged with how long the plugin was
+// detached). A later loss detaches it again with a fresh window. If the
+// window runs out first ("reattach window expired"), the plugin closes
+// every open session gracefully (the running turn may finish, within a
+// budget of a few seconds), immediately when that fails, calls the
+// backend's Shutdown, and exits 0: no process outlives the window. SIGTERM
+// or the host's Shutdown stop the plugin at any time, as before.
+//
+// For this to work a backend must not:
+//
+//   - exit, or stop or kill its CLIs, because the plugin's stdin, stdout
+//     or stderr broke, or because a write to them failed: they belong to
+//     the host that died;
+//   - treat the loss of the host as a reason to cancel work or close a
+//     session: the SDK decides that, and it keeps work running;
+//   - write to stdout (it carries go-plugin's handshake), or log other
+//     than through Logger;
+//   - keep state that only the host that launched it knows, or that a
+//     new host could not rebuild from Describe, the session ids it
+//     recorded and the sessions' events;
+//   - depend on the parent pid or on TTHOST_PLUGIN_HOST_PID naming a live
+//     process, or send signals to its parent.
 //
 // # Building a backend
 //

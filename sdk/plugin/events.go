@@ -156,6 +156,13 @@ func (l *eventLog) commitLocked(e sdk.Event) {
 // a channel closed at the next commit, and done: no event will follow the
 // ones returned (they reach Exited, or Exited is at or before after).
 func (l *eventLog) since(after uint64, max int) (evs []sdk.Event, wake <-chan struct{}, done bool, err error) {
+	return l.sinceGap(after, max, false)
+}
+
+// sinceGap is since, except that with allowGap an after older than the
+// history is not an error: the events start at the oldest one buffered,
+// and the jump in seq tells the subscriber what it missed.
+func (l *eventLog) sinceGap(after uint64, max int, allowGap bool) (evs []sdk.Event, wake <-chan struct{}, done bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	last := l.next - 1
@@ -166,6 +173,8 @@ func (l *eventLog) since(after uint64, max int) (evs []sdk.Event, wake <-chan st
 	switch {
 	case after > last:
 		return nil, nil, false, errSeqAhead
+	case after+1 < oldest && allowGap:
+		after = oldest - 1
 	case after+1 < oldest:
 		return nil, nil, false, errHistoryGone
 	}

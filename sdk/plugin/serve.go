@@ -43,6 +43,10 @@ const (
 // host reads and forwards to its logger.
 var realStderr = os.Stderr
 
+// defaultLogOutput is where the default logger writes: realStderr, until
+// a plugin with a detached log detaches (see sdk.DetachedLogEnv).
+var defaultLogOutput = &logOutput{w: realStderr}
+
 // ServeOption configures Serve.
 type ServeOption func(*serveConfig)
 
@@ -69,7 +73,7 @@ func Logger() hclog.Logger {
 	logger.Lock()
 	defer logger.Unlock()
 	if logger.l == nil {
-		logger.l = newDefaultLogger(realStderr, os.Getenv(sdk.LogLevelEnv))
+		logger.l = newDefaultLogger(defaultLogOutput, os.Getenv(sdk.LogLevelEnv))
 	}
 	return logger.l
 }
@@ -93,7 +97,9 @@ func newDefaultLogger(w io.Writer, level string) hclog.Logger {
 // SIGTERM, or the host process dies. Then it closes every open session
 // immediately, calls b's Shutdown if b is a Shutdowner, and exits with
 // status 0. It is the one call a plugin's main makes, and it does not
-// return.
+// return. With a reattach window (sdk.ReattachWindowEnv) the plugin
+// outlives its host for that window instead, and at its end closes the
+// sessions gracefully first (see the package documentation).
 //
 // Started by hand (without the host's handshake cookie), the binary prints
 // its Description as JSON when given --describe, serves in debug mode when
@@ -121,6 +127,10 @@ func serve(b sdk.Backend, args []string, opts ...ServeOption) int {
 
 	log := Logger()
 	srv := newServer(b, log)
+	if w := reattachWindow(os.Getenv(sdk.ReattachWindowEnv), log, sdk.ReattachWindowEnv); w > 0 {
+		srv.attach = newAttachment(w, log, detachedLog(os.Getenv(sdk.DetachedLogEnv), cfg.logger == nil, log))
+		log.Debug("serving with a reattach window", "window", w.String())
+	}
 	// go-plugin prints its handshake line to os.Stdout and then replaces
 	// os.Stdout with a pipe of its own; hand it the real stdout, which the
 	// stdout guard set aside before any plugin code could print.
@@ -129,6 +139,22 @@ func serve(b sdk.Backend, args []string, opts ...ServeOption) int {
 	signal.Notify(term, syscall.SIGTERM)
 	defer signal.Stop(term)
 	return startServing(srv, log, nil).waitAndStop(term)
+}
+
+// detachedLog returns what to do when the plugin detaches: move the
+// default logger's output to the file at path, if one is configured and
+// the default logger is in use (a logger given with WithLogger writes
+// where its author chose).
+func detachedLog(path string, defaultLogger bool, log hclog.Logger) func() {
+	return func() {
+		if path == "" || !defaultLogger {
+			return
+		}
+		if err := defaultLogOutput.toFile(path); err != nil {
+			log.Warn("cannot open the detached log: logging to stderr, which nobody may read now",
+				"variable", sdk.DetachedLogEnv, "path", path, "error", err)
+		}
+	}
 }
 
 // serveVersions are the backend protocol versions the plugin offers:
@@ -146,15 +172,28 @@ type serving struct {
 	log    hclog.Logger
 	parent int
 	served chan struct{} // closed when go-plugin's Serve returned
+	// getppid and parentPoll watch the parent (tests replace them);
+	// servedWait bounds the wait for go-plugin's Serve to return after
+	// the gRPC server stopped.
+	getppid    func() int
+	parentPoll time.Duration
+	servedWait time.Duration
 
 	mu   sync.Mutex
 	grpc *grpc.Server
 }
 
+func newServing(srv *server, log hclog.Logger) *serving {
+	return &serving{
+		srv: srv, log: log, parent: os.Getppid(), served: make(chan struct{}),
+		getppid: os.Getppid, parentPoll: parentPollInterval, servedWait: time.Second,
+	}
+}
+
 // startServing runs go-plugin's Serve for srv. test is nil for the real
 // handshake with a host, and set for debug mode.
 func startServing(srv *server, log hclog.Logger, test *goplugin.ServeTestConfig) *serving {
-	s := &serving{srv: srv, log: log, parent: os.Getppid(), served: make(chan struct{})}
+	s := newServing(srv, log)
 	go func() {
 		defer close(s.served)
 		goplugin.Serve(&goplugin.ServeConfig{
@@ -186,7 +225,9 @@ func startServing(srv *server, log hclog.Logger, test *goplugin.ServeTestConfig)
 
 // waitAndStop waits until the host stops the plugin, a signal arrives on
 // stop, or the host process dies; then it closes every session, stops the
-// gRPC server and returns the exit status.
+// gRPC server and returns the exit status. With a reattach window, the
+// death of the host detaches the plugin instead (unless it has no session
+// to keep), and the plugin stops when the window expires.
 func (s *serving) waitAndStop(stop <-chan os.Signal) int {
 	// Once the host is gone, a log line to stderr hits a broken pipe, and
 	// Go would end the plugin with SIGPIPE before it closed its sessions.
@@ -195,19 +236,44 @@ func (s *serving) waitAndStop(stop <-chan os.Signal) int {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	orphaned := watchParent(ctx, s.parent, os.Getppid, parentPollInterval)
+	orphaned := watchParent(ctx, s.parent, s.getppid, s.parentPoll)
+	var expired <-chan struct{}
+	if s.srv.attach != nil {
+		expired = s.srv.attach.Expired()
+	}
 
 	var reason string
-	select {
-	case <-s.served:
-		reason = "the host stopped the plugin"
-	case sig := <-stop:
-		reason = signalName(sig)
-	case <-orphaned:
-		reason = "the host process is gone"
+	graceful := false
+	for reason == "" {
+		select {
+		case <-s.served:
+			reason = "the host stopped the plugin"
+		case sig := <-stop:
+			reason = signalName(sig)
+		case <-orphaned:
+			orphaned = nil // fires once
+			switch {
+			case s.srv.attach == nil:
+				reason = "the host process is gone"
+			case s.srv.openSessions() == 0:
+				reason = "the host process is gone and no session is open"
+			default:
+				s.srv.attach.parentGone()
+			}
+		case <-expired:
+			reason = "the reattach window expired"
+			graceful = true
+		}
+	}
+	if s.srv.attach != nil {
+		s.srv.attach.stop()
 	}
 	s.log.Info("plugin stopping", "reason", reason)
-	s.srv.shutdown(shutdownBudget)
+	if graceful {
+		s.srv.shutdownGraceful(shutdownBudget)
+	} else {
+		s.srv.shutdown(shutdownBudget)
+	}
 
 	// Stopping the gRPC server closes go-plugin's listener, which removes
 	// the plugin's unix socket file.
@@ -218,7 +284,7 @@ func (s *serving) waitAndStop(stop <-chan os.Signal) int {
 	s.mu.Unlock()
 	select {
 	case <-s.served:
-	case <-time.After(time.Second):
+	case <-time.After(s.servedWait):
 	}
 	removeSocketDir()
 	s.log.Info("plugin stopped")

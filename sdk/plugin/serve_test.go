@@ -16,7 +16,12 @@ import (
 	"github.com/tthost/tthost/sdk/sdktest"
 )
 
-func TestMain(m *testing.M) { sdktest.RunMain(m) }
+func TestMain(m *testing.M) {
+	if path := os.Getenv(fakeHostEnv); path != "" {
+		os.Exit(runFakeHost(path))
+	}
+	sdktest.RunMain(m)
+}
 
 // runDirect runs a test plugin by hand, as an author would: without the
 // host's handshake cookie.

@@ -42,6 +42,10 @@ type server struct {
 
 	backend sdk.Backend
 	log     hclog.Logger
+	// attach is the attached/detached state when the plugin serves with a
+	// reattach window, nil without one (a lost host then has its sessions'
+	// turns cancelled: see hostLost).
+	attach *attachment
 
 	mu          sync.Mutex
 	sessions    map[string]*openSession
@@ -90,6 +94,9 @@ type versionedServer struct {
 
 func (s versionedServer) Describe(ctx context.Context, req *backendv1.DescribeRequest) (*backendv1.DescribeResponse, error) {
 	s.log.Debug("describe", "host_version", req.GetHostVersion(), "protocol", s.protocol)
+	if s.attach != nil {
+		s.attach.hostSeen("describe")
+	}
 	d, err := s.backend.Describe(ctx)
 	if err != nil {
 		return nil, toStatus(err)
@@ -100,6 +107,9 @@ func (s versionedServer) Describe(ctx context.Context, req *backendv1.DescribeRe
 }
 
 func (s *server) OpenSession(ctx context.Context, req *backendv1.OpenSessionRequest) (*backendv1.OpenSessionResponse, error) {
+	if s.attach != nil {
+		s.attach.hostSeen("open session")
+	}
 	if s.isStopping() {
 		return nil, toStatus(sdk.ErrShuttingDown)
 	}
@@ -148,6 +158,9 @@ func (s *server) Send(ctx context.Context, req *backendv1.SendRequest) (*backend
 }
 
 func (s *server) Events(req *backendv1.EventsRequest, stream grpc.ServerStreamingServer[backendv1.Event]) error {
+	if s.attach != nil {
+		s.attach.hostSeen("events")
+	}
 	events := s.eventsOf(req.GetSessionId())
 	if events == nil {
 		return toStatus(fmt.Errorf("session %q: %w", req.GetSessionId(), sdk.ErrSessionNotFound))
@@ -156,6 +169,10 @@ func (s *server) Events(req *backendv1.EventsRequest, stream grpc.ServerStreamin
 	defer s.streamEnded()
 	sess := s.lookup(req.GetSessionId())
 	broken := true // until the stream ends after Exited
+	if s.attach != nil {
+		s.attach.streamOpened()
+		defer func() { s.attach.streamClosed(broken) }()
+	}
 	if sess != nil {
 		s.subscribe(sess)
 		defer func() { s.unsubscribe(sess, broken) }()
@@ -163,8 +180,12 @@ func (s *server) Events(req *backendv1.EventsRequest, stream grpc.ServerStreamin
 
 	ctx := stream.Context()
 	after := req.GetAfterSeq()
+	// With allow_gap, a subscriber that is behind the history (it was away
+	// while the session emitted more than historySize events) resumes at
+	// the oldest event still buffered; it sees the gap in the seqs.
+	allowGap := req.GetAllowGap()
 	for {
-		evs, wake, done, err := events.since(after, streamBatch)
+		evs, wake, done, err := events.sinceGap(after, streamBatch, allowGap)
 		if err != nil {
 			return status.Errorf(codes.OutOfRange, "session %q, after_seq %d: %v", req.GetSessionId(), after, err)
 		}
@@ -223,6 +244,12 @@ func (s *server) unsubscribe(sess *openSession, broken bool) {
 	defer s.mu.Unlock()
 	sess.subscribers--
 	if !broken || sess.subscribers > 0 || sess.closing != nil || s.stopping || sess.lost != nil {
+		return
+	}
+	if s.attach != nil {
+		// With a reattach window a lost host does not cancel anything: the
+		// plugin detaches (see attachment) and keeps the turn running for
+		// the host that reattaches.
 		return
 	}
 	sess.lost = time.AfterFunc(wire.ResubscribeGrace, func() { s.hostLost(sess) })
@@ -313,10 +340,18 @@ func (s *server) closeSession(ctx context.Context, sess *openSession, mode sdk.C
 // concurrent callers (SIGTERM and the host's Shutdown RPC together) wait
 // for that run.
 func (s *server) shutdown(budget time.Duration) {
-	s.stopOnce.Do(func() { s.shutdownOnce(budget) })
+	s.stopOnce.Do(func() { s.shutdownOnce(budget, sdk.CloseImmediate) })
 }
 
-func (s *server) shutdownOnce(budget time.Duration) {
+// shutdownGraceful is shutdown for the end of the reattach window, when no
+// host is waiting: each session is closed gracefully first (its running
+// turn may finish, bounded by budget), and immediately (another budget)
+// when that fails, so that no process a session started is left.
+func (s *server) shutdownGraceful(budget time.Duration) {
+	s.stopOnce.Do(func() { s.shutdownOnce(budget, sdk.CloseGraceful) })
+}
+
+func (s *server) shutdownOnce(budget time.Duration, mode sdk.CloseMode) {
 	s.mu.Lock()
 	s.stopping = true
 	open := make([]*openSession, 0, len(s.sessions))
@@ -330,7 +365,14 @@ func (s *server) shutdownOnce(budget time.Duration) {
 	var wg sync.WaitGroup
 	for _, sess := range open {
 		wg.Go(func() {
-			if err := s.closeSession(ctx, sess, sdk.CloseImmediate); err != nil {
+			err := s.closeSession(ctx, sess, mode)
+			if err != nil && mode == sdk.CloseGraceful {
+				s.log.Warn("graceful close failed before exit: closing the session immediately", "session", sess.id, "error", err)
+				ictx, icancel := context.WithTimeout(context.Background(), budget)
+				err = s.closeSession(ictx, sess, sdk.CloseImmediate)
+				icancel()
+			}
+			if err != nil {
 				s.log.Error("could not close session before exit", "session", sess.id, "error", err)
 				sess.events.ensureExited(sdk.ExitInfo{Reason: sdk.ExitPluginExited})
 			}
@@ -354,6 +396,13 @@ func (s *server) isStopping() bool {
 	return s.stopping
 }
 
+// openSessions counts the sessions not yet closed.
+func (s *server) openSessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
 func (s *server) lookup(id string) *openSession {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -372,15 +421,19 @@ func (s *server) eventsOf(id string) *eventLog {
 // retire moves a closed session's events to the retention table.
 func (s *server) retire(sess *openSession) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	delete(s.sessions, sess.id)
+	last := len(s.sessions) == 0 && !s.stopping
 	s.closed[sess.id] = sess.events
 	s.closedOrder = append(s.closedOrder, sess.id)
 	for len(s.closedOrder) > maxClosedRetained {
 		delete(s.closed, s.closedOrder[0])
 		s.closedOrder = s.closedOrder[1:]
 	}
+	s.mu.Unlock()
 	time.AfterFunc(closedRetention, func() { s.forget(sess.id, sess.events) })
+	if last && s.attach != nil {
+		s.attach.lastSessionClosed()
+	}
 }
 
 func (s *server) forget(id string, events *eventLog) {

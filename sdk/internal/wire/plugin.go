@@ -97,7 +97,10 @@ const MaxMessageBytes = 16 << 20
 // KeepaliveTimeout (a host frozen by SIGSTOP, a wedged machine). A session
 // whose event stream is gone for ResubscribeGrace, with no new subscriber,
 // has its running turn cancelled, so a worker that lost its lease cannot
-// leave a turn running behind the worker that took the agent over.
+// leave a turn running behind the worker that took the agent over. A
+// plugin serving with a reattach window cancels nothing: when every event
+// stream is gone for ResubscribeGrace it detaches and waits for a host to
+// reattach (see the plugin package).
 // HostLostAfter is the sum: how long after a host stops answering its
 // turns are cancelled (the CLI then gets the backend's stop grace).
 const (
