@@ -186,6 +186,14 @@ func (h *Host) Run(ctx context.Context) error {
 	if err := h.checkHostID(ctx); err != nil {
 		return err
 	}
+	// The host id is this process's now: take back the plugins its
+	// previous process left running (a restart or upgrade), before any
+	// claim opens a session.
+	if r, ok := h.opts.Backends.(agentloop.Recoverer); ok {
+		if err := r.Recover(ctx); err != nil {
+			return fmt.Errorf("reattach to the previous process's plugins: %w", err)
+		}
+	}
 	if err := h.heartbeat(ctx); err != nil {
 		return fmt.Errorf("register host %s: %w", h.opts.HostID, err)
 	}
@@ -210,11 +218,20 @@ func (h *Host) Run(ctx context.Context) error {
 	scan := time.NewTicker(h.beatEvery())
 	defer scan.Stop()
 	h.scan(ctx)
+	scans := 1
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-scan.C:
 			h.scan(ctx)
+			if scans++; scans == 2 {
+				// The host's own agents were claimed back at the first scan
+				// and have resumed their sessions by now; the sessions left
+				// belong to agents other hosts took meanwhile.
+				if c, ok := h.opts.Backends.(interface{ CloseUnadopted(context.Context) }); ok {
+					go c.CloseUnadopted(context.WithoutCancel(ctx))
+				}
+			}
 		case <-fleetC:
 			h.scan(ctx)
 		case <-h.kick:
