@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tthost/tthost/host/fleet"
+	"github.com/tthost/tthost/host/internal/procinfo"
 	"github.com/tthost/tthost/host/metrics"
 	"github.com/tthost/tthost/host/notify"
 	"github.com/tthost/tthost/host/town"
@@ -25,6 +27,11 @@ type ServeOptions struct {
 	Listen   string
 	Labels   []string
 	LeaseTTL time.Duration
+	// Upgrade restarts the running host of this id in place instead of
+	// serving (see RestartSignal).
+	Upgrade bool
+	// UpgradeTimeout bounds the wait for the restarted host.
+	UpgradeTimeout time.Duration
 }
 
 // DefaultCapacity is how many agents a host serves when --capacity is not
@@ -48,10 +55,18 @@ It runs in the foreground and logs to stderr; each agent's log is
 .tt/logs/NAME.log as with agent-loop. SIGTERM, SIGINT and SIGHUP stop it
 cleanly: running turns are interrupted, their messages go back to the front
 of their queues, and the agents are released for the other hosts.
---listen serves /healthz and /metrics (Prometheus) on that address.`,
+--listen serves /healthz and /metrics (Prometheus) on that address.
+
+A restart keeps running turns: SIGUSR2 (or ` + "`tthost serve --upgrade`" + `, which
+sends it to this town's host of --host-id and waits for it) makes the host
+check the tthost binary on disk, leave its sessions and turns to its
+plugins, and re-execute that binary with the same pid; the new process
+reattaches and carries on. After SIGKILL or a crash, a host started again
+with the same --host-id within [tthost] reattach_window_secs does the same.`,
 		Example: `  tthost serve
   tthost serve --host-id build-1 --capacity 50 --listen 127.0.0.1:9464
-  tthost serve --label cli=codex --lease-ttl 30s`,
+  tthost serve --label cli=codex --lease-ttl 30s
+  tthost serve --upgrade --host-id build-1   # after installing a new tthost`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Capacity < 1 {
@@ -68,6 +83,9 @@ of their queues, and the agents are released for the other hosts.
 					return usageError{err}
 				}
 			}
+			if opts.Upgrade {
+				return dispatch(cmd, opts, runF, serveUpgrade)
+			}
 			return dispatch(cmd, opts, runF, serveRun)
 		},
 	}
@@ -77,6 +95,8 @@ of their queues, and the agents are released for the other hosts.
 	fl.StringVar(&opts.Listen, "listen", "", "serve /healthz and /metrics on this address (e.g. 127.0.0.1:9464)")
 	fl.StringArrayVar(&opts.Labels, "label", nil, "claim only agents that match KEY=VALUE (cli=codex); repeatable")
 	fl.DurationVar(&opts.LeaseTTL, "lease-ttl", fleet.DefaultLeaseTTL, "how long after this host's last heartbeat others may take its agents")
+	fl.BoolVar(&opts.Upgrade, "upgrade", false, "restart this town's running host of --host-id on the tthost binary now on disk, keeping its running turns, and wait for it")
+	fl.DurationVar(&opts.UpgradeTimeout, "upgrade-timeout", time.Minute, "with --upgrade: how long to wait for the restarted host")
 	return cmd
 }
 
@@ -150,7 +170,19 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	defer rideOutages(ctx, store, cfg, host.RedisDown, host.RedisUp)()
 	fmt.Fprintf(f.IO.ErrOut, "tthost serve: host %s serving town %s (capacity %d, lease TTL %s)\n", hostID, cfg.Name, opts.Capacity, host.LeaseTTL())
-	return host.Run(ctx)
+	// SIGUSR2 restarts the host in place, its turns running on.
+	rctx, restart := watchRestart(ctx, exe, log, host.Detach)
+	defer restart.Close()
+	if err := host.Run(rctx); err != nil {
+		return err
+	}
+	if restart.Asked() {
+		if err := mgr.Detach(); err != nil {
+			log.Warn("detach from the plugins", "error", err)
+		}
+		return restart.Exec()
+	}
+	return nil
 }
 
 // sanitizeHostID turns a hostname into a valid host id.
@@ -172,4 +204,67 @@ func sanitizeHostID(h string) string {
 		id = "host"
 	}
 	return id
+}
+
+// serveUpgrade restarts the running host of this id in place (RestartSignal)
+// and waits until its new process has registered again.
+func serveUpgrade(ctx context.Context, opts *ServeOptions) error {
+	f := opts.F
+	_, store, _, err := f.Town(ctx)
+	if err != nil {
+		return err
+	}
+	hostname, _ := os.Hostname()
+	hostID := opts.HostID
+	if hostID == "" {
+		hostID = sanitizeHostID(hostname)
+	}
+	before, err := liveHost(ctx, store, hostID)
+	if err != nil {
+		return err
+	}
+	if before.Hostname != hostname {
+		return fmt.Errorf("host %s runs on %s, not on this machine (%s): run --upgrade there", hostID, before.Hostname, hostname)
+	}
+	if !procinfo.Running(before.PID, "serve") {
+		return fmt.Errorf("host %s's record names pid %d, which is not a tthost serve process here: is the host running?", hostID, before.PID)
+	}
+	start := time.Now()
+	if err := syscall.Kill(before.PID, RestartSignal); err != nil {
+		return fmt.Errorf("signal host %s (pid %d): %w", hostID, before.PID, err)
+	}
+	deadline := time.Now().Add(opts.UpgradeTimeout)
+	for {
+		r, err := liveHost(ctx, store, hostID)
+		if err == nil && r.PID == before.PID && r.Started.After(before.Started) {
+			fmt.Fprintf(f.IO.Out, "host %s restarted in place (pid %d): version %s → %s in %s; running turns kept\n",
+				hostID, r.PID, before.Version, r.Version, time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if !procinfo.Running(before.PID, "serve") {
+			return fmt.Errorf("host %s (pid %d) exited instead of restarting: see its log; its plugins keep its turns for [tthost] reattach_window_secs, so start it again with the same --host-id", hostID, before.PID)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("host %s did not come back within %s: see its log (a binary that fails `tthost --version` is refused and the host keeps serving)", hostID, opts.UpgradeTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// liveHost reads the record of a live host.
+func liveHost(ctx context.Context, store *town.Store, id string) (town.HostRecord, error) {
+	hosts, _, err := store.Hosts(ctx)
+	if err != nil {
+		return town.HostRecord{}, err
+	}
+	for _, r := range hosts {
+		if r.ID == id && r.Alive {
+			return r.HostRecord, nil
+		}
+	}
+	return town.HostRecord{}, fmt.Errorf("no live host %s in this town (see `tthost hosts`)", id)
 }
