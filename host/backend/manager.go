@@ -85,6 +85,10 @@ type Manager struct {
 type instance struct {
 	cand pluginstore.Candidate
 	cli  string // the CLI a per-CLI instance serves ("" for a shared one)
+	// alias is the key of a reattached plugin that runs an older binary
+	// than the one installed now ("<key>#<pid>"): it keeps the sessions it
+	// has, new ones go to a launch of the installed binary under the key.
+	alias string
 
 	mu        sync.Mutex // held while launching, so one launch at a time
 	plugin    *client.Plugin
@@ -260,6 +264,9 @@ func (m *Manager) started(inst *instance, name string, p *client.Plugin) {
 
 // key is the instance's key (see Choice.Instance).
 func (inst *instance) key() string {
+	if inst.alias != "" {
+		return inst.alias
+	}
 	if inst.cli != "" {
 		return inst.cand.Name + "@" + inst.cli
 	}

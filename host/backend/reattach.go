@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tthost/tthost/host/reattach"
@@ -70,15 +71,16 @@ func (m *Manager) recover(ctx context.Context) {
 		return
 	}
 
-	reattached := map[string]bool{}
+	reattached := map[string]string{} // recorded key → key now
 	for key, ps := range st.Plugins {
-		if m.reattachOne(ctx, key, ps) {
-			reattached[key] = true
+		if now, ok := m.reattachOne(ctx, key, ps); ok {
+			reattached[key] = now
 		}
 	}
 	m.mu.Lock()
 	for _, s := range st.Sessions {
-		if reattached[s.Instance] {
+		if now, ok := reattached[s.Instance]; ok {
+			s.Instance = now
 			m.recovered[s.AgentID] = s
 		}
 	}
@@ -88,21 +90,23 @@ func (m *Manager) recover(ctx context.Context) {
 	m.saveState()
 }
 
-// reattachOne reattaches to one recorded plugin instance.
-func (m *Manager) reattachOne(ctx context.Context, key string, ps client.ReattachState) bool {
+// reattachOne reattaches to one recorded plugin instance and returns the
+// key it is kept under.
+func (m *Manager) reattachOne(ctx context.Context, recorded string, ps client.ReattachState) (string, bool) {
+	key, _, _ := strings.Cut(recorded, "#") // an older version's alias
 	name, cli := splitInstance(key)
 	cand, ok := m.candidates[name]
 	switch {
 	case !ok:
 		m.killDetached(key, ps, "its backend is no longer installed")
-		return false
+		return "", false
 	case cand.Checksum == nil:
 		m.killDetached(key, ps, "no checksum is recorded for its binary")
-		return false
+		return "", false
 	}
 	if err := cand.CheckSafe(); err != nil {
 		m.killDetached(key, ps, err.Error())
-		return false
+		return "", false
 	}
 	p, err := client.Reattach(ctx, ps, client.Config{
 		Path:            cand.Path,
@@ -114,23 +118,70 @@ func (m *Manager) reattachOne(ctx context.Context, key string, ps client.Reattac
 	switch {
 	case errors.Is(err, client.ErrNotOurs):
 		m.log.Warn("a recorded plugin's pid is another process now: the plugin is gone", "instance", key, "pid", ps.Pid)
-		return false
+		return "", false
 	case errors.Is(err, sdk.ErrPluginExited):
 		m.log.Info("a recorded plugin has exited (its reattach window passed?)", "instance", key, "pid", ps.Pid)
-		return false
+		return "", false
 	case err != nil:
 		m.killDetached(key, ps, err.Error())
-		return false
+		return "", false
 	}
 	inst := &instance{cand: cand, cli: cli}
+	if p.Upgraded() {
+		// A newer binary is installed: this one serves the sessions it has
+		// until they end; new sessions get the installed binary.
+		inst.alias = fmt.Sprintf("%s#%d", key, p.Pid())
+		m.log.Info("the plugin was upgraded on disk while it ran: its sessions stay on the running version, new ones get the installed one",
+			"instance", key, "pid", p.Pid())
+	}
 	inst.mu.Lock()
 	m.mu.Lock()
-	m.plugins[key] = inst
+	m.plugins[inst.key()] = inst
 	m.mu.Unlock()
 	m.started(inst, name, p)
 	inst.mu.Unlock()
-	m.log.Info("reattached to plugin", "instance", key, "pid", p.Pid(), "version", p.Description().Version)
-	return true
+	m.log.Info("reattached to plugin", "instance", inst.key(), "pid", p.Pid(), "version", p.Description().Version)
+	return inst.key(), true
+}
+
+// retireOlder stops the reattached plugins of an older version (see
+// instance.alias) that no agent's session uses any more.
+func (m *Manager) retireOlder() {
+	m.mu.Lock()
+	used := map[string]bool{}
+	for _, s := range m.sessions {
+		used[s.Instance] = true
+	}
+	for _, s := range m.recovered {
+		used[s.Instance] = true
+	}
+	var old []*instance
+	for key, inst := range m.plugins {
+		if inst.alias != "" && !used[key] && !m.closed {
+			old = append(old, inst)
+			delete(m.plugins, key)
+			delete(m.states, key)
+		}
+	}
+	m.mu.Unlock()
+	for _, inst := range old {
+		inst.mu.Lock()
+		p := inst.plugin
+		inst.plugin = nil
+		inst.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		m.log.Info("stopping the older version of an upgraded plugin: its sessions have ended", "instance", inst.alias, "pid", p.Pid())
+		go func() {
+			if err := p.Stop(m.opts.StopGrace); err != nil {
+				m.log.Warn("stop the older plugin", "instance", inst.alias, "error", err)
+			}
+		}()
+	}
+	if len(old) > 0 {
+		m.saveState()
+	}
 }
 
 // killDetached stops a recorded plugin that must not be reattached, if it
@@ -192,6 +243,7 @@ func (m *Manager) CloseUnadopted(ctx context.Context) {
 	if len(left) > 0 {
 		m.saveState()
 	}
+	m.retireOlder()
 }
 
 // closeRecovered closes one recovered session immediately.
@@ -233,6 +285,7 @@ func (m *Manager) trackSession(s reattach.Session) {
 	m.sessions[s.AgentID] = s
 	m.mu.Unlock()
 	m.saveState()
+	m.retireOlder()
 }
 
 // unadopted returns and forgets the agent's recovered session, if any.

@@ -129,6 +129,9 @@ type Plugin struct {
 
 	debug   bool // from Attach: a plugin in debug mode, not ours to stop
 	adopted bool // from Reattach: ours to stop, but not our child
+	// upgraded: from Reattach, and the plugin store records a newer binary
+	// than the one this process runs (see Upgraded).
+	upgraded bool
 
 	// What a successor needs to reattach; set for a plugin launched with a
 	// reattach window, or reattached.

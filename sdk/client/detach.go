@@ -243,11 +243,13 @@ func (p *Plugin) Detach() error {
 // Reattach connects to a plugin a predecessor host launched with a
 // reattach window, from the ReattachState it kept, and calls Describe.
 // It verifies what Launch verifies: cfg.Checksum (the checksum the plugin
-// store records now) is required and must be st.Checksum; the process
-// must be the one launched (pid, start time and instance token, else an
-// error wrapping ErrNotOurs: leave that process alone); both the running
-// image and the file at st.Path must hash to the checksum (else
-// ErrChecksumMismatch: end the plugin with KillDetached); the socket must
+// store records now) is required; the process must be the one launched
+// (pid, start time and instance token, else an error wrapping ErrNotOurs:
+// leave that process alone); the running image must hash to st.Checksum,
+// the binary verified at its launch, and the file at st.Path to
+// cfg.Checksum (else ErrChecksumMismatch: end the plugin with
+// KillDetached). When the two checksums differ the plugin was upgraded on
+// disk while it ran: it is reattached, and Upgraded says so; the socket must
 // be served by that process; the connection is mTLS with the recorded
 // identities; and the plugin must describe itself as st.Backend.
 //
@@ -287,6 +289,7 @@ func Reattach(ctx context.Context, st ReattachState, cfg Config) (*Plugin, error
 	p := newPlugin(cfg, filepath.Base(st.Path))
 	p.pid = st.Pid
 	p.adopted = true
+	p.upgraded = hex.EncodeToString(cfg.Checksum) != st.Checksum
 	p.instance = st.Instance
 	p.socketDir = st.SocketDir
 	p.certPEM, p.keyPEM = []byte(st.ClientCertPEM), []byte(st.ClientKeyPEM)
@@ -360,30 +363,31 @@ func verifyReattach(st ReattachState, checksum []byte) error {
 		return fmt.Errorf("%w: the host reattaches only to binaries whose SHA-256 it recorded at install; "+
 			"install the plugin with `tthost plugin install`", ErrNoChecksum)
 	}
-	want := hex.EncodeToString(checksum)
-	if want != st.Checksum {
-		return fmt.Errorf("%w: the running plugin was launched from a binary with SHA-256 %s, but %s is recorded now "+
-			"(the plugin was reinstalled or upgraded): end it with KillDetached and launch the installed one",
-			ErrChecksumMismatch, st.Checksum, want)
-	}
+	installed := hex.EncodeToString(checksum)
 	if err := checkIdentity(st.Pid, st.StartTime, st.Instance); err != nil {
 		return err
 	}
 	// The running image: /proc/PID/exe opens the file the process runs,
-	// even when the path was since replaced.
+	// even when the path was since replaced. It must be the binary
+	// verified at launch, whatever is installed now.
 	if got, err := FileSHA256(filepath.Join("/proc", strconv.Itoa(st.Pid), "exe")); err != nil {
 		return fmt.Errorf("cannot read the running plugin's image (pid %d): %w", st.Pid, err)
-	} else if hex.EncodeToString(got) != want {
-		return fmt.Errorf("%w: the running plugin (pid %d) runs a binary with SHA-256 %x, not the recorded %s: "+
-			"end it with KillDetached", ErrChecksumMismatch, st.Pid, got, want)
+	} else if hex.EncodeToString(got) != st.Checksum {
+		return fmt.Errorf("%w: the running plugin (pid %d) runs a binary with SHA-256 %x, not the %s verified at its launch: "+
+			"end it with KillDetached", ErrChecksumMismatch, st.Pid, got, st.Checksum)
 	}
+	// The installed file must be what the plugin store records now, as a
+	// launch requires: a file replaced behind the store's back is refused.
+	// A store that records another checksum than the running plugin's was
+	// upgraded (reinstalled) meanwhile: the running plugin is still the
+	// verified one, and is reattached as an older version (Upgraded).
 	if got, err := FileSHA256(st.Path); err != nil {
 		return fmt.Errorf("%w: cannot hash %s (%v): the installed binary is gone; end the plugin with KillDetached",
 			ErrChecksumMismatch, st.Path, err)
-	} else if hex.EncodeToString(got) != want {
-		return fmt.Errorf("%w: %s now has SHA-256 %x, not the recorded %s: the file was replaced since the plugin started; "+
+	} else if hex.EncodeToString(got) != installed {
+		return fmt.Errorf("%w: %s now has SHA-256 %x, not the %s its plugin store records: the file was replaced behind the store's back; "+
 			"end the plugin with KillDetached, and reinstall the plugin if the change is yours, else find out who replaced it",
-			ErrChecksumMismatch, st.Path, got, want)
+			ErrChecksumMismatch, st.Path, got, installed)
 	}
 	pid, uid, err := socketPeer(st.Addr)
 	if err != nil {
@@ -492,3 +496,8 @@ func KillDetached(st ReattachState, grace time.Duration) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Upgraded reports whether the reattached plugin runs an older binary than
+// the one installed now (it was upgraded while it ran). The host keeps it
+// for the sessions it has and launches the installed binary for new ones.
+func (p *Plugin) Upgraded() bool { return p.upgraded }

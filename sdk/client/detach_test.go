@@ -340,6 +340,27 @@ func TestReattachRefusesWhatItCannotTrust(t *testing.T) {
 		}
 		untouched()
 	})
+	t.Run("a binary upgraded through the store since the launch", func(t *testing.T) {
+		// The file was replaced (above) and the store records its new
+		// checksum: an upgrade. The running plugin is still the binary
+		// verified at its launch, so it is reattached, as an older version.
+		newSum := sdktest.SHA256File(t, bin)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cfg := e.config(bin)
+		cfg.Checksum = newSum
+		old, err := client.Reattach(ctx, st, cfg)
+		if err != nil {
+			t.Fatalf("reattach after an upgrade: %v", err)
+		}
+		if !old.Upgraded() {
+			t.Error("Upgraded() is false for a plugin whose installed binary is newer")
+		}
+		if err := old.Detach(); err != nil {
+			t.Error(err)
+		}
+		untouched()
+	})
 }
 
 // tamper replaces the file at path with different content, as an
