@@ -341,7 +341,16 @@ func (m *Manager) saveState() {
 // or upgrade), and keeps the reattach file for it. Plugins that cannot be
 // reattached (launched without a window, or in debug mode) are stopped.
 // The manager is closed afterwards.
-func (m *Manager) Detach() error {
+func (m *Manager) Detach() error { return m.letGo(true) }
+
+// Abandon is Detach for a process that lost what it served (its lease was
+// taken over while it was frozen): it lets go of the plugins without
+// writing the reattach file, which may be its successor's now. A plugin
+// nobody reattaches to ends its turns when its window passes, and the
+// successor waits for that before delivering them again.
+func (m *Manager) Abandon() error { return m.letGo(false) }
+
+func (m *Manager) letGo(save bool) error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -353,7 +362,9 @@ func (m *Manager) Detach() error {
 		insts = append(insts, inst)
 	}
 	m.mu.Unlock()
-	m.saveState()
+	if save {
+		m.saveState()
+	}
 	var errs []error
 	for _, inst := range insts {
 		inst.mu.Lock()

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -113,6 +114,13 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 	rctx, restart := watchRestart(ctx, exe, log, loop.Detach)
 	defer restart.Close()
 	if err := loop.Run(rctx); err != nil {
+		if errors.Is(err, agentloop.ErrLeaseLost) && cfg.TTHost.ReattachWindowSecs > 0 {
+			// Another worker took the agent over while this one was frozen;
+			// it may have reattached to this worker's plugins: leave them.
+			if aerr := mgr.Abandon(); aerr != nil {
+				log.Warn("let go of the plugins", "error", aerr)
+			}
+		}
 		return err
 	}
 	if restart.Asked() {
