@@ -262,6 +262,31 @@ func (m *Manager) started(inst *instance, name string, p *client.Plugin) {
 	go m.watch(inst, p)
 }
 
+// closeAll marks the manager closed and returns its instances; ok is
+// false when it was closed already.
+func (m *Manager) closeAll() (insts []*instance, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, false
+	}
+	m.closed = true
+	for _, inst := range m.plugins {
+		insts = append(insts, inst)
+	}
+	return insts, true
+}
+
+// take returns the instance's running plugin, which the caller now ends,
+// and forgets it.
+func (inst *instance) take() *client.Plugin {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	p := inst.plugin
+	inst.plugin = nil
+	return p
+}
+
 // key is the instance's key (see Choice.Instance).
 func (inst *instance) key() string {
 	if inst.alias != "" {
@@ -391,11 +416,7 @@ func (m *Manager) stopInstance(key string) {
 	if inst == nil {
 		return
 	}
-	inst.mu.Lock()
-	p := inst.plugin
-	inst.plugin = nil
-	inst.mu.Unlock()
-	if p != nil {
+	if p := inst.take(); p != nil {
 		if err := p.Stop(m.opts.StopGrace); err != nil {
 			m.log.Warn("stop plugin", "instance", key, "error", err)
 		}
@@ -428,25 +449,15 @@ func (m *Manager) Open(ctx context.Context, ch Choice, cfg sdk.SessionConfig) (*
 // Close stops every plugin: each gets SIGTERM (the SDK closes its sessions
 // and exits), then SIGKILL to its process group after the grace period.
 func (m *Manager) Close() error {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
+	insts, ok := m.closeAll()
+	if !ok {
 		return nil
 	}
-	m.closed = true
-	insts := make([]*instance, 0, len(m.plugins))
-	for _, inst := range m.plugins {
-		insts = append(insts, inst)
-	}
-	m.mu.Unlock()
 
 	var wg sync.WaitGroup
 	errs := make([]error, len(insts))
 	for i, inst := range insts {
-		inst.mu.Lock()
-		p := inst.plugin
-		inst.plugin = nil
-		inst.mu.Unlock()
+		p := inst.take()
 		if p == nil {
 			continue
 		}

@@ -144,6 +144,13 @@ func (m *Manager) reattachOne(ctx context.Context, recorded string, ps client.Re
 	return inst.key(), true
 }
 
+// running is the instance's plugin (nil when none runs).
+func (inst *instance) running() *client.Plugin {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	return inst.plugin
+}
+
 // retireOlder stops the reattached plugins of an older version (see
 // instance.alias) that no agent's session uses any more.
 func (m *Manager) retireOlder() {
@@ -165,10 +172,7 @@ func (m *Manager) retireOlder() {
 	}
 	m.mu.Unlock()
 	for _, inst := range old {
-		inst.mu.Lock()
-		p := inst.plugin
-		inst.plugin = nil
-		inst.mu.Unlock()
+		p := inst.take()
 		if p == nil {
 			continue
 		}
@@ -209,9 +213,7 @@ func (m *Manager) ResumeSession(ctx context.Context, agentID, sessionID string, 
 	if !found || rs.SessionID != sessionID || inst == nil {
 		return nil, false, nil
 	}
-	inst.mu.Lock()
-	p := inst.plugin
-	inst.mu.Unlock()
+	p := inst.running()
 	if p == nil {
 		return nil, false, nil
 	}
@@ -254,9 +256,7 @@ func (m *Manager) closeRecovered(ctx context.Context, rs reattach.Session) {
 	if inst == nil {
 		return
 	}
-	inst.mu.Lock()
-	p := inst.plugin
-	inst.mu.Unlock()
+	p := inst.running()
 	if p == nil {
 		return
 	}
@@ -351,26 +351,16 @@ func (m *Manager) Detach() error { return m.letGo(true) }
 func (m *Manager) Abandon() error { return m.letGo(false) }
 
 func (m *Manager) letGo(save bool) error {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
+	insts, ok := m.closeAll()
+	if !ok {
 		return nil
 	}
-	m.closed = true
-	insts := make([]*instance, 0, len(m.plugins))
-	for _, inst := range m.plugins {
-		insts = append(insts, inst)
-	}
-	m.mu.Unlock()
 	if save {
 		m.saveState()
 	}
 	var errs []error
 	for _, inst := range insts {
-		inst.mu.Lock()
-		p := inst.plugin
-		inst.plugin = nil
-		inst.mu.Unlock()
+		p := inst.take()
 		if p == nil {
 			continue
 		}
