@@ -477,13 +477,9 @@ func (l *Loop) finish(ctx context.Context, runErr error) {
 		return
 	}
 	if l.leaseLost.Load() {
-		if l.opts.Hosted || l.cfg.TTHost.ReattachWindowSecs == 0 {
+		if !l.leavesSessionOnLoss() {
 			l.closeSession(ctx, sdk.CloseImmediate)
 		}
-		// Else the session is left to its plugin: the worker that took over
-		// may have reattached to it (a frozen worker on this machine) or
-		// waits for its reattach window to pass (see Options.Backends'
-		// Abandon in the agent-loop command).
 		l.emit(ctx, town.EventAgentStopped, fmt.Sprintf("Worker of %s stopped: its lease was taken over", l.name), detail{Kind: "loop_finished", Code: "lease_lost"})
 		l.say("🏁 Agent '%s': this worker stopped after losing its lease (%d round(s) completed here)", l.name, l.completed)
 		return

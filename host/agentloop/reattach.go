@@ -123,3 +123,16 @@ func (l *Loop) unsent(ctx context.Context, pt *pendingTurn) error {
 	l.emitOutcome(ctx, 0, town.EventAgentRuntimeError, msg, detail{Kind: "runtime_error", Round: pt.display, Code: "turn_not_started"})
 	return l.becomeIdle(ctx)
 }
+
+// leavesSessionOnLoss says whether a worker that lost its lease leaves its
+// session (and running turn) to its plugin rather than ending it: an
+// agent-loop with a reattach window. The worker that took over may have
+// reattached to the plugin and adopted the turn (a worker frozen past its
+// lease on this machine), or it waits for the window to pass before
+// delivering the turn's messages again; the process lets go of its plugins
+// without stopping them (backend.Manager.Abandon). A serve host's loops end
+// their session: a host's plugins stay attached to the live host, so no
+// window bounds a turn left running there.
+func (l *Loop) leavesSessionOnLoss() bool {
+	return !l.opts.Hosted && l.cfg.TTHost.ReattachWindowSecs > 0
+}

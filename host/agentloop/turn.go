@@ -262,6 +262,12 @@ func (l *Loop) await(ctx context.Context, pt *pendingTurn) turnResult {
 	}
 	for {
 		if cause == "" && l.leaseLost.Load() {
+			if l.leavesSessionOnLoss() {
+				// The worker that took over may have adopted this very turn
+				// (see finish): stop reading it, never cancel it.
+				l.say("🔌 Round %d: left to the worker that took the agent over", pt.display)
+				return turnResult{detached: true}
+			}
 			cancelTurn(causeLeaseLost)
 		}
 		select {

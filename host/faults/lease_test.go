@@ -72,3 +72,53 @@ func TestWorkerStoppedPastItsLeaseIsFencedOff(t *testing.T) {
 	e.assertOnce(r, tok2)
 	e.assertClean(a.ID)
 }
+
+// With a reattach window, a worker frozen mid-turn past its lease leaves a
+// turn that need not be thrown away: the worker that takes the agent over
+// on the same machine reattaches to the frozen worker's plugin and adopts
+// the running turn, which completes exactly once, never run twice. When
+// the frozen worker wakes it finds its lease taken and lets go of the
+// plugin without stopping it or touching the reattach file.
+func TestFrozenWorkersTurnIsAdoptedByTheWorkerThatTookOver(t *testing.T) {
+	e := newEnv(t, settings{"heartbeat_secs": 1, "reattach_window_secs": 60}) // lease TTL 3 s
+	a := e.agent("sleeper")
+	tok := e.send(a.ID, "SLEEP_FIRST=8 while the worker is frozen")
+	pa := e.agentLoop(a, 100)
+	e.waitStarted(long, tok, 1, pa)
+
+	pa.signal(t, syscall.SIGSTOP)
+	t.Cleanup(func() { _ = syscall.Kill(pa.pid(), syscall.SIGCONT) })
+	lease := e.store.Keys().Lease(a.ID)
+	e.waitFor(15*time.Second, "the frozen worker's lease to expire", func() bool {
+		n, err := e.rdb.Exists(e.ctx(), lease).Result()
+		return err == nil && n == 0
+	})
+
+	pb := e.agentLoop(a, 100)
+	r := e.waitEnded(90*time.Second, []*proc{pb}, tok)
+	e.assertRuns(r, tok, 1, 1)
+	if !strings.Contains(pb.out.String(), "adopted the turn the previous worker process left running") {
+		t.Errorf("the new worker did not adopt the frozen worker's turn; output:\n%s", pb.out.String())
+	}
+
+	pa.signal(t, syscall.SIGCONT)
+	code, ok := pa.waitExit(30 * time.Second)
+	switch {
+	case !ok:
+		t.Errorf("the fenced worker did not exit within 30s of SIGCONT (killed now); output:\n%s", pa.out.String())
+		_ = syscall.Kill(-pa.pid(), syscall.SIGKILL)
+		pa.wait(t, long)
+	case code == 0 || !strings.Contains(strings.ToLower(pa.out.String()), "lease"):
+		t.Errorf("the fenced worker exited %s, want a non-zero exit naming the lease; output:\n%s", pa.how(), pa.out.String())
+	}
+	if pb.exited() {
+		t.Fatalf("the new worker exited (%s); output:\n%s", pb.how(), pb.out.String())
+	}
+	// The plugin the woken worker let go of is the new worker's: it serves on.
+	tok2 := e.send(a.ID, "after the takeover")
+	e.waitEnded(long, []*proc{pb}, tok2)
+	e.stop(pb, a.ID)
+	r = e.readRuns()
+	e.assertOnce(r, tok, tok2)
+	e.assertClean(a.ID)
+}
