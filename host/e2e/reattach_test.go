@@ -239,17 +239,11 @@ func (e *env) privateBinaries() string {
 		e.t.Fatalf("no plugin binaries in %s (%v)", e.bin, err)
 	}
 	for _, src := range append([]string{filepath.Join(e.bin, "tthost"), filepath.Join(e.bin, pluginstore.ChecksumFile)}, plugins...) {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			e.t.Fatal(err)
-		}
 		fi, err := os.Stat(src)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(src)), b, fi.Mode().Perm()); err != nil {
-			e.t.Fatal(err)
-		}
+		sdktest.CopyFile(e.t, src, filepath.Join(dir, filepath.Base(src)), fi.Mode().Perm())
 	}
 	return dir
 }
