@@ -147,6 +147,7 @@ func (r *realCodex) assertWholeAnswerOnce(a *town.Agent) {
 	if got != want.String() {
 		r.t.Errorf("the assistant_delta events add up to %d bytes, want the %d-byte answer exactly:\n got %q\nwant %q", len(got), want.Len(), got, want.String())
 	}
+	r.t.Logf("the answer's %d bytes came in %d assistant_delta event(s) before the adoption and %d after", len(got), before, after)
 	if before == 0 || after == 0 {
 		r.t.Errorf("assistant_delta events: %d before the adoption, %d after; want some from each worker:\n%s", before, after, dump)
 	}
