@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tthost/tthost/host/pluginstore"
 	"github.com/tthost/tthost/host/town"
 	"github.com/tthost/tthost/sdk/sdktest"
 )
@@ -224,5 +225,113 @@ func TestPluginExitsAfterTheWindowAndTheMessageIsDeliveredAgain(t *testing.T) {
 	}
 	if got := e.getAgent(a.ID).RoundsCompleted; got != 1 {
 		t.Errorf("rounds_completed %d, want 1", got)
+	}
+}
+
+// privateBinaries copies the built tthost, its plugins and their checksum
+// file to a directory of the test's own, which it may tamper with: the
+// built binaries are shared by every test.
+func (e *env) privateBinaries() string {
+	e.t.Helper()
+	dir := e.t.TempDir()
+	plugins, err := filepath.Glob(filepath.Join(e.bin, "tthost-backend-*"))
+	if err != nil || len(plugins) == 0 {
+		e.t.Fatalf("no plugin binaries in %s (%v)", e.bin, err)
+	}
+	for _, src := range append([]string{filepath.Join(e.bin, "tthost"), filepath.Join(e.bin, pluginstore.ChecksumFile)}, plugins...) {
+		fi, err := os.Stat(src)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		sdktest.CopyFile(e.t, src, filepath.Join(dir, filepath.Base(src)), fi.Mode().Perm())
+	}
+	return dir
+}
+
+// tamper replaces the binary at path with a modified copy (a new file
+// renamed over it: a running process keeps its old image).
+func tamper(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := path + ".tampered"
+	if err := os.WriteFile(tmp, append(b, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A plugin whose installed binary changed while no worker was attached is
+// not reattached: the next worker refuses it and stops it with the CLI run
+// it started, and the turn's message is not lost. The tampered binary
+// cannot be launched either: the worker says so, puts the message back in
+// the inbox and exits with an error; the CLI never runs again.
+func TestTamperedPluginIsNotReattached(t *testing.T) {
+	e := reattachEnv(t, 60*time.Second)
+	bin := e.privateBinaries()
+	a := e.agent("tampered")
+	m := e.send(a.ID, "WAIT_GATE build the thing")
+	p := e.tthost(bin, "agent-loop", a.Name, a.ID, "5")
+	e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+	plugins := e.pluginPids()
+	if len(plugins) != 1 {
+		t.Fatalf("plugin processes %v, want the one-shot plugin", plugins)
+	}
+	var started []int // the plugin and the CLI run it started
+	for _, pid := range e.procs.Alive() {
+		if pid != e.redis.Pid() && pid != p.cmd.Process.Pid {
+			started = append(started, pid)
+		}
+	}
+	if len(started) < 2 {
+		t.Fatalf("processes %v: want the plugin and its CLI run", started)
+	}
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t, reattachTimeout)
+	if now := e.pluginPids(); len(now) != 1 || now[0] != plugins[0] {
+		t.Fatalf("plugin processes %v after the worker's death, want %v still running", now, plugins)
+	}
+
+	tamper(t, filepath.Join(bin, "tthost-backend-oneshot"))
+	p2 := e.tthost(bin, "agent-loop", a.Name, a.ID, "5")
+	if !p2.out.WaitAfter(0, "refusing to reattach to a plugin", reattachTimeout) {
+		t.Fatalf("the next worker did not refuse the tampered plugin:\n%s", p2.out.String())
+	}
+	if out := p2.out.String(); !strings.Contains(out, "the file was replaced since the plugin started") {
+		t.Errorf("the refusal does not give the replaced binary as its reason:\n%s", out)
+	}
+	e.waitGone(started, 10*time.Second, "the refused plugin and its CLI run")
+	// Nor can it launch the tampered binary for the message it finds in
+	// flight: it says why, puts the message back and exits.
+	if code := p2.wait(t, reattachTimeout); code == 0 {
+		t.Errorf("the worker exited 0 without a backend to run its turn:\n%s", p2.out.String())
+	}
+	if out := p2.out.String(); !strings.Contains(out, "start the one-shot backend") || !strings.Contains(out, "does not match its recorded checksum: refusing to run it") {
+		t.Errorf("the worker did not say it refused to launch the tampered plugin:\n%s", out)
+	}
+	if strings.Contains(p2.out.String(), "adopted the turn") {
+		t.Errorf("the worker adopted a turn of the refused plugin:\n%s", p2.out.String())
+	}
+	if lines := e.runLines(); len(lines) != 1 || !strings.HasPrefix(lines[0], "start ") {
+		t.Errorf("CLI runs %q, want the one killed run's start only", lines)
+	}
+	if n := len(e.prompts()); n != 1 {
+		t.Errorf("the CLI got %d prompts, want 1", n)
+	}
+	msgs, _, err := e.store.PeekInbox(e.ctx(), a.ID, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.inFlightLen(a.ID); len(msgs) != 1 || msgs[0].ID != m.ID || n != 0 {
+		t.Errorf("inbox %v, %d in flight: want the message back in the inbox, once", msgs, n)
+	}
+	if left := e.waitOnlyRedis(10 * time.Second); len(left) != 0 {
+		t.Errorf("processes left after the worker stopped: %v", left)
 	}
 }
