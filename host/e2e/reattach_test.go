@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -303,7 +305,7 @@ func TestTamperedPluginIsNotReattached(t *testing.T) {
 	if !p2.out.WaitAfter(0, "refusing to reattach to a plugin", reattachTimeout) {
 		t.Fatalf("the next worker did not refuse the tampered plugin:\n%s", p2.out.String())
 	}
-	if out := p2.out.String(); !strings.Contains(out, "the file was replaced since the plugin started") {
+	if out := p2.out.String(); !strings.Contains(out, "the file was replaced behind the store's back") {
 		t.Errorf("the refusal does not give the replaced binary as its reason:\n%s", out)
 	}
 	e.waitGone(started, 10*time.Second, "the refused plugin and its CLI run")
@@ -334,4 +336,77 @@ func TestTamperedPluginIsNotReattached(t *testing.T) {
 	if left := e.waitOnlyRedis(10 * time.Second); len(left) != 0 {
 		t.Errorf("processes left after the worker stopped: %v", left)
 	}
+}
+
+// installUpgrade replaces a plugin binary in bin with a new build (a
+// modified copy) and records its checksum, as installing a new tthost with
+// its plugins does: an upgrade, not tampering.
+func installUpgrade(t *testing.T, bin, name string) {
+	t.Helper()
+	path := filepath.Join(bin, name)
+	tamper(t, path)
+	sum := hex.EncodeToString(sdktest.SHA256File(t, path))
+	sums := filepath.Join(bin, pluginstore.ChecksumFile)
+	b, err := os.ReadFile(sums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == name {
+			line = sum + "  " + name
+		}
+		out = append(out, line)
+	}
+	if err := os.WriteFile(sums, []byte(strings.Join(out, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Upgrading tthost installs new builds of its plugins too. A worker
+// restarted after such an upgrade reattaches to the plugin still running
+// the old build (verified against the checksum of its own launch) instead
+// of killing it: the running turn completes once on it.
+func TestUpgradedPluginKeepsItsRunningTurn(t *testing.T) {
+	e := reattachEnv(t, 60*time.Second)
+	bin := e.privateBinaries()
+	a := e.agent("upgraded")
+	e.send(a.ID, "WAIT_GATE build the thing")
+	p := e.tthost(bin, "agent-loop", a.Name, a.ID, "5")
+	e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+	plugins := e.pluginPids()
+	if len(plugins) != 1 {
+		t.Fatalf("plugin processes %v, want the one-shot plugin", plugins)
+	}
+	installUpgrade(t, bin, "tthost-backend-oneshot")
+
+	mark := p.out.Len()
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	if !p.out.WaitAfter(mark, "adopted the turn the previous worker process left running", reattachTimeout) {
+		t.Fatalf("the restarted worker did not adopt the turn:\n%s", p.out.String())
+	}
+	if !strings.Contains(p.out.String(), "upgraded on disk while it ran") {
+		t.Errorf("the worker did not say the plugin was upgraded:\n%s", p.out.String())
+	}
+	// The old build keeps the adopted session; the new build is launched
+	// beside it for what needs the backend anew (its description, new
+	// sessions).
+	now := e.pluginPids()
+	if !slices.Contains(now, plugins[0]) {
+		t.Errorf("plugin processes %v after the restart, want the old build %v still running", now, plugins)
+	}
+	e.openGate()
+	e.waitEvent(a.ID, reattachTimeout, "the adopted turn's completion", func(ev *town.TownEvent) bool {
+		return strings.Contains(ev.Message, "Round 1 completed")
+	})
+	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, reattachTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	e.assertOneCompletedRun(a)
+	e.waitGone(now, 10*time.Second, "the plugins after the worker stopped")
 }
