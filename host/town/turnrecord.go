@@ -143,13 +143,17 @@ func (s *Store) EmitAt(ctx context.Context, ev TownEvent, c Cursor) error {
 	})
 }
 
-// countRoundScript adds 1 to rounds_completed once per turn.
+// countRoundScript adds 1 to rounds_completed once per turn of a session:
+// turn ids are only unique within their session (a relaunched plugin's
+// new session numbers its turns from the start again), so the counted
+// turn is kept with the session it ran in (counted_session).
 // KEYS: agent hash, session record. ARGV: turn id.
 var countRoundScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HGET', KEYS[2], 'counted_turn') == ARGV[1] then return 0 end
+local session = redis.call('HGET', KEYS[2], 'session') or ''
+if redis.call('HGET', KEYS[2], 'counted_turn') == ARGV[1] and (redis.call('HGET', KEYS[2], 'counted_session') or '') == session then return 0 end
 redis.call('HINCRBY', KEYS[1], 'rounds_completed', 1)
-redis.call('HSET', KEYS[2], 'counted_turn', ARGV[1])
+redis.call('HSET', KEYS[2], 'counted_turn', ARGV[1], 'counted_session', session)
 return 1
 `)
 

@@ -63,6 +63,16 @@ func TestSessionRecordMovesWithEventsAndCountsATurnOnce(t *testing.T) {
 	if r.Session != "s-2" || r.Seq != 0 || r.Turn != "" || r.CountedTurn != "t-2" {
 		t.Errorf("a new session: %+v", r)
 	}
+	// Turn ids are per session: a new session (a relaunched plugin's)
+	// numbering its turns from the start again has its turn counted.
+	f.must(f.store.CountRound(f.ctx, a.ID, "t-2"))
+	if got := rounds(); got != 3 {
+		t.Errorf("rounds_completed %d after turn t-2 of a new session, want 3", got)
+	}
+	f.must(f.store.CountRound(f.ctx, a.ID, "t-2"))
+	if got := rounds(); got != 3 {
+		t.Errorf("rounds_completed %d after a replay in the new session, want 3", got)
+	}
 	f.must(f.store.ForgetSession(f.ctx, a.ID))
 	r, err = f.store.SessionRecord(f.ctx, a.ID)
 	f.must(err)
