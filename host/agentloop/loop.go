@@ -166,7 +166,6 @@ type Loop struct {
 	choice          backend.Choice
 	session         *live        // the open backend session, nil before the first turn
 	cursor          uint64       // the last event of the session handled (see emit)
-	sessionID       string       // the plugin's id of the session (last opened or adopted)
 	running         *pendingTurn // the turn in progress
 	next            *pendingTurn // a turn an urgent message started while running ended
 

@@ -68,7 +68,6 @@ func (l *Loop) adopt(ctx context.Context, prev *town.Runtime) (adopted bool, err
 	}
 	l.session = l.follow(s)
 	l.cursor = rec.Seq
-	l.sessionID = rec.Session
 	if prev != nil && prev.SessionID != "" {
 		// The session's SessionReady came before the cursor: keep what the
 		// predecessor recorded of it.

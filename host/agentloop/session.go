@@ -45,7 +45,6 @@ func (l *Loop) openSession(ctx context.Context) (*live, error) {
 		l.say("↻ Resuming the saved runtime session %s", resume)
 	}
 	l.cursor = 0
-	l.sessionID = s.ID()
 	if l.registered {
 		if err := l.store.RecordSessionOpened(ctx, l.id, s.ID(), l.choice.Backend); err != nil {
 			l.log.Warn("record the session", "error", err)

@@ -447,8 +447,7 @@ func (l *Loop) settle(ctx context.Context, b *batch, display int, turnID string,
 		if l.registered {
 			// Once per turn: a successor may replay a completion whose
 			// outcome was not written yet.
-			// Turn ids are the plugin's, unique within a session only.
-			if err := l.store.CountRound(bg, l.id, l.sessionID+"/"+turnID); err != nil {
+			if err := l.store.CountRound(bg, l.id, turnID); err != nil {
 				return err
 			}
 		}

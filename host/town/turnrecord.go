@@ -30,9 +30,9 @@ type SessionRecord struct {
 	Turn string
 	// Round is the running turn's round number as the log shows it.
 	Round int
-	// CountedTurn is the last turn counted in rounds_completed ("<session>/
-	// <turn>": plugins number turns per session), so that a completion
-	// replayed after a crash is not counted twice.
+	// CountedTurn is the last turn counted in rounds_completed (with the
+	// session it ran in: plugins number turns per session), so that a
+	// completion replayed after a crash is not counted twice.
 	CountedTurn string
 }
 
