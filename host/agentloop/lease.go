@@ -67,6 +67,14 @@ func (l *Loop) fenceWait() (time.Duration, string) {
 	}
 	host, _ := os.Hostname()
 	if l.lease.TookOver || (prev.Host == host && !workerAlive(prev.PID, l.id)) {
+		if prev.ReattachMillis > 0 && !l.previousPluginsKnown() {
+			// Its plugins outlive it for its reattach window, and it left no
+			// record of them (the reattach file is gone): one may still be
+			// running the turn.
+			grace := time.Duration(l.cfg.TTHost.StopGraceSecs) * time.Second
+			return time.Duration(prev.ReattachMillis)*time.Millisecond + grace + time.Second,
+				fmt.Sprintf("the previous worker (pid %d) died without a reattach file, and its plugins may run its turn for its reattach window", prev.PID)
+		}
 		return deadHolderFence, fmt.Sprintf("the previous worker (pid %d) died", prev.PID)
 	}
 	fence := ExpiredLeaseFence(l.cfg)

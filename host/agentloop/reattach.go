@@ -135,3 +135,12 @@ func (l *Loop) unsent(ctx context.Context, pt *pendingTurn) error {
 func (l *Loop) leavesSessionOnLoss() bool {
 	return !l.opts.Hosted && l.cfg.TTHost.ReattachWindowSecs > 0
 }
+
+// previousPluginsKnown says whether the backends know what became of the
+// plugins the previous worker process left (Recover found its reattach
+// file: each was reattached, found gone, or stopped). Backends that cannot
+// reattach launch plugins that die with their worker.
+func (l *Loop) previousPluginsKnown() bool {
+	k, ok := l.opts.Backends.(interface{ PreviousPluginsKnown() bool })
+	return !ok || k.PreviousPluginsKnown()
+}

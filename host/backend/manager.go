@@ -73,11 +73,12 @@ type Manager struct {
 	descs   map[string]sdk.Description // by backend name, from the last launch
 	closed  bool
 	// For the reattach file (reattach.go), by instance key and agent id.
-	states      map[string]client.ReattachState
-	sessions    map[string]reattach.Session // each agent's last session
-	recovered   map[string]reattach.Session // sessions Recover found, not yet resumed
-	saveMu      sync.Mutex                  // one write of the file at a time
-	recoverOnce sync.Once
+	states          map[string]client.ReattachState
+	sessions        map[string]reattach.Session // each agent's last session
+	recovered       map[string]reattach.Session // sessions Recover found, not yet resumed
+	saveMu          sync.Mutex                  // one write of the file at a time
+	recoverOnce     sync.Once
+	previousUnknown bool // Recover found no usable reattach file (see PreviousPluginsKnown)
 }
 
 // instance is one plugin process (a backend, or a backend for one CLI)

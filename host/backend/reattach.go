@@ -54,17 +54,20 @@ func (m *Manager) recover(ctx context.Context) {
 	st, err := reattach.Load(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		m.previousUnknown = true
 		return
 	case err != nil:
 		// Unusable to reattach: the file may have been tampered with. Its
 		// plugins still run their turns, which are about to be delivered
 		// again; stop those that are provably ours.
 		m.log.Error("the reattach file cannot be trusted: stopping the plugins it names instead of reattaching", "file", path, "error", err)
+		m.previousUnknown = true
 		if raw, rerr := os.ReadFile(path); rerr == nil {
 			if bad, perr := reattach.ParseState(raw); perr == nil {
 				for key, ps := range bad.Plugins {
 					m.killDetached(key, ps, "the reattach file cannot be trusted")
 				}
+				m.previousUnknown = false
 			}
 		}
 		_ = reattach.Remove(path)
@@ -89,6 +92,13 @@ func (m *Manager) recover(ctx context.Context) {
 	m.log.Info("reattached to the plugins of the previous process", "plugins", len(reattached), "of", len(st.Plugins), "sessions", n, "previous_pid", st.HostPID)
 	m.saveState()
 }
+
+// PreviousPluginsKnown reports whether Recover knows what became of the
+// plugins the previous process of this owner left: it found their
+// reattach file, and each was reattached, found gone, or stopped. Without
+// the file (deleted, or never written) a plugin of a process that died may
+// still run a turn until its reattach window passes.
+func (m *Manager) PreviousPluginsKnown() bool { return !m.previousUnknown }
 
 // reattachOne reattaches to one recorded plugin instance and returns the
 // key it is kept under.

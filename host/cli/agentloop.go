@@ -199,6 +199,10 @@ func (b managerBackends) Select(ctx context.Context, w backend.Want) (backend.Ch
 // Recover reattaches to the plugins the previous process left (once).
 func (b managerBackends) Recover(ctx context.Context) error { return b.m.Recover(ctx) }
 
+// PreviousPluginsKnown says whether Recover accounted for the previous
+// process's plugins.
+func (b managerBackends) PreviousPluginsKnown() bool { return b.m.PreviousPluginsKnown() }
+
 // CloseUnadopted closes the recovered sessions no agent took back.
 func (b managerBackends) CloseUnadopted(ctx context.Context) { b.m.CloseUnadopted(ctx) }
 

@@ -410,3 +410,55 @@ func TestUpgradedPluginKeepsItsRunningTurn(t *testing.T) {
 	e.assertOneCompletedRun(a)
 	e.waitGone(now, 10*time.Second, "the plugins after the worker stopped")
 }
+
+// A worker that finds no reattach file (deleted while no worker ran) cannot
+// know whether the dead worker's plugin still runs the turn: it waits for
+// the dead worker's reattach window (recorded in its lease) before it
+// delivers the message again, so the two runs never overlap.
+func TestMissingReattachFileMakesTheNextWorkerWaitForTheWindow(t *testing.T) {
+	e := reattachEnv(t, 2*time.Second)
+	a := e.agent("forgetful")
+	e.send(a.ID, "WAIT_GATE build the thing")
+	p := e.agentLoop(a, 5)
+	e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+	var first []int // the plugin and the CLI run
+	for _, pid := range e.procs.Alive() {
+		if pid != e.redis.Pid() && pid != p.cmd.Process.Pid {
+			first = append(first, pid)
+		}
+	}
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t, reattachTimeout)
+	files, _ := filepath.Glob(filepath.Join(e.dir, ".tt", "tthost", "reattach", "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("reattach files %v, want the dead worker's", files)
+	}
+	if err := os.Remove(files[0]); err != nil {
+		t.Fatal(err)
+	}
+	p2 := e.agentLoop(a, 5)
+	if !p2.out.WaitAfter(0, "died without a reattach file", reattachTimeout) {
+		t.Fatalf("the next worker did not wait for the window:\n%s", p2.out.String())
+	}
+	// The orphaned plugin ends the first run when its window passes, while
+	// the new worker still waits; only then does the message run again.
+	e.waitGone(first, 15*time.Second, "the orphaned plugin and its CLI run after the window")
+	if n := len(e.prompts()); n != 1 {
+		t.Fatalf("the CLI got %d prompts before the first run was gone, want 1", n)
+	}
+	e.openGate()
+	e.waitEvent(a.ID, reattachTimeout, "the re-delivered turn's completion", func(ev *town.TownEvent) bool {
+		return strings.Contains(ev.Message, "completed")
+	})
+	if lines := e.runLines(); len(lines) != 3 || !strings.HasPrefix(lines[0], "start ") || !strings.HasPrefix(lines[1], "start ") || !strings.HasPrefix(lines[2], "end ") {
+		t.Errorf("CLI runs %q, want the killed run's start, then one complete run", lines)
+	}
+	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := p2.wait(t, reattachTimeout); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p2.out.String())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/tthost/tthost/host/agentloop"
@@ -188,7 +189,13 @@ func (h *Host) fenceFor(l *town.Lease) (time.Duration, string) {
 	case prev.HostID == h.opts.HostID:
 		// This host's own earlier loop (it ended, so its session is
 		// closed) or an earlier process with this id that is gone: its
-		// plugins got its parent-death signal.
+		// plugins got its parent-death signal, or this process reattached
+		// to them (Recover), unless it left no reattach file.
+		if k, ok := h.opts.Backends.(interface{ PreviousPluginsKnown() bool }); ok && !k.PreviousPluginsKnown() &&
+			prev.PID != os.Getpid() && h.opts.Config.TTHost.ReattachWindowSecs > 0 {
+			return time.Duration(h.opts.Config.TTHost.ReattachWindowSecs)*time.Second + h.stopGrace() + time.Second,
+				fmt.Sprintf("the previous process of this host id (pid %d) left no reattach file, and its plugins may run its turn for their reattach window", prev.PID)
+		}
 		return time.Second, fmt.Sprintf("the previous worker of this host id (pid %d) ended", prev.PID)
 	case prev.HostID != "":
 		fence := max(h.takeoverFence(), h.reattachFence(prev.HostID))
