@@ -29,10 +29,12 @@ const recoverGrace = 5 * time.Second
 
 // Recover reattaches to the plugins the reattach file names, as the
 // previous process of this host left them. Each is verified as at launch:
-// the binary installed now must be the one recorded (its SHA-256 and the
-// running image's), the pid must be that plugin's process (its start time
-// and instance token), the socket must be its, and only the recorded TLS
-// identities are accepted. A plugin that fails a check but is provably
+// the running image must be the binary verified at the plugin's launch and
+// the installed file what the plugin store records now (a plugin upgraded
+// meanwhile is kept, as an older version, for the sessions it has), the
+// pid must be that plugin's process (its start time and instance token),
+// the socket must be its, and only the recorded TLS identities are
+// accepted. A plugin that fails a check but is provably
 // ours is stopped, with every process it started; one that is not ours is
 // left alone. The sessions of the reattached plugins wait for their agents
 // (ResumeSession); the others are closed by CloseUnadopted or when their
