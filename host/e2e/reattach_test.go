@@ -71,6 +71,41 @@ func (e *env) pluginPids() []int {
 	return out
 }
 
+// startGatedTurn starts a worker (from bin, or the shared binaries when
+// bin is "") whose agent gets a WAIT_GATE message, and waits until the
+// CLI works at the gate.
+func (e *env) startGatedTurn(a *town.Agent, bin string) *proc {
+	e.t.Helper()
+	e.send(a.ID, "WAIT_GATE build the thing")
+	p := e.tthost(bin, "agent-loop", a.Name, a.ID, "5")
+	e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+	return p
+}
+
+// waitWorkerAdopted waits until the worker's output after mark says it adopted
+// the turn its predecessor left running.
+func (e *env) waitWorkerAdopted(p *proc, mark int) {
+	e.t.Helper()
+	if !p.out.WaitAfter(mark, "adopted the turn the previous worker process left running", reattachTimeout) {
+		e.t.Fatalf("the worker did not adopt the turn:\n%s", p.out.String())
+	}
+}
+
+// stopAfterCompletion waits for the agent's event whose message contains
+// done, stops the agent and waits for its worker to exit 0.
+func (e *env) stopAfterCompletion(a *town.Agent, p *proc, done string) {
+	e.t.Helper()
+	e.waitEvent(a.ID, reattachTimeout, "the turn's completion", func(ev *town.TownEvent) bool {
+		return strings.Contains(ev.Message, done)
+	})
+	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	if code := p.wait(e.t, reattachTimeout); code != 0 {
+		e.t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+}
+
 // assertOneCompletedRun checks the end state of a turn that survived its
 // worker: one CLI run, started and ended once; one completion written;
 // nothing interrupted, re-queued or left in flight.
@@ -107,9 +142,7 @@ func (e *env) assertOneCompletedRun(a *town.Agent) {
 func TestRestartInPlaceKeepsTheRunningTurn(t *testing.T) {
 	e := reattachEnv(t, 60*time.Second)
 	a := e.agent("keeper")
-	e.send(a.ID, "WAIT_GATE build the thing")
-	p := e.agentLoop(a, 5)
-	e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+	p := e.startGatedTurn(a, "")
 	plugins := e.pluginPids()
 	if len(plugins) != 1 {
 		t.Fatalf("plugin processes %v, want the one-shot plugin", plugins)
@@ -119,22 +152,12 @@ func TestRestartInPlaceKeepsTheRunningTurn(t *testing.T) {
 	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
 	}
-	if !p.out.WaitAfter(mark, "adopted the turn the previous worker process left running", reattachTimeout) {
-		t.Fatalf("the restarted worker did not adopt the turn:\n%s", p.out.String())
-	}
+	e.waitWorkerAdopted(p, mark)
 	if now := e.pluginPids(); len(now) != 1 || now[0] != plugins[0] {
 		t.Errorf("plugin processes %v after the restart, want the same %v", now, plugins)
 	}
 	e.openGate()
-	e.waitEvent(a.ID, reattachTimeout, "the adopted turn's completion", func(ev *town.TownEvent) bool {
-		return strings.Contains(ev.Message, "Round 1 completed")
-	})
-	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.wait(t, reattachTimeout); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, p.out.String())
-	}
+	e.stopAfterCompletion(a, p, "Round 1 completed")
 	e.assertOneCompletedRun(a)
 	e.waitGone(plugins, 10*time.Second, "the plugin after the worker stopped")
 }
@@ -147,9 +170,7 @@ func TestKilledWorkersTurnIsAdoptedByTheNextWorker(t *testing.T) {
 		t.Run(fmt.Sprintf("finished_while_away=%v", finishWhileAway), func(t *testing.T) {
 			e := reattachEnv(t, 60*time.Second)
 			a := e.agent("survivor")
-			e.send(a.ID, "WAIT_GATE build the thing")
-			p := e.agentLoop(a, 5)
-			e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+			p := e.startGatedTurn(a, "")
 			plugins := e.pluginPids()
 			if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
@@ -163,21 +184,11 @@ func TestKilledWorkersTurnIsAdoptedByTheNextWorker(t *testing.T) {
 				e.waitUntil(reattachTimeout, func() string { return fmt.Sprintf("runs %q", e.runLines()) }, func() bool { return len(e.runLines()) == 2 })
 			}
 			p2 := e.agentLoop(a, 5)
-			if !p2.out.WaitAfter(0, "adopted the turn the previous worker process left running", reattachTimeout) {
-				t.Fatalf("the next worker did not adopt the turn:\n%s", p2.out.String())
-			}
+			e.waitWorkerAdopted(p2, 0)
 			if !finishWhileAway {
 				e.openGate()
 			}
-			e.waitEvent(a.ID, reattachTimeout, "the adopted turn's completion", func(ev *town.TownEvent) bool {
-				return strings.Contains(ev.Message, "Round 1 completed")
-			})
-			if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
-				t.Fatal(err)
-			}
-			if code := p2.wait(t, reattachTimeout); code != 0 {
-				t.Fatalf("exit %d:\n%s", code, p2.out.String())
-			}
+			e.stopAfterCompletion(a, p2, "Round 1 completed")
 			e.assertOneCompletedRun(a)
 		})
 	}
@@ -189,9 +200,7 @@ func TestKilledWorkersTurnIsAdoptedByTheNextWorker(t *testing.T) {
 func TestPluginExitsAfterTheWindowAndTheMessageIsDeliveredAgain(t *testing.T) {
 	e := reattachEnv(t, 2*time.Second)
 	a := e.agent("late")
-	e.send(a.ID, "WAIT_GATE build the thing")
-	p := e.agentLoop(a, 5)
-	e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+	p := e.startGatedTurn(a, "")
 	others := e.procs.Alive() // the plugin, the CLI (sh and its sleep) and redis-server
 	plugins := e.pluginPids()
 	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
@@ -209,15 +218,7 @@ func TestPluginExitsAfterTheWindowAndTheMessageIsDeliveredAgain(t *testing.T) {
 
 	e.openGate()
 	p2 := e.agentLoop(a, 5)
-	e.waitEvent(a.ID, reattachTimeout, "the re-delivered turn's completion", func(ev *town.TownEvent) bool {
-		return strings.Contains(ev.Message, "completed")
-	})
-	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
-		t.Fatal(err)
-	}
-	if code := p2.wait(t, reattachTimeout); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, p2.out.String())
-	}
+	e.stopAfterCompletion(a, p2, "completed")
 	lines := e.runLines()
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "start ") || !strings.HasPrefix(lines[1], "start ") || !strings.HasPrefix(lines[2], "end ") {
 		t.Errorf("CLI runs %q, want the killed run's start, then one complete run", lines)
@@ -371,9 +372,7 @@ func TestUpgradedPluginKeepsItsRunningTurn(t *testing.T) {
 	e := reattachEnv(t, 60*time.Second)
 	bin := e.privateBinaries()
 	a := e.agent("upgraded")
-	e.send(a.ID, "WAIT_GATE build the thing")
-	p := e.tthost(bin, "agent-loop", a.Name, a.ID, "5")
-	e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+	p := e.startGatedTurn(a, bin)
 	plugins := e.pluginPids()
 	if len(plugins) != 1 {
 		t.Fatalf("plugin processes %v, want the one-shot plugin", plugins)
@@ -384,9 +383,7 @@ func TestUpgradedPluginKeepsItsRunningTurn(t *testing.T) {
 	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
 	}
-	if !p.out.WaitAfter(mark, "adopted the turn the previous worker process left running", reattachTimeout) {
-		t.Fatalf("the restarted worker did not adopt the turn:\n%s", p.out.String())
-	}
+	e.waitWorkerAdopted(p, mark)
 	if !strings.Contains(p.out.String(), "upgraded on disk while it ran") {
 		t.Errorf("the worker did not say the plugin was upgraded:\n%s", p.out.String())
 	}
@@ -398,15 +395,7 @@ func TestUpgradedPluginKeepsItsRunningTurn(t *testing.T) {
 		t.Errorf("plugin processes %v after the restart, want the old build %v still running", now, plugins)
 	}
 	e.openGate()
-	e.waitEvent(a.ID, reattachTimeout, "the adopted turn's completion", func(ev *town.TownEvent) bool {
-		return strings.Contains(ev.Message, "Round 1 completed")
-	})
-	if err := e.store.RequestStop(e.ctx(), a.ID); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.wait(t, reattachTimeout); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, p.out.String())
-	}
+	e.stopAfterCompletion(a, p, "Round 1 completed")
 	e.assertOneCompletedRun(a)
 	e.waitGone(now, 10*time.Second, "the plugins after the worker stopped")
 }
@@ -418,9 +407,7 @@ func TestUpgradedPluginKeepsItsRunningTurn(t *testing.T) {
 func TestMissingReattachFileMakesTheNextWorkerWaitForTheWindow(t *testing.T) {
 	e := reattachEnv(t, 2*time.Second)
 	a := e.agent("forgetful")
-	e.send(a.ID, "WAIT_GATE build the thing")
-	p := e.agentLoop(a, 5)
-	e.waitUntil(reattachTimeout, func() string { return "the CLI never reached the gate" }, func() bool { return len(e.gateWaiters()) == 1 })
+	p := e.startGatedTurn(a, "")
 	var first []int // the plugin and the CLI run
 	for _, pid := range e.procs.Alive() {
 		if pid != e.redis.Pid() && pid != p.cmd.Process.Pid {
