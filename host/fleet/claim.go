@@ -42,9 +42,9 @@ func (h *Host) scan(ctx context.Context) {
 		return
 	}
 	live := 0
-	alive := make(map[string]bool, len(hosts)) // every host writes its record with its liveness key
+	seen := make(hostsSeen, len(hosts)) // every host writes its record with its liveness key
 	for _, r := range hosts {
-		alive[r.ID] = r.Alive
+		seen[r.ID] = r
 		if r.Alive {
 			live++
 		}
@@ -95,7 +95,7 @@ func (h *Host) scan(ctx context.Context) {
 	unclaimed := map[string]bool{}
 	for _, id := range others {
 		o, held := owners[id]
-		free := !held || (o.HostID == h.opts.HostID) || (o.HostID != "" && !alive[o.HostID])
+		free := !held || (o.HostID == h.opts.HostID) || (o.HostID != "" && !seen[o.HostID].Alive)
 		if !free {
 			continue
 		}
@@ -119,7 +119,7 @@ func (h *Host) scan(ctx context.Context) {
 		if room <= 0 {
 			break
 		}
-		if h.claim(ctx, wanted[id], alive) {
+		if h.claim(ctx, wanted[id], seen) {
 			room--
 			share--
 		}
@@ -128,7 +128,7 @@ func (h *Host) scan(ctx context.Context) {
 		if room <= 0 || share <= 0 {
 			break
 		}
-		if h.claim(ctx, wanted[id], alive) {
+		if h.claim(ctx, wanted[id], seen) {
 			room--
 			share--
 		}
@@ -150,13 +150,13 @@ func (h *Host) agentLabels(w town.WantedAgent) map[string]string {
 
 // claim takes the agent's lease and starts its loop; false when another
 // host was quicker or the lease could not be taken.
-func (h *Host) claim(ctx context.Context, w town.WantedAgent, alive map[string]bool) bool {
+func (h *Host) claim(ctx context.Context, w town.WantedAgent, seen hostsSeen) bool {
 	owner := town.LeaseOwner{PID: pid, Host: h.opts.Hostname, HostID: h.opts.HostID}
 	lease, err := h.store.AcquireLease(ctx, w.ID, owner, 0, func(o town.LeaseOwner) bool {
 		if o.HostID == h.opts.HostID {
 			return !h.serving(w.ID)
 		}
-		return o.HostID != "" && !alive[o.HostID]
+		return o.HostID != "" && !seen[o.HostID].Alive
 	})
 	if errors.Is(err, town.ErrLeaseHeld) {
 		return false
@@ -166,7 +166,7 @@ func (h *Host) claim(ctx context.Context, w town.WantedAgent, alive map[string]b
 		h.log.Warn("claim agent", "agent", w.Name, "error", err)
 		return false
 	}
-	fence, why := h.fenceFor(lease)
+	fence, why := h.fenceFor(lease, seen)
 	if lease.TookOver && lease.Previous != nil && lease.Previous.HostID != h.opts.HostID {
 		h.metrics.LeaseTakeover()
 	}
@@ -180,7 +180,7 @@ func (h *Host) claim(ctx context.Context, w town.WantedAgent, alive map[string]b
 
 // fenceFor is how long the loop waits before delivering again what the
 // lease's previous holder left in flight, and why.
-func (h *Host) fenceFor(l *town.Lease) (time.Duration, string) {
+func (h *Host) fenceFor(l *town.Lease, seen hostsSeen) (time.Duration, string) {
 	prev := l.Previous
 	if prev == nil {
 		return 0, ""
@@ -198,7 +198,7 @@ func (h *Host) fenceFor(l *town.Lease) (time.Duration, string) {
 		}
 		return time.Second, fmt.Sprintf("the previous worker of this host id (pid %d) ended", prev.PID)
 	case prev.HostID != "":
-		fence := max(h.takeoverFence(), h.reattachFence(prev.HostID))
+		fence := max(h.takeoverFence(), h.reattachFence(seen[prev.HostID]))
 		return fence, fmt.Sprintf("host %s (pid %d on %s) stopped renewing its lease and may still be ending their turn", prev.HostID, prev.PID, prev.Host)
 	default:
 		// An agent-loop's lease (TTL 3 × heartbeat) expired: as its
@@ -214,22 +214,17 @@ func (h *Host) serving(id string) bool {
 	return ok
 }
 
+// hostsSeen are the town's host records as the claim scan read them, by
+// id (a missing id reads as a gone host without a record).
+type hostsSeen map[string]town.HostStatus
+
 // reattachFence is how long after taking over a lease from the gone host
-// id its plugins may still run its turns: they keep them for the host's
+// its plugins may still run its turns: they keep them for the host's
 // reattach window (from its record) after it stopped, which was about one
 // lease TTL ago, and the CLI then gets the stop grace.
-func (h *Host) reattachFence(id string) time.Duration {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	hosts, _, err := h.store.Hosts(ctx)
-	if err != nil {
-		// Unknown: assume this host's own window, as fleets share a config.
-		return max(time.Duration(h.opts.Config.TTHost.ReattachWindowSecs)*time.Second+h.stopGrace()+time.Second-h.ttl, 0)
+func (h *Host) reattachFence(gone town.HostStatus) time.Duration {
+	if gone.ReattachMillis <= 0 {
+		return 0
 	}
-	for _, r := range hosts {
-		if r.ID == id && r.ReattachMillis > 0 {
-			return max(time.Duration(r.ReattachMillis)*time.Millisecond+h.stopGrace()+time.Second-h.ttl, 0)
-		}
-	}
-	return 0
+	return max(time.Duration(gone.ReattachMillis)*time.Millisecond+h.stopGrace()+time.Second-h.ttl, 0)
 }
