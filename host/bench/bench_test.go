@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tthost/tthost/host/config"
 	"github.com/tthost/tthost/host/internal/testenv"
@@ -455,9 +456,16 @@ func (t *benchTown) commandCount(ctx context.Context) int64 {
 // commandCounts is INFO commandstats: the calls in all and by command.
 func (t *benchTown) commandCounts(ctx context.Context) (int64, map[string]int64) {
 	t.b.Helper()
-	info, err := t.redis.Client.Info(ctx, "commandstats").Result()
+	return commandCounts(t.b, ctx, t.redis.Client)
+}
+
+// commandCounts reads INFO commandstats: the calls of every command the
+// server ran, in all and by command.
+func commandCounts(b testing.TB, ctx context.Context, rdb *redis.Client) (int64, map[string]int64) {
+	b.Helper()
+	info, err := rdb.Info(ctx, "commandstats").Result()
 	if err != nil {
-		t.b.Fatal(err)
+		b.Fatal(err)
 	}
 	var total int64
 	by := map[string]int64{}

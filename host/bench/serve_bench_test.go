@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tthost/tthost/host/config"
 	"github.com/tthost/tthost/host/internal/testenv"
 	"github.com/tthost/tthost/host/town"
@@ -429,19 +431,28 @@ func (t *serveTown) startAgentLoop(a *town.Agent) int {
 // agent's heartbeat falls in it once.
 func BenchmarkServeIdleRedisCommands(b *testing.B) {
 	const n = 200
-	t, _ := serveWithAgents(b, n)
+	t, h := serveWithAgents(b, n)
 	ctx := context.Background()
-	const window = 60 * time.Second
-	beforeBy := commandStats(b, t, ctx)
-	before := totalCommands(b, t, ctx)
-	start := time.Now()
-	time.Sleep(window) // the measurement window itself: there is nothing to wait for
-	after := totalCommands(b, t, ctx)
-	took := time.Since(start)
-	afterBy := commandStats(b, t, ctx)
+	// The window is 12 of the host's heartbeats (every TTL/3 = 5 s: 60 s),
+	// from right after one to right after the 12th, so it holds whole
+	// heartbeat periods.
+	const beats = 12
+	var before, after int64
+	var beforeBy, afterBy map[string]int64
+	var start time.Time
+	var took time.Duration
+	overHeartbeats(b, t.redis.Client, t.store.Keys().HostAlive(h.id), beats, 2*time.Minute, func() {
+		_, beforeBy = commandCounts(b, ctx, t.redis.Client)
+		before = totalCommands(b, t, ctx)
+		start = time.Now()
+	}, func() {
+		after = totalCommands(b, t, ctx)
+		took = time.Since(start)
+		_, afterBy = commandCounts(b, ctx, t.redis.Client)
+	})
 	for name, c := range afterBy {
 		if d := c - beforeBy[name]; d > 0 {
-			b.Logf("%s: %d in %s", name, d, window)
+			b.Logf("%s: %d in %s", name, d, took.Round(time.Millisecond))
 		}
 	}
 	// -1: the first INFO stats itself is counted in the second.
@@ -470,23 +481,36 @@ func totalCommands(b *testing.B, t *serveTown, ctx context.Context) int64 {
 	return 0
 }
 
-func commandStats(b *testing.B, t *serveTown, ctx context.Context) map[string]int64 {
-	info, err := t.redis.Client.Info(ctx, "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
+// overHeartbeats runs start right after the next write of key (a worker's
+// periodic heartbeat, seen as its keyspace "set" event) and end right after
+// the periods-th write after that one, so that what is measured between
+// them spans whole heartbeat periods. It fails after timeout.
+func overHeartbeats(b *testing.B, rdb *redis.Client, key string, periods int, timeout time.Duration, start, end func()) {
+	b.Helper()
+	testenv.EnableKeyspaceEvents(b, rdb)
+	ctx := context.Background()
+	ps := rdb.PSubscribe(ctx, "__keyspace@*__:"+key)
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		b.Fatalf("subscribe to the heartbeats of %s: %v", key, err)
 	}
-	by := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(line, ":calls=")
-		if !ok {
-			continue
-		}
-		c, _, _ := strings.Cut(rest, ",")
-		if v, err := strconv.ParseInt(c, 10, 64); err == nil {
-			by[strings.TrimPrefix(name, "cmdstat_")] = v
+	msgs := ps.Channel()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for n := -1; n < periods; {
+		select {
+		case m := <-msgs:
+			if m.Payload != "set" {
+				continue
+			}
+			if n++; n == 0 {
+				start()
+			}
+		case <-deadline.C:
+			b.Fatalf("%d of the %d heartbeats of %s within %s", max(n, 0), periods, key, timeout)
 		}
 	}
-	return by
+	end()
 }
 
 // BenchmarkServeWakeLatency: with 200 idle agents on one host, a message
