@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/tthost/tthost/host/config"
-	"github.com/tthost/tthost/host/internal/testenv"
 	"github.com/tthost/tthost/host/town"
 )
 
@@ -70,7 +69,7 @@ func upgradeGap(b *testing.B, n int) {
 	for range n {
 		t.nextStart()
 	}
-	t.waitWorking(ctx, t.agents)
+	t.waitState(ctx, t.agents, town.StateWorking)
 	starts := n
 
 	var gap, registered samples
@@ -210,29 +209,6 @@ func (t *serveTown) endedTurn(ctx context.Context, a *town.Agent, after string) 
 		}
 		return strings.Contains(ev.Message, "interrupted") || strings.Contains(ev.Message, "delivered again")
 	}) > 0
-}
-
-// waitWorking waits until every agent's state is working, re-reading
-// their states after every write to an agent record.
-func (t *serveTown) waitWorking(ctx context.Context, agents []*town.Agent) {
-	t.b.Helper()
-	changed, stop, err := testenv.SubscribeKeyspace(ctx, t.redis.Client, t.store.Keys().Prefix()+"agent:")
-	if err != nil {
-		t.b.Fatal(err)
-	}
-	defer stop()
-	next := 0 // agents before it were working at an earlier check, and stay so
-	if !testenv.WaitFor(changed, 60*time.Second, func() bool {
-		for ; next < len(agents); next++ {
-			got, err := t.store.GetAgent(ctx, agents[next].ID)
-			if err != nil || got.State != town.StateWorking {
-				return false
-			}
-		}
-		return true
-	}) {
-		t.b.Fatalf("%s is not working", agents[next].Name)
-	}
 }
 
 // drain counts and empties what the channel holds now.

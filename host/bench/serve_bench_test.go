@@ -266,26 +266,32 @@ func (t *serveTown) warm(ctx context.Context, agents []*town.Agent) {
 	t.waitIdle(ctx, agents)
 }
 
-// waitIdle waits until every agent's state is idle, re-reading their
-// states after every write to an agent record.
+// waitIdle waits until every agent's state is idle.
 func (t *serveTown) waitIdle(ctx context.Context, agents []*town.Agent) {
+	t.b.Helper()
+	t.waitState(ctx, agents, town.StateIdle)
+}
+
+// waitState waits until every agent is in state, re-reading their states
+// after every write to an agent record.
+func (t *serveTown) waitState(ctx context.Context, agents []*town.Agent, state town.AgentState) {
 	t.b.Helper()
 	changed, stop, err := testenv.SubscribeKeyspace(ctx, t.redis.Client, t.store.Keys().Prefix()+"agent:")
 	if err != nil {
 		t.b.Fatal(err)
 	}
 	defer stop()
-	next := 0 // agents before it were idle at an earlier check, and stay so
+	next := 0 // agents before it were in state at an earlier check, and stay so
 	if !testenv.WaitFor(changed, 60*time.Second, func() bool {
 		for ; next < len(agents); next++ {
 			got, err := t.store.GetAgent(ctx, agents[next].ID)
-			if err != nil || got.State != town.StateIdle {
+			if err != nil || got.State != state {
 				return false
 			}
 		}
 		return true
 	}) {
-		t.b.Fatalf("%s did not become idle", agents[next].Name)
+		t.b.Fatalf("%s did not become %s", agents[next].Name, state)
 	}
 }
 
