@@ -21,16 +21,7 @@ func TestWorkerStoppedPastItsLeaseIsFencedOff(t *testing.T) {
 	e := newEnv(t, settings{"heartbeat_secs": 1}) // lease TTL 3 s
 	a := e.agent("sleeper")
 	tok := e.send(a.ID, "SLEEP_FIRST=60 while the worker is frozen")
-	pa := e.agentLoop(a, 100)
-	e.waitStarted(long, tok, 1, pa)
-
-	pa.signal(t, syscall.SIGSTOP)
-	t.Cleanup(func() { _ = syscall.Kill(pa.pid(), syscall.SIGCONT) })
-	lease := e.store.Keys().Lease(a.ID)
-	e.waitFor(15*time.Second, "the frozen worker's lease to expire", func() bool {
-		n, err := e.rdb.Exists(e.ctx(), lease).Result()
-		return err == nil && n == 0
-	})
+	pa := e.freezePastLease(a, tok)
 
 	pb := e.agentLoop(a, 100)
 	r := e.waitEnded(90*time.Second, []*proc{pb}, tok)
@@ -83,16 +74,7 @@ func TestFrozenWorkersTurnIsAdoptedByTheWorkerThatTookOver(t *testing.T) {
 	e := newEnv(t, settings{"heartbeat_secs": 1, "reattach_window_secs": 60}) // lease TTL 3 s
 	a := e.agent("sleeper")
 	tok := e.send(a.ID, "SLEEP_FIRST=8 while the worker is frozen")
-	pa := e.agentLoop(a, 100)
-	e.waitStarted(long, tok, 1, pa)
-
-	pa.signal(t, syscall.SIGSTOP)
-	t.Cleanup(func() { _ = syscall.Kill(pa.pid(), syscall.SIGCONT) })
-	lease := e.store.Keys().Lease(a.ID)
-	e.waitFor(15*time.Second, "the frozen worker's lease to expire", func() bool {
-		n, err := e.rdb.Exists(e.ctx(), lease).Result()
-		return err == nil && n == 0
-	})
+	pa := e.freezePastLease(a, tok)
 
 	pb := e.agentLoop(a, 100)
 	r := e.waitEnded(90*time.Second, []*proc{pb}, tok)
@@ -121,4 +103,21 @@ func TestFrozenWorkersTurnIsAdoptedByTheWorkerThatTookOver(t *testing.T) {
 	r = e.readRuns()
 	e.assertOnce(r, tok, tok2)
 	e.assertClean(a.ID)
+}
+
+// freezePastLease starts a worker for the agent, waits until its turn for
+// tok runs, freezes it (SIGSTOP; SIGCONT at cleanup) and waits until its
+// lease has expired, so another worker may take the agent over.
+func (e *env) freezePastLease(a *town.Agent, tok string) *proc {
+	e.t.Helper()
+	pa := e.agentLoop(a, 100)
+	e.waitStarted(long, tok, 1, pa)
+	pa.signal(e.t, syscall.SIGSTOP)
+	e.t.Cleanup(func() { _ = syscall.Kill(pa.pid(), syscall.SIGCONT) })
+	lease := e.store.Keys().Lease(a.ID)
+	e.waitFor(15*time.Second, "the frozen worker's lease to expire", func() bool {
+		n, err := e.rdb.Exists(e.ctx(), lease).Result()
+		return err == nil && n == 0
+	})
+	return pa
 }
