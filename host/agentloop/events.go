@@ -56,18 +56,27 @@ func (l *Loop) emitAt(ctx context.Context, typ town.EventType, message string, d
 	ev.AgentID = l.id
 	ev.Scope = "tthost." + d.Kind
 	ev.Extra = map[string]any{"tthost": d}
-	c := town.Cursor{Agent: l.id, Seq: l.cursor, EndTurn: endTurn && l.registered}
-	if !l.registered {
-		c = town.Cursor{}
+	var c town.Cursor
+	if l.registered {
+		c = town.Cursor{Agent: l.id, EndTurn: endTurn}
+		if l.cursor > l.cursorWritten {
+			c.Seq = l.cursor // else the record has it: a plain write will do
+		}
 	}
 	if err := l.store.EmitAt(ctx, ev, c); err != nil {
 		l.log.Warn("emit event", "type", typ, "error", err)
+		return
 	}
+	l.cursorWritten = max(l.cursorWritten, c.Seq)
 }
 
 // handled moves the loop's place in the session's events to seq: every
 // event up to it has been handled, and the next write records that.
 func (l *Loop) handled(seq uint64) { l.cursor = max(l.cursor, seq) }
+
+// placeAt sets the loop's place in a session's events to seq, as the
+// session record has it (0 for a new session).
+func (l *Loop) placeAt(seq uint64) { l.cursor, l.cursorWritten = seq, seq }
 
 // activity appends a line to the agent's activity log (best-effort).
 func (l *Loop) activity(ctx context.Context, text string) {

@@ -166,6 +166,7 @@ type Loop struct {
 	choice          backend.Choice
 	session         *live        // the open backend session, nil before the first turn
 	cursor          uint64       // the last event of the session handled (see emit)
+	cursorWritten   uint64       // the last one the session record holds
 	running         *pendingTurn // the turn in progress
 	next            *pendingTurn // a turn an urgent message started while running ended
 

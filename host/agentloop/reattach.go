@@ -67,7 +67,7 @@ func (l *Loop) adopt(ctx context.Context, prev *town.Runtime) (adopted bool, err
 		return false, nil
 	}
 	l.session = l.follow(s)
-	l.cursor = rec.Seq
+	l.placeAt(rec.Seq)
 	if prev != nil && prev.SessionID != "" {
 		// The session's SessionReady came before the cursor: keep what the
 		// predecessor recorded of it.

@@ -44,7 +44,7 @@ func (l *Loop) openSession(ctx context.Context) (*live, error) {
 	if resume != "" {
 		l.say("↻ Resuming the saved runtime session %s", resume)
 	}
-	l.cursor = 0
+	l.placeAt(0)
 	if l.registered {
 		if err := l.store.RecordSessionOpened(ctx, l.id, s.ID(), l.choice.Backend); err != nil {
 			l.log.Warn("record the session", "error", err)
@@ -152,7 +152,7 @@ func (l *Loop) closeSession(ctx context.Context, mode sdk.CloseMode) {
 // forgetSession drops the closed session from the session record: no
 // successor resumes it.
 func (l *Loop) forgetSession(ctx context.Context) {
-	l.cursor = 0
+	l.placeAt(0)
 	if !l.registered {
 		return
 	}
