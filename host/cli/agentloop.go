@@ -124,10 +124,7 @@ func agentLoopRun(ctx context.Context, opts *AgentLoopOptions) error {
 		return err
 	}
 	if restart.Asked() {
-		if err := mgr.Detach(); err != nil {
-			log.Warn("detach from the plugins", "error", err)
-		}
-		return restart.Exec()
+		return restart.Exec(mgr.Detach)
 	}
 	if ctx.Err() == nil {
 		// The agent stopped (stop request, idle timeout, round limit): no

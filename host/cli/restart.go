@@ -93,9 +93,13 @@ func (r *restarter) Close() {
 	r.cancel()
 }
 
-// Exec replaces the process with the binary, same arguments, environment
-// and pid. It returns only on failure.
-func (r *restarter) Exec() error {
+// Exec hands the plugins on (detach: backend.Manager.Detach) and replaces
+// the process with the binary, same arguments, environment and pid. It
+// returns only on failure.
+func (r *restarter) Exec(detach func() error) error {
+	if err := detach(); err != nil {
+		r.log.Warn("detach from the plugins", "error", err)
+	}
 	r.log.Info("re-executing", "binary", r.exe)
 	err := syscall.Exec(r.exe, os.Args, os.Environ())
 	return fmt.Errorf("restart: exec %s: %w; the plugins keep the sessions for their reattach window: start tthost again within it", r.exe, err)

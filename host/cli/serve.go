@@ -177,10 +177,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return err
 	}
 	if restart.Asked() {
-		if err := mgr.Detach(); err != nil {
-			log.Warn("detach from the plugins", "error", err)
-		}
-		return restart.Exec()
+		return restart.Exec(mgr.Detach)
 	}
 	return nil
 }
@@ -229,11 +226,23 @@ func serveUpgrade(ctx context.Context, opts *ServeOptions) error {
 	if !procinfo.Running(before.PID, "serve") {
 		return fmt.Errorf("host %s's record names pid %d, which is not a tthost serve process here: is the host running?", hostID, before.PID)
 	}
+	// The new process registers with a heartbeat, a write of the host's
+	// liveness key: wake on its keyspace event. A server that publishes
+	// none leaves the 1 s poll, which also notices a host that exited.
+	beats := store.Client().PSubscribe(ctx, "__keyspace@*__:"+store.Keys().HostAlive(hostID))
+	defer beats.Close()
+	if _, err := beats.Receive(ctx); err != nil {
+		return fmt.Errorf("watch host %s: %w", hostID, err)
+	}
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
+	timeout := time.NewTimer(opts.UpgradeTimeout)
+	defer timeout.Stop()
+
 	start := time.Now()
 	if err := syscall.Kill(before.PID, RestartSignal); err != nil {
 		return fmt.Errorf("signal host %s (pid %d): %w", hostID, before.PID, err)
 	}
-	deadline := time.Now().Add(opts.UpgradeTimeout)
 	for {
 		r, err := liveHost(ctx, store, hostID)
 		if err == nil && r.PID == before.PID && r.Started.After(before.Started) {
@@ -244,13 +253,13 @@ func serveUpgrade(ctx context.Context, opts *ServeOptions) error {
 		if !procinfo.Running(before.PID, "serve") {
 			return fmt.Errorf("host %s (pid %d) exited instead of restarting: see its log; its plugins keep its turns for [tthost] reattach_window_secs, so start it again with the same --host-id", hostID, before.PID)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("host %s did not come back within %s: see its log (a binary that fails `tthost --version` is refused and the host keeps serving)", hostID, opts.UpgradeTimeout)
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-beats.Channel():
+		case <-poll.C:
+		case <-timeout.C:
+			return fmt.Errorf("host %s did not come back within %s: see its log (a binary that fails `tthost --version` is refused and the host keeps serving)", hostID, opts.UpgradeTimeout)
 		}
 	}
 }
